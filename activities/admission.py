@@ -1,0 +1,81 @@
+"""Admission of a change: register it, authorize the requester (R1, R12), validate it (R2, R3,
+R5, R7) while claiming the subscription, and quote it (R8). Close it when it ends."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities import Dependencies
+from subchange import repo, rules
+from subchange.contracts import (ChangeRequest, CloseChangeInput, Decision, OpenChangeOutput,
+                                 QuoteOutcome, StepInput)
+from subchange.quoting import build_quote
+
+
+class AdmissionActivities:
+    def __init__(self, deps: Dependencies) -> None:
+        self.deps = deps
+
+    @activity.defn(name="open_change")
+    def open_change(self, request: ChangeRequest) -> OpenChangeOutput:
+        with self.deps.sessions() as session:
+            previous = repo.open_change(session=session, workflow_id=activity.info().workflow_id,
+                                        request=request)
+        return OpenChangeOutput(previous_result=previous)
+
+    @activity.defn(name="authorize_admin")
+    def authorize_admin(self, request: ChangeRequest) -> Decision:
+        workflow_id = activity.info().workflow_id
+        with self.deps.sessions() as session:
+            ctx = repo.load_context(session=session, org_id=request.org_id,
+                                    product=request.product)
+            rejection = rules.authorize(self.deps.catalog, request, ctx)
+            if ctx.org is not None:
+                repo.record_audit(
+                    session=session, org_id=request.org_id, actor=request.requested_by,
+                    action=f"request_{request.change.kind}_change",
+                    outcome="denied" if rejection else "authorized",
+                    detail=rejection.reason if rejection else request.describe(),
+                    workflow_id=workflow_id)
+                session.commit()
+        return Decision(rejection=rejection)
+
+    @activity.defn(name="validate_change")
+    def validate_change(self, step: StepInput) -> Decision:
+        request = step.request
+        workflow_id = activity.info().workflow_id
+        with self.deps.sessions() as session:
+            ctx = repo.load_context(session=session, org_id=request.org_id,
+                                    product=request.product)
+            _, rejection = rules.validate(self.deps.catalog, request, ctx, step.change_date)
+            if rejection is None:
+                assert ctx.subscription is not None and ctx.subscription.id is not None
+                holder = repo.claim_subscription(session=session,
+                                                 subscription_id=ctx.subscription.id,
+                                                 workflow_id=workflow_id)
+                if holder is not None:
+                    rejection = rules.reject(
+                        "change_in_progress",
+                        f"another change ({holder}) to this subscription is in progress; "
+                        "wait for it to end or cancel it, then try again")
+        return Decision(rejection=rejection)
+
+    @activity.defn(name="quote_change")
+    def quote_change(self, step: StepInput) -> QuoteOutcome:
+        request = step.request
+        with self.deps.sessions() as session:
+            ctx = repo.load_context(session=session, org_id=request.org_id,
+                                    product=request.product)
+        target, rejection = rules.validate(self.deps.catalog, request, ctx, step.change_date)
+        if rejection is not None:
+            return QuoteOutcome(rejection=rejection)
+        assert target is not None and ctx.org is not None and ctx.subscription is not None
+        quote = build_quote(catalog=self.deps.catalog, org=ctx.org, sub=ctx.subscription,
+                            request=request, target=target, change_date=step.change_date)
+        return QuoteOutcome(quote=quote)
+
+    @activity.defn(name="close_change")
+    def close_change(self, close: CloseChangeInput) -> None:
+        with self.deps.sessions() as session:
+            repo.close_change(session=session, workflow_id=activity.info().workflow_id,
+                              result=close.result)

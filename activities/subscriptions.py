@@ -1,0 +1,33 @@
+"""Applying a change to the subscription (SPEC step 5), atomically and once per change."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import Dependencies
+from subchange import repo
+from subchange.contracts import ApplyInput, ApplyOutput
+from subchange.faults import pause_point
+
+
+class SubscriptionActivities:
+    def __init__(self, deps: Dependencies) -> None:
+        self.deps = deps
+
+    @activity.defn(name="apply_change")
+    def apply_change(self, apply: ApplyInput) -> ApplyOutput:
+        product = self.deps.catalog.product(apply.request.product)
+        target_features = frozenset(product.tier(apply.quote.new_plan).features)
+        pause_point(self.deps.settings, "apply.before_commit")
+        try:
+            with self.deps.sessions() as session:
+                subscription, invoice_number = repo.apply_change(
+                    session=session, workflow_id=activity.info().workflow_id,
+                    request=apply.request, quote=apply.quote, payment=apply.payment,
+                    target_features=target_features)
+        except repo.StaleSubscription as stale:
+            raise ApplicationError(str(stale), type="StaleSubscription",
+                                   non_retryable=True) from None
+        pause_point(self.deps.settings, "apply.after_commit")
+        return ApplyOutput(subscription=subscription, invoice_number=invoice_number)

@@ -1,0 +1,50 @@
+"""Refund tickets for the payments team (R11): opened once per change with the prorated amount."""
+
+from __future__ import annotations
+
+from urllib.parse import quote as url_quote
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from temporalio import activity
+
+from activities import Dependencies
+from subchange.contracts import RefundTicketInput, RefundTicketRecord
+from subchange.tables import RefundTicket, ticket_ref
+
+
+class TicketActivities:
+    def __init__(self, deps: Dependencies) -> None:
+        self.deps = deps
+
+    def change_link(self, workflow_id: str) -> str:
+        settings = self.deps.settings
+        return (f"{settings.web_ui_url.rstrip('/')}/namespaces/"
+                f"{url_quote(settings.temporal_namespace)}/workflows/{url_quote(workflow_id)}")
+
+    @activity.defn(name="open_refund_ticket")
+    def open_refund_ticket(self, ticket: RefundTicketInput) -> RefundTicketRecord:
+        workflow_id = activity.info().workflow_id
+        with self.deps.sessions() as session:
+            row = self._find(session, workflow_id)
+            if row is None:
+                session.add(RefundTicket(
+                    workflow_id=workflow_id, org_id=ticket.request.org_id,
+                    product=ticket.request.product, amount=ticket.quote.refundable_amount,
+                    currency=ticket.quote.currency, invoice_number=ticket.invoice_number,
+                    change_link=self.change_link(workflow_id),
+                    requested_by=ticket.request.requested_by))
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                row = self._find(session, workflow_id)
+            assert row is not None and row.id is not None
+            return RefundTicketRecord(id=ticket_ref(row.id), amount=row.amount,
+                                      currency=row.currency, invoice_number=row.invoice_number,
+                                      change_link=row.change_link)
+
+    @staticmethod
+    def _find(session, workflow_id: str) -> RefundTicket | None:
+        return session.exec(select(RefundTicket)
+                            .where(RefundTicket.workflow_id == workflow_id)).first()

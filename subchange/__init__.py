@@ -1,0 +1,1 @@
+"""Shared domain of the subscription-change service: contracts, tables, catalog, money, settings."""

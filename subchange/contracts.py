@@ -1,0 +1,281 @@
+"""Pydantic contracts: the workflow's input and result, its query and updates, and the activities'
+inputs and outputs. Rows live in tables.py; these are payloads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt,
+                      field_validator)
+
+from subchange.catalog import PRODUCT_IDS
+
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeatChange(Contract):
+    kind: Literal["seats"]
+    seats: Annotated[StrictInt, Field(ge=0, description="the new number of seats")]
+
+
+class PlanChange(Contract):
+    kind: Literal["plan"]
+    plan: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
+def _lower_email(value: str) -> str:
+    return value.strip().lower()
+
+
+class ChangeRequest(Contract):
+    """Input of the `SubscriptionChange` workflow (SPEC section 7)."""
+
+    request_id: Annotated[str, Field(pattern=IDENTIFIER)]
+    org_id: Annotated[str, Field(pattern=IDENTIFIER)]
+    product: str
+    requested_by: EmailStr
+    change: Annotated[SeatChange | PlanChange, Field(discriminator="kind")]
+    request_refund: StrictBool = False
+
+    @field_validator("product")
+    @classmethod
+    def _known_product(cls, value: str) -> str:
+        if value not in PRODUCT_IDS:
+            raise ValueError(f"unknown product {value!r}; expected one of {', '.join(PRODUCT_IDS)}")
+        return value
+
+    @field_validator("requested_by", mode="after")
+    @classmethod
+    def _normalise(cls, value: str) -> str:
+        return _lower_email(value)
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.request_id)
+
+    def describe(self) -> str:
+        what = (f"seats → {self.change.seats}" if isinstance(self.change, SeatChange)
+                else f"plan → {self.change.plan}")
+        return f"{self.org_id}/{self.product}: {what}"
+
+
+def workflow_id_for(request_id: str) -> str:
+    return f"change-{request_id}"
+
+
+class ChangeStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Rejection(Contract):
+    reason_code: str
+    reason: str
+
+
+class Quote(Contract):
+    """Every input of the proration formula, so anyone can recompute the amount (SPEC section 5)."""
+
+    org_id: str
+    product: str
+    kind: Literal["seats", "plan"]
+    pricing_model: str
+    billing_period: Literal["monthly", "yearly"]
+    currency: str
+    payment_method: Literal["online", "offline"]
+    old_plan: str
+    new_plan: str
+    old_seats: int
+    new_seats: int
+    old_unit_price: Decimal
+    new_unit_price: Decimal
+    period_start: date
+    period_end: date
+    change_date: date
+    remaining_days: int
+    period_days: int
+    amount: Decimal = Field(description="signed: positive is due now, negative is unused value")
+    amount_due: Decimal
+    refundable_amount: Decimal
+    new_period_start: date
+    new_period_end: date
+    starts_new_period: bool = False
+    features_switched_off: list[str] = []
+    subscription_version: int
+
+
+class PaymentRecord(Contract):
+    method: Literal["card", "offline", "none"]
+    amount: Decimal = Decimal(0)
+    currency: str
+    charge_id: str | None = None
+    intent_id: str | None = None
+    sales_case: str | None = None
+    approved_by: str | None = None
+    refund_id: str | None = None
+
+
+class InvoiceRecord(Contract):
+    number: str
+    amount: Decimal
+    currency: str
+    emailed_to: str
+
+
+class RefundTicketRecord(Contract):
+    id: str
+    amount: Decimal
+    currency: str
+    invoice_number: str
+    change_link: str
+
+
+class SubscriptionView(Contract):
+    plan: str
+    seats: int
+    pricing_model: str
+    period_start: date
+    period_end: date
+    disabled_features: list[str] = []
+
+
+class ChangeResult(Contract):
+    """Result of the `SubscriptionChange` workflow."""
+
+    workflow_id: str
+    request_id: str
+    status: ChangeStatus
+    reason_code: str | None = None
+    reason: str | None = None
+    quote: Quote | None = None
+    payment: PaymentRecord | None = None
+    invoice: InvoiceRecord | None = None
+    refund_ticket: RefundTicketRecord | None = None
+    subscription: SubscriptionView | None = None
+
+
+class StepRecord(Contract):
+    step: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = "running"
+    detail: str | None = None
+
+
+class ChangeStatusView(Contract):
+    """Answer of the `status` query."""
+
+    workflow_id: str
+    state: str
+    step: str | None
+    waiting_for: str | None
+    history: list[StepRecord]
+    last_error: str | None
+    result: ChangeResult | None = None
+
+
+# --- updates ---------------------------------------------------------------------------------
+
+class RetryRequest(Contract):
+    by: str | None = Field(default=None, max_length=200)
+
+
+class CancelRequest(Contract):
+    by: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class SalesDecision(Contract):
+    approved: StrictBool
+    by: EmailStr
+    note: str = Field(default="", max_length=2000)
+
+
+class UpdateAck(Contract):
+    state: str
+    message: str
+
+
+# --- activities ------------------------------------------------------------------------------
+
+class OpenChangeOutput(Contract):
+    previous_result: ChangeResult | None = None
+
+
+class Decision(Contract):
+    rejection: Rejection | None = None
+
+
+class StepInput(Contract):
+    request: ChangeRequest
+    change_date: date
+
+
+class QuoteOutcome(Contract):
+    quote: Quote | None = None
+    rejection: Rejection | None = None
+
+
+class ChargeInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+
+
+class RefundChargeInput(Contract):
+    intent_id: str
+    amount: Decimal
+    currency: str
+    reason: str
+
+
+class RefundChargeOutput(Contract):
+    refund_id: str
+    amount: Decimal
+
+
+class SalesCaseInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+
+
+class SalesCaseOutput(Contract):
+    case_id: str
+    decision_timeout: timedelta
+
+
+class CloseSalesCaseInput(Contract):
+    case_id: str
+    outcome: Literal["approved", "rejected", "expired", "cancelled"]
+    by: str | None = None
+    note: str = ""
+
+
+class ApplyInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+    payment: PaymentRecord
+
+
+class ApplyOutput(Contract):
+    subscription: SubscriptionView
+    invoice_number: str
+
+
+class RefundTicketInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+    invoice_number: str
+
+
+class CloseChangeInput(Contract):
+    result: ChangeResult

@@ -1,0 +1,55 @@
+"""Engine and sessions for SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlmodel import Session, SQLModel, create_engine
+
+from subchange import tables  # noqa: F401  (registers the tables on the metadata)
+
+SessionFactory = Callable[[], Session]
+
+# SQLite stores NUMERIC as a float; amounts have at most 2 decimals, far within its precision.
+warnings.filterwarnings("ignore", category=sa_exc.SAWarning, message=".*Decimal objects natively.*")
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> sa.Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def create_tables(engine: sa.Engine) -> None:
+    SQLModel.metadata.create_all(engine)
+
+
+def session_factory(engine: sa.Engine) -> SessionFactory:
+    def new_session() -> Session:
+        return Session(engine, expire_on_commit=False)
+
+    return new_session

@@ -1,0 +1,190 @@
+"""Fixture files: organisations, users and subscriptions to create or update (SPEC section 7).
+
+The whole file is validated before anything is written. A test card number becomes the gateway's
+customer and payment-method ids; the card number itself is never stored.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
+from sqlmodel import Session, select
+
+from subchange.catalog import PRODUCT_IDS, default_catalog
+from subchange.contracts import IDENTIFIER, Contract
+from subchange.gateway import Gateway
+from subchange.money import SUPPORTED_CURRENCIES
+from subchange.settings import Settings, describe_validation_error
+from subchange.tables import Org, OrgUser, Subscription, utcnow
+
+
+class FixtureError(ValueError):
+    pass
+
+
+class FixtureUser(Contract):
+    email: EmailStr
+    role: Literal["member", "admin", "super_admin"] = "member"
+    primary_contact: bool = False
+    active: bool = True
+    products: list[str] = []
+
+    @field_validator("email", mode="after")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("products")
+    @classmethod
+    def _known_products(cls, value: list[str]) -> list[str]:
+        unknown = [p for p in value if p not in PRODUCT_IDS]
+        if unknown:
+            raise ValueError(f"unknown product(s) {unknown}; expected {list(PRODUCT_IDS)}")
+        return value
+
+
+class FixtureSubscription(Contract):
+    product: str
+    plan: str
+    seats: Annotated[int, Field(ge=0, strict=True)]
+    pricing_model: str
+    billing_period: Literal["monthly", "yearly"]
+    period_start: date
+    period_end: date
+    payment_method: Literal["online", "offline"]
+    card: Annotated[str | None, Field(pattern=r"^\d{16}$")] = None
+    unit_price: Annotated[Decimal | None, Field(ge=0, max_digits=12, decimal_places=2)] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FixtureSubscription:
+        catalog = default_catalog()
+        if self.product not in catalog.products:
+            raise ValueError(f"product: unknown product {self.product!r}")
+        product = catalog.product(self.product)
+        if not product.has_tier(self.plan):
+            raise ValueError(f"plan: {self.product} has no plan {self.plan!r}; plans: "
+                             + ", ".join(t.id for t in product.tiers))
+        if self.pricing_model not in product.pricing_models:
+            raise ValueError(f"pricing_model: {self.product} is priced "
+                             + " or ".join(product.pricing_models))
+        if self.period_end <= self.period_start:
+            raise ValueError("period_end must be after period_start")
+        if self.seats > product.tier(self.plan).max_seats:
+            raise ValueError(f"seats: {self.plan} allows at most "
+                             f"{product.tier(self.plan).max_seats}")
+        if self.payment_method == "online" and self.card is None:
+            raise ValueError("card: an online subscription needs a gateway test card")
+        if self.payment_method == "offline" and self.card is not None:
+            raise ValueError("card: an offline (bank transfer) subscription has no card")
+        return self
+
+
+class FixtureOrg(Contract):
+    id: Annotated[str, Field(pattern=IDENTIFIER)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    currency: str
+    billing_email: EmailStr
+    users: list[FixtureUser] = []
+    subscriptions: list[FixtureSubscription] = []
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if value not in SUPPORTED_CURRENCIES:
+            raise ValueError(f"unsupported currency {value!r}; expected one of "
+                             f"{', '.join(SUPPORTED_CURRENCIES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> FixtureOrg:
+        emails = [u.email for u in self.users]
+        if len(emails) != len(set(emails)):
+            raise ValueError("users: an email appears twice")
+        products = [s.product for s in self.subscriptions]
+        if len(products) != len(set(products)):
+            raise ValueError("subscriptions: a product appears twice")
+        return self
+
+
+class Fixture(Contract):
+    orgs: list[FixtureOrg]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Fixture:
+        ids = [o.id for o in self.orgs]
+        if len(ids) != len(set(ids)):
+            raise ValueError("orgs: an org id appears twice")
+        return self
+
+
+def parse_fixture(text: str) -> Fixture:
+    try:
+        return Fixture.model_validate_json(text)
+    except ValidationError as error:
+        raise FixtureError(describe_validation_error(error)) from None
+
+
+BILLING_FIELDS = ("plan", "seats", "pricing_model", "billing_period", "period_start",
+                  "period_end", "unit_price")
+
+
+def load_fixture(fixture: Fixture, *, session: Session, gateway: Gateway, settings: Settings
+                 ) -> dict[str, int]:
+    """Create or update everything in the fixture; returns counts of what was written."""
+    if any(s.card for o in fixture.orgs for s in o.subscriptions) and not settings.gateway_test_mode:
+        raise FixtureError("card: test card numbers are accepted only with a test gateway "
+                           "(an sk_test_ key or a local STRIPE_API_BASE)")
+    counts = {"orgs": 0, "users": 0, "subscriptions": 0}
+    for org_in in fixture.orgs:
+        org = session.get(Org, org_in.id) or Org(id=org_in.id, name="", currency="",
+                                                 billing_email="")
+        org.name, org.currency, org.billing_email = (org_in.name, org_in.currency,
+                                                     org_in.billing_email)
+        org.updated_at = utcnow()
+        session.add(org)
+        counts["orgs"] += 1
+        for user_in in org_in.users:
+            user = session.exec(select(OrgUser).where(OrgUser.org_id == org.id,
+                                                      OrgUser.email == user_in.email)).first()
+            user = user or OrgUser(org_id=org.id, email=user_in.email, role=user_in.role)
+            for field in ("role", "primary_contact", "active", "products"):
+                setattr(user, field, getattr(user_in, field))
+            session.add(user)
+            counts["users"] += 1
+        for sub_in in org_in.subscriptions:
+            sub = session.exec(select(Subscription).where(
+                Subscription.org_id == org.id, Subscription.product == sub_in.product)).first()
+            _load_subscription(sub_in, sub, org=org, session=session, gateway=gateway)
+            counts["subscriptions"] += 1
+    session.commit()
+    return counts
+
+
+def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *, org: Org,
+                       session: Session, gateway: Gateway) -> None:
+    if sub is None:
+        sub = Subscription(org_id=org.id, product=sub_in.product, plan=sub_in.plan,
+                           seats=sub_in.seats, pricing_model=sub_in.pricing_model,
+                           billing_period=sub_in.billing_period,
+                           period_start=sub_in.period_start, period_end=sub_in.period_end,
+                           payment_method=sub_in.payment_method)
+    elif any(getattr(sub, f) != getattr(sub_in, f) for f in BILLING_FIELDS):
+        sub.version += 1  # quotes priced on the old values must not apply over the new ones
+    for field in BILLING_FIELDS + ("payment_method",):
+        setattr(sub, field, getattr(sub_in, field))
+    if sub_in.card is None:
+        sub.gateway_customer_id = sub.gateway_payment_method_id = sub.card_last4 = None
+    else:
+        if not (sub.gateway_customer_id and gateway.customer_exists(sub.gateway_customer_id)):
+            sub.gateway_customer_id = gateway.create_customer(email=org.billing_email,
+                                                              name=org.name, org_id=org.id)
+            sub.gateway_payment_method_id = None
+        method = sub.gateway_payment_method_id
+        if not (method and gateway.payment_method_last4(method) == sub_in.card[-4:]
+                and sub.card_last4 == sub_in.card[-4:]):
+            sub.gateway_payment_method_id, sub.card_last4 = gateway.create_test_card(sub_in.card)
+    sub.updated_at = utcnow()
+    session.add(sub)

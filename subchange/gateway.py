@@ -1,0 +1,118 @@
+"""The payment gateway: the Stripe API through the official SDK (localstripe in the embedded stack).
+
+Charges are two-phase: a PaymentIntent is created unconfirmed, its id recorded in our database,
+and only then confirmed. A crash at any point leaves either an unconfirmed intent (no money moved)
+or a recorded one whose state the retry reads back; nothing relies on idempotency keys, which the
+local server ignores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import stripe
+
+from subchange.settings import Settings
+
+
+@dataclass(frozen=True)
+class IntentState:
+    id: str
+    status: str  # requires_confirmation | succeeded | requires_payment_method | ...
+    charge_id: str | None
+    decline_code: str | None
+    decline_message: str | None
+
+
+class CardDeclined(Exception):
+    def __init__(self, code: str | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.client = stripe.StripeClient(
+            settings.stripe_api_key,
+            base_addresses={"api": settings.stripe_api_base},
+            max_network_retries=0,  # Temporal owns retries
+        )
+
+    # -- set-up of customers (fixture loader) ------------------------------------------------
+
+    def create_customer(self, *, email: str, name: str, org_id: str) -> str:
+        customer = self.client.v1.customers.create(
+            params={"email": email, "name": name, "metadata": {"org_id": org_id}})
+        return customer.id
+
+    def customer_exists(self, customer_id: str) -> bool:
+        try:
+            customer = self.client.v1.customers.retrieve(customer_id)
+        except stripe.InvalidRequestError:
+            return False
+        return not getattr(customer, "deleted", False)
+
+    def create_test_card(self, card_number: str) -> tuple[str, str]:
+        """A PaymentMethod for a gateway test card number; returns (id, last4)."""
+        method = self.client.v1.payment_methods.create(params={
+            "type": "card",
+            "card": {"number": card_number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        })
+        return method.id, card_number[-4:]
+
+    def payment_method_last4(self, method_id: str) -> str | None:
+        try:
+            method = self.client.v1.payment_methods.retrieve(method_id)
+        except stripe.InvalidRequestError:
+            return None
+        return method.card.last4 if method.card else None
+
+    # -- charging ----------------------------------------------------------------------------
+
+    def _attach(self, *, customer_id: str, method_id: str) -> None:
+        method = self.client.v1.payment_methods.retrieve(method_id)
+        if method.customer != customer_id:
+            self.client.v1.payment_methods.attach(method_id, params={"customer": customer_id})
+
+    def create_intent(self, *, amount_minor: int, currency: str, customer_id: str,
+                      method_id: str, metadata: dict[str, str]) -> str:
+        """Attach the card (the gateway may decline it here) and create an unconfirmed intent."""
+        try:
+            self._attach(customer_id=customer_id, method_id=method_id)
+        except stripe.CardError as error:
+            raise CardDeclined(error.code, error.user_message or str(error)) from None
+        intent = self.client.v1.payment_intents.create(params={
+            "amount": amount_minor, "currency": currency.lower(), "customer": customer_id,
+            "payment_method": method_id, "metadata": metadata,
+        })
+        return intent.id
+
+    def confirm_intent(self, intent_id: str) -> IntentState:
+        try:
+            self.client.v1.payment_intents.confirm(intent_id)
+        except stripe.CardError:
+            pass  # the declined state is read back below
+        return self.intent_state(intent_id)
+
+    def intent_state(self, intent_id: str) -> IntentState:
+        intent = self.client.v1.payment_intents.retrieve(intent_id)
+        charge = intent.latest_charge
+        charge_id = charge if isinstance(charge, str) or charge is None else charge.id
+        error = intent.last_payment_error
+        return IntentState(
+            id=intent.id, status=intent.status, charge_id=charge_id,
+            decline_code=getattr(error, "code", None) if error else None,
+            decline_message=getattr(error, "message", None) if error else None,
+        )
+
+    # -- refunds (compensation) --------------------------------------------------------------
+
+    def refund_intent(self, intent_id: str, *, metadata: dict[str, str]) -> tuple[str, int]:
+        """Refund an intent in full, once: an existing refund of the intent is returned as is."""
+        existing = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 10})
+        if existing.data:
+            refund = existing.data[0]
+        else:
+            refund = self.client.v1.refunds.create(
+                params={"payment_intent": intent_id, "metadata": metadata})
+        return refund.id, refund.amount

@@ -1,0 +1,68 @@
+"""The quote (R8, SPEC section 5): the adjustment a change costs or frees, before anything moves."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+
+from subchange.catalog import Catalog
+from subchange.contracts import ChangeRequest, Quote
+from subchange.money import prorate, round_money
+from subchange.rules import Target
+from subchange.tables import Org, Subscription
+
+
+def period_length(period: str) -> relativedelta:
+    return relativedelta(months=1) if period == "monthly" else relativedelta(years=1)
+
+
+def unit_prices(catalog: Catalog, org: Org, sub: Subscription, target_plan: str
+                ) -> tuple[Decimal, Decimal]:
+    """Old and new unit price. A negotiated price overrides the catalog for the plan it was
+    negotiated for; a move to another plan is priced from the catalog."""
+
+    def listed(plan: str) -> Decimal:
+        return catalog.unit_price(product=sub.product, tier=plan, pricing_model=sub.pricing_model,
+                                  currency=org.currency, period=sub.billing_period)  # type: ignore[arg-type]
+
+    old = sub.unit_price if sub.unit_price is not None else listed(sub.plan)
+    new = old if target_plan == sub.plan else listed(target_plan)
+    return old, new
+
+
+def build_quote(*, catalog: Catalog, org: Org, sub: Subscription, request: ChangeRequest,
+                target: Target, change_date: date) -> Quote:
+    old_price, new_price = unit_prices(catalog, org, sub, target.plan)
+    currency = org.currency
+    starts_new_period = target.plan != sub.plan and old_price == 0 and new_price > 0
+    if starts_new_period:
+        # Upgrading from the free tier starts a new billing period today, charged in full.
+        new_start = change_date
+        new_end = change_date + period_length(sub.billing_period)
+        days = (new_end - new_start).days
+        amount = round_money(target.seats * new_price, currency)
+        remaining_days = period_days = days
+    else:
+        proration = prorate(old_seats=sub.seats, old_unit_price=old_price,
+                            new_seats=target.seats, new_unit_price=new_price,
+                            period_start=sub.period_start, period_end=sub.period_end,
+                            change_date=change_date, currency=currency)
+        new_start, new_end = sub.period_start, sub.period_end
+        amount = proration.amount
+        remaining_days, period_days = proration.remaining_days, proration.period_days
+    zero = round_money(Decimal(0), currency)
+    return Quote(
+        org_id=org.id, product=sub.product, kind=request.change.kind,
+        pricing_model=sub.pricing_model, billing_period=sub.billing_period,  # type: ignore[arg-type]
+        currency=currency, payment_method=sub.payment_method,  # type: ignore[arg-type]
+        old_plan=sub.plan, new_plan=target.plan, old_seats=sub.seats, new_seats=target.seats,
+        old_unit_price=old_price, new_unit_price=new_price,
+        period_start=sub.period_start, period_end=sub.period_end, change_date=change_date,
+        remaining_days=remaining_days, period_days=period_days,
+        amount=amount, amount_due=max(amount, zero), refundable_amount=max(-amount, zero),
+        new_period_start=new_start, new_period_end=new_end, starts_new_period=starts_new_period,
+        features_switched_off=list(target.features_switched_off),
+        subscription_version=sub.version,
+    )

@@ -1,0 +1,59 @@
+"""Wiring shared by worker.py, starter.py, the demo and the tests: client, worker, search
+attributes."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (AddSearchAttributesRequest,
+                                               ListSearchAttributesRequest)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities import Dependencies, all_activities
+from subchange.catalog import default_catalog
+from subchange.db import create_tables, make_engine, session_factory
+from subchange.gateway import Gateway
+from subchange.search_attributes import ALL_KEYS
+from subchange.settings import Settings
+from workflows.subscription_change import SubscriptionChange
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                data_converter=pydantic_data_converter)
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register the missing search attributes; returns the names it added (idempotent)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    missing = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+               for key in ALL_KEYS if key.name not in known}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+    return sorted(missing)
+
+
+def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dependencies:
+    engine = make_engine(settings.database_url)
+    if create_schema:
+        create_tables(engine)
+    return Dependencies(settings=settings, sessions=session_factory(engine),
+                        catalog=default_catalog(), gateway=Gateway(settings))
+
+
+def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
+                 max_concurrent_activities: int = 16) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or deps.settings.task_queue,
+        workflows=[SubscriptionChange],
+        activities=all_activities(deps),
+        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
+        max_concurrent_activities=max_concurrent_activities,
+    )

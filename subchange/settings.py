@@ -1,0 +1,72 @@
+"""Configuration from the environment (a `.env` file may set it), with the embedded defaults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "subscription-changes"
+    database_url: str = "sqlite:///var/subchange.db"
+    stripe_api_key: str = "sk_test_localstripe"
+    stripe_api_base: str = "http://localhost:8420"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=8025, ge=1, le=65535)
+    mail_from: str = "billing@subchange.example"
+    sales_decision_timeout: timedelta = timedelta(days=14)
+    web_ui_url: str = "http://localhost:8233"
+    # Fault injection for the crash tests: pause at these named points (comma separated).
+    fault_pause_points: str = ""
+    fault_pause_seconds: float = 30.0
+
+    @field_validator("sales_decision_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. P14D or 1209600 (seconds)")
+        return value
+
+    @field_validator("stripe_api_key")
+    @classmethod
+    def _stripe_key(cls, value: str) -> str:
+        if not value.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+            raise ValueError("must be a Stripe secret key (sk_test_... or sk_live_...)")
+        return value
+
+    @property
+    def gateway_test_mode(self) -> bool:
+        """Test cards are accepted only against a test key or a local gateway (SPEC section 7)."""
+        local = any(h in self.stripe_api_base for h in ("localhost", "127.0.0.1", "[::1]"))
+        return self.stripe_api_key.startswith(("sk_test_", "rk_test_")) or local
+
+
+class ConfigurationError(Exception):
+    """Raised with a message naming each bad variable."""
+
+
+def describe_validation_error(error: ValidationError, *, env_names: bool = False) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "input"
+        if env_names:
+            field = field.upper()
+        lines.append(f"{field}: {item['msg']}")
+    return "; ".join(lines)
+
+
+@cache
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(
+            "configuration error: " + describe_validation_error(error, env_names=True)
+        ) from None

@@ -1,0 +1,194 @@
+"""SQLModel tables: rows of the service's own database. Never used as Temporal payloads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _money_column(nullable: bool = False) -> sa.Column:
+    return sa.Column(sa.Numeric(14, 2), nullable=nullable)
+
+
+def _json_column() -> sa.Column:
+    return sa.Column(sa.JSON, nullable=False, default=list)
+
+
+def _timestamp(nullable: bool = False) -> sa.Column:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+
+
+class Org(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    currency: str = Field(max_length=3)
+    billing_email: str = Field(max_length=254)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class OrgUser(SQLModel, table=True):
+    __tablename__ = "org_user"
+    __table_args__ = (sa.UniqueConstraint("org_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="org.id", index=True, max_length=64)
+    email: str = Field(max_length=254)
+    role: str = Field(max_length=32)  # member | admin | super_admin
+    primary_contact: bool = False
+    active: bool = True
+    products: list[str] = Field(default_factory=list, sa_column=_json_column())
+
+
+class Subscription(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("org_id", "product"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="org.id", index=True, max_length=64)
+    product: str = Field(max_length=32)
+    plan: str = Field(max_length=32)
+    seats: int
+    pricing_model: str = Field(max_length=32)
+    billing_period: str = Field(max_length=16)
+    period_start: date
+    period_end: date
+    payment_method: str = Field(max_length=16)  # online | offline
+    gateway_customer_id: str | None = Field(default=None, max_length=64)
+    gateway_payment_method_id: str | None = Field(default=None, max_length=64)
+    card_last4: str | None = Field(default=None, max_length=4)
+    unit_price: Decimal | None = Field(default=None, sa_column=_money_column(nullable=True))
+    disabled_features: list[str] = Field(default_factory=list, sa_column=_json_column())
+    version: int = 1  # bumped by every applied change: quotes name the version they priced
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class ChangeRecord(SQLModel, table=True):
+    """One row per change (workflow id), holding its final result once it has ended."""
+
+    __tablename__ = "change_record"
+
+    workflow_id: str = Field(primary_key=True, max_length=80)
+    request_id: str = Field(max_length=64)
+    org_id: str = Field(index=True, max_length=64)
+    product: str = Field(max_length=32)
+    kind: str = Field(max_length=16)
+    requested_by: str = Field(max_length=254)
+    status: str = Field(default="running", max_length=16)
+    result: dict | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class SubscriptionClaim(SQLModel, table=True):
+    """At most one change in flight per subscription: the row names the change that holds it."""
+
+    __tablename__ = "subscription_claim"
+
+    subscription_id: int = Field(primary_key=True, foreign_key="subscription.id")
+    workflow_id: str = Field(max_length=80)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class GatewayCall(SQLModel, table=True):
+    """Idempotency ledger of payment-gateway side effects, keyed by workflow id and step."""
+
+    __tablename__ = "gateway_call"
+
+    workflow_id: str = Field(primary_key=True, max_length=80)
+    step: str = Field(primary_key=True, max_length=32)
+    status: str = Field(max_length=16)  # started | created | succeeded | declined
+    external_id: str | None = Field(default=None, max_length=64)
+    amount: Decimal | None = Field(default=None, sa_column=_money_column(nullable=True))
+    currency: str | None = Field(default=None, max_length=3)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class AppliedChange(SQLModel, table=True):
+    __tablename__ = "applied_change"
+
+    workflow_id: str = Field(primary_key=True, max_length=80)
+    subscription_id: int = Field(foreign_key="subscription.id", index=True)
+    before: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    after: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    applied_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class Invoice(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    number: str | None = Field(default=None, unique=True, max_length=32)
+    workflow_id: str = Field(unique=True, max_length=80)
+    org_id: str = Field(index=True, max_length=64)
+    product: str = Field(max_length=32)
+    amount: Decimal = Field(sa_column=_money_column())
+    currency: str = Field(max_length=3)
+    emailed_to: str = Field(max_length=254)
+    email_status: str = Field(default="pending", max_length=16)  # pending | sending | sent
+    message_id: str | None = Field(default=None, max_length=200)
+    quote: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    payment: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    sent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class RefundTicket(SQLModel, table=True):
+    __tablename__ = "refund_ticket"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(unique=True, max_length=80)
+    org_id: str = Field(index=True, max_length=64)
+    product: str = Field(max_length=32)
+    amount: Decimal = Field(sa_column=_money_column())
+    currency: str = Field(max_length=3)
+    invoice_number: str = Field(max_length=32)
+    change_link: str = Field(max_length=500)
+    requested_by: str = Field(max_length=254)
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class SalesCase(SQLModel, table=True):
+    __tablename__ = "sales_case"
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(unique=True, max_length=80)
+    org_id: str = Field(index=True, max_length=64)
+    product: str = Field(max_length=32)
+    summary: str = Field(max_length=500)
+    amount: Decimal = Field(sa_column=_money_column())
+    currency: str = Field(max_length=3)
+    status: str = Field(default="open", max_length=16)  # open | approved | rejected | expired ...
+    decided_by: str | None = Field(default=None, max_length=254)
+    note: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    decided_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    org_id: str = Field(index=True, max_length=64)
+    actor: str = Field(max_length=254)
+    action: str = Field(max_length=64)
+    outcome: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=1000)
+    workflow_id: str | None = Field(default=None, max_length=80)
+
+
+def sales_case_ref(case_id: int) -> str:
+    return f"SC-{case_id:06d}"
+
+
+def ticket_ref(ticket_id: int) -> str:
+    return f"RT-{ticket_id:06d}"
+
+
+def invoice_ref(invoice_id: int, issued: datetime) -> str:
+    return f"INV-{issued:%Y}-{invoice_id:06d}"

@@ -1,0 +1,45 @@
+"""Run the subscription-change worker against the configured Temporal server.
+
+Creates missing database tables and registers missing search attributes first (idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from subchange.runtime import build_dependencies, build_worker, connect, ensure_search_attributes
+from subchange.settings import ConfigurationError, get_settings
+
+log = logging.getLogger("worker")
+
+
+async def main() -> None:
+    settings = get_settings()
+    deps = build_dependencies(settings)
+    client = await connect(settings)
+    added = await ensure_search_attributes(client, settings.temporal_namespace)
+    if added:
+        log.info("registered search attributes: %s", ", ".join(added))
+    worker = build_worker(client, deps)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker polling task queue %r on %s (namespace %s)", settings.task_queue,
+             settings.temporal_address, settings.temporal_namespace)
+    async with worker:
+        await stop.wait()
+    log.info("worker stopped")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(main())
+    except ConfigurationError as error:
+        print(error, file=sys.stderr)
+        sys.exit(2)
