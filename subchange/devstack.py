@@ -81,7 +81,7 @@ def start_localstripe(port: int | None = None, log: Path | None = None
 def start_smtp(maildir: Path, port: int | None = None, log: Path | None = None
                ) -> tuple[subprocess.Popen, int]:
     port = port or free_port()
-    maildir.mkdir(parents=True, exist_ok=True)
+    maildir.parent.mkdir(parents=True, exist_ok=True)  # the handler creates the Maildir itself
     process = spawn([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
                      "-c", "aiosmtpd.handlers.Mailbox", str(maildir)], log)
     wait_for_port(port, process, "SMTP server")

@@ -54,7 +54,11 @@ def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dep
 
 
 def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
-                 max_concurrent_activities: int = 16) -> Worker:
+                 max_concurrent_activities: int = 16, fail_workflows_on_bugs: bool = False,
+                 ) -> Worker:
+    """A worker for the service. `fail_workflows_on_bugs` (tests) fails a workflow whose code
+    raises instead of retrying its task forever, the production behaviour that lets a fix be
+    deployed under a stuck change."""
     return Worker(
         client,
         task_queue=task_queue or deps.settings.task_queue,
@@ -62,4 +66,5 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
         activities=all_activities(deps),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        workflow_failure_exception_types=[Exception] if fail_workflows_on_bugs else [],
     )

@@ -134,7 +134,8 @@ def task_queue() -> str:
 @pytest.fixture
 async def ts_worker(time_skipping_env: WorkflowEnvironment, deps: Dependencies,
                     task_queue: str) -> AsyncIterator[Worker]:
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue) as worker:
+    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
+                            fail_workflows_on_bugs=True) as worker:
         yield worker
 
 

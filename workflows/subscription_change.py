@@ -28,7 +28,6 @@ with workflow.unsafe.imports_passed_through():
                                      RefundChargeInput, RefundTicketInput, Rejection,
                                      RetryRequest, SalesCaseInput, SalesDecision, StepInput,
                                      UpdateAck)
-    from subchange.money import format_money
     from subchange.search_attributes import search_attribute_updates
     from subchange.settings import describe_validation_error
     from workflows.policies import STEPS
@@ -103,7 +102,7 @@ class SubscriptionChange:
         elif quote.amount_due > 0:
             self.payment = await self._step(
                 "charge", PaymentActivities.charge, ChargeInput(request=request, quote=quote),
-                summary=f"charge {format_money(quote.amount_due, quote.currency)} to the card")
+                summary=f"charge {quote.amount_due} {quote.currency} to the card")
             self._move("charge")
         else:
             self.payment = PaymentRecord(method="none", currency=quote.currency)
