@@ -9,9 +9,10 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import (BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt,
-                      field_validator)
+                      field_validator, model_validator)
 
 from subchange.catalog import PRODUCT_IDS
+from subchange.money import round_money
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
@@ -114,7 +115,19 @@ class Quote(Contract):
     subscription_version: int
 
 
-class PaymentRecord(Contract):
+class MoneyRecord(Contract):
+    """A record with an `amount` in `currency`, kept at the currency's minor unit (JPY 4352,
+    not 4352.00, however the database column stores it)."""
+
+    @model_validator(mode="after")
+    def _minor_unit(self):  # noqa: ANN202
+        amount = getattr(self, "amount", None)
+        if isinstance(amount, Decimal):
+            object.__setattr__(self, "amount", round_money(amount, self.currency))
+        return self
+
+
+class PaymentRecord(MoneyRecord):
     method: Literal["card", "offline", "none"]
     amount: Decimal = Decimal(0)
     currency: str
@@ -125,14 +138,14 @@ class PaymentRecord(Contract):
     refund_id: str | None = None
 
 
-class InvoiceRecord(Contract):
+class InvoiceRecord(MoneyRecord):
     number: str
     amount: Decimal
     currency: str
     emailed_to: str
 
 
-class RefundTicketRecord(Contract):
+class RefundTicketRecord(MoneyRecord):
     id: str
     amount: Decimal
     currency: str

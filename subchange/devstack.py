@@ -99,8 +99,20 @@ def start_temporal(db_file: Path, port: int, ui_port: int, log: Path | None = No
     return process
 
 
-def start_worker(env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
-    return spawn([sys.executable, str(ROOT / "worker.py")], log, env)
+def start_worker(env: dict[str, str], log: Path, timeout: float = 60) -> subprocess.Popen:
+    """Start worker.py and wait until it polls (after creating tables and search attributes)."""
+    offset = log.stat().st_size if log.exists() else 0
+    process = spawn([sys.executable, str(ROOT / "worker.py")], log, env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the worker exited with code {process.returncode}; see {log}")
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            if b"worker polling task queue" in handle.read():
+                return process
+        time.sleep(0.2)
+    raise TimeoutError(f"the worker did not start polling within {timeout}s; see {log}")
 
 
 @dataclass
@@ -110,6 +122,7 @@ class Stack:
     ui_port: int = 8233
     stripe_port: int = 8420
     smtp_port: int = 8025
+    root: Path = ROOT
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -127,6 +140,10 @@ class Stack:
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port),
             "WEB_UI_URL": f"http://localhost:{self.ui_port}",
         }
+
+    @property
+    def process_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
 
     def start(self) -> None:
         logs = self.var / "logs"

@@ -8,13 +8,21 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from babel.numbers import format_currency, get_currency_precision
 
-SUPPORTED_CURRENCIES = ("JPY", "USD", "EUR")
+# Digits of each currency's minor unit, as CLDR has them (a test checks this against babel).
+# A table rather than a babel call: contracts round with it inside the workflow sandbox, where
+# loading babel's locale data is off limits.
+MINOR_UNIT_DIGITS = {"JPY": 0, "USD": 2, "EUR": 2}
+SUPPORTED_CURRENCIES = tuple(MINOR_UNIT_DIGITS)
 
 
 def minor_unit_digits(currency: str) -> int:
-    """Digits after the decimal point in the currency's minor unit (JPY 0, USD 2), per CLDR."""
-    if currency not in SUPPORTED_CURRENCIES:
+    """Digits after the decimal point in the currency's minor unit (JPY 0, USD 2)."""
+    if currency not in MINOR_UNIT_DIGITS:
         raise ValueError(f"unsupported currency {currency!r}; expected one of {SUPPORTED_CURRENCIES}")
+    return MINOR_UNIT_DIGITS[currency]
+
+
+def cldr_minor_unit_digits(currency: str) -> int:
     return get_currency_precision(currency)
 
 

@@ -3,7 +3,7 @@ Web UI's current details. Plain data, driven by the workflow with `workflow.now(
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from subchange.contracts import StepRecord
 
@@ -44,3 +44,15 @@ class Progress:
         if self.last_error:
             lines.append(f"**Last error:** {self.last_error}")
         return "\n\n".join(lines)
+
+
+def describe_duration(duration: timedelta) -> str:
+    """'14 days', '2 hours', '1 day 6 hours': for people reading a status or the Web UI."""
+    seconds = int(duration.total_seconds())
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts[:2]) or "0 seconds"
+

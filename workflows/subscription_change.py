@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from subchange.search_attributes import search_attribute_updates
     from subchange.settings import describe_validation_error
     from workflows.policies import STEPS
-    from workflows.progress import Progress
+    from workflows.progress import Progress, describe_duration
 
 
 class CancelRequested(Exception):
@@ -136,7 +136,7 @@ class SubscriptionChange:
         self._move("route_to_sales")
         self.progress.wait(workflow.now(), "sales_decision",
                            f"a sales decision on {case.case_id} (expires after "
-                           f"{case.decision_timeout})")
+                           f"{describe_duration(case.decision_timeout)})")
         self._publish()
         try:
             await workflow.wait_condition(
@@ -147,7 +147,7 @@ class SubscriptionChange:
             await self._close_sales_case("expired")
             return await self._finish("expire", self._result(
                 ChangeStatus.EXPIRED, reason_code="sales_decision_timeout",
-                reason=f"no sales decision on {case.case_id} within {case.decision_timeout}"))
+                reason=f"no sales decision on {case.case_id} within {describe_duration(case.decision_timeout)}"))
         if self.decision is None:
             self.progress.done(workflow.now(), "cancelled")
             raise CancelRequested

@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
+
+.PHONY: demo up test test-sqlite test-postgres lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# The embedded stack (Temporal dev server + Web UI, localstripe, SMTP sink, worker) and the
+# source documents' cases; the stack keeps running afterwards until Ctrl-C.
+demo: $(BIN)/.installed
+	$(BIN)/python -m subchange.devstack demo
+
+# The stack alone.
+up: $(BIN)/.installed
+	$(BIN)/python -m subchange.devstack up
+
+# The suite on SQLite, then on PostgreSQL when one answers at 127.0.0.1:5432.
+test: $(BIN)/.installed
+	$(MAKE) --no-print-directory test-sqlite
+	@if $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; \
+	then $(MAKE) --no-print-directory test-postgres; \
+	else echo "PostgreSQL is not reachable at 127.0.0.1:5432: ran the SQLite suite only"; fi
+
+test-sqlite: $(BIN)/.installed
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-postgres: $(BIN)/.installed
+	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(BIN)/.installed
+	$(BIN)/pip install --quiet ruff==0.17.5
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,220 @@
+"""The demo: the source documents' cases, run through `starter.py` against the embedded stack.
+
+Each case prints the command it runs, the steps as they happen and a one-line outcome, so the
+output doubles as a tour of the command line. One change is left waiting for support on purpose,
+so the Web UI has something to show under `ChangeStep="awaiting_support"`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dateutil.relativedelta import relativedelta
+
+if TYPE_CHECKING:
+    from subchange.devstack import Stack
+
+GOOD_CARD, DECLINING_CARD = "4242424242424242", "4000000000000341"
+
+
+def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
+    """Organisations of the source documents, with a billing period that contains today."""
+    today = today or datetime.now(timezone.utc)
+    start = today.date().replace(day=1)
+    period = {"billing_period": "monthly", "period_start": str(start),
+              "period_end": str(start + relativedelta(months=1))}
+
+    def sub(product: str, plan: str, seats: int, **extra: Any) -> dict[str, Any]:
+        return {"product": product, "plan": plan, "seats": seats, "payment_method": "online",
+                "card": GOOD_CARD, "unit_price": None,
+                "pricing_model": "per_agent" if product == "desk" else "all_employee",
+                **period, **extra}
+
+    def staff(domain: str, count: int, products: list[str]) -> list[dict[str, Any]]:
+        return [{"email": f"staff{n:02d}@{domain}", "products": products}
+                for n in range(1, count + 1)]
+
+    return {"orgs": [
+        # Zoho One, all-employee pricing: 35 → 32 (30 people work there, so 32 is fine, 28 isn't).
+        {"id": "acme", "name": "Acme KK", "currency": "JPY", "billing_email": "billing@acme.example",
+         "users": [{"email": "admin@acme.example", "role": "admin", "products": ["one"]},
+                   *staff("acme.example", 29, ["one"])],
+         "subscriptions": [sub("one", "enterprise", 35)]},
+        # Zoho One, flexible user pricing: 30 → 35, charged to the card.
+        {"id": "kaede", "name": "Kaede Design KK", "currency": "JPY",
+         "billing_email": "billing@kaede.example",
+         "users": [{"email": "admin@kaede.example", "role": "admin", "products": ["one"]},
+                   *staff("kaede.example", 20, ["one"])],
+         "subscriptions": [sub("one", "enterprise", 30, pricing_model="flexible_user")]},
+        # Zoho Desk downgrades: only the primary contact (or a super admin) may change the plan.
+        {"id": "sakura", "name": "Sakura Support KK", "currency": "JPY",
+         "billing_email": "billing@sakura.example",
+         "users": [{"email": "owner@sakura.example", "role": "admin", "primary_contact": True,
+                    "products": ["desk"]},
+                   {"email": "it@sakura.example", "role": "admin", "products": ["desk"]},
+                   *staff("sakura.example", 4, ["desk"])],
+         "subscriptions": [sub("desk", "enterprise", 8)]},
+        # Pays by bank transfer: every change goes to sales (the note at the top of the document).
+        {"id": "minato", "name": "Minato Trading KK", "currency": "JPY",
+         "billing_email": "billing@minato.example",
+         "users": [{"email": "admin@minato.example", "role": "admin", "products": ["one"]},
+                   *staff("minato.example", 9, ["one"])],
+         "subscriptions": [sub("one", "enterprise", 10, payment_method="offline", card=None)]},
+        # A USD customer whose card is declined at charge time: the change waits for support.
+        {"id": "globex", "name": "Globex Inc", "currency": "USD",
+         "billing_email": "billing@globex.example",
+         "users": [{"email": "admin@globex.example", "role": "admin", "products": ["one"]}],
+         "subscriptions": [sub("one", "enterprise", 5, pricing_model="flexible_user",
+                               card=DECLINING_CARD)]},
+    ]}
+
+
+class Demo:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.run_id = datetime.now(timezone.utc).strftime("%H%M%S")
+        self.failures: list[str] = []
+
+    def starter(self, *args: str, expect: int = 0) -> dict[str, Any]:
+        """Run `python starter.py ARGS` as a user would; echo the command and its progress."""
+        print(f"\n$ python starter.py {shlex.join(args)}", flush=True)
+        process = subprocess.run([sys.executable, "starter.py", *args], cwd=self.stack.root,
+                                 env=self.stack.process_env, capture_output=True, text=True,
+                                 timeout=120)
+        for line in process.stderr.splitlines():
+            print(f"  {line}", flush=True)
+        if process.returncode != expect:
+            self.failures.append(f"`starter.py {shlex.join(args)}` exited {process.returncode}, "
+                                 f"expected {expect}")
+            print(f"  !! exit code {process.returncode} (expected {expect})", flush=True)
+        try:
+            return json.loads(process.stdout) if process.stdout.strip() else {}
+        except json.JSONDecodeError:
+            print(process.stdout)
+            return {}
+
+    def say(self, text: str) -> None:
+        print(f"\n=== {text}", flush=True)
+
+    def outcome(self, result: dict[str, Any]) -> None:
+        if "status" not in result:
+            return
+        parts = [f"→ {result['status']}"]
+        if result.get("reason"):
+            parts.append(f"({result['reason_code']}: {result['reason']})")
+        quote, payment = result.get("quote") or {}, result.get("payment") or {}
+        if quote:
+            parts.append(f"amount {quote['amount']} {quote['currency']}, due "
+                         f"{quote['amount_due']}, refundable {quote['refundable_amount']}")
+        if payment.get("charge_id"):
+            parts.append(f"charged {payment['charge_id']}")
+        if payment.get("sales_case"):
+            parts.append(f"sales case {payment['sales_case']}")
+        if result.get("invoice"):
+            parts.append(f"invoice {result['invoice']['number']} → "
+                         f"{result['invoice']['emailed_to']}")
+        if result.get("refund_ticket"):
+            ticket = result["refund_ticket"]
+            parts.append(f"refund ticket {ticket['id']} for {ticket['amount']} {ticket['currency']}")
+        if result.get("subscription"):
+            sub = result["subscription"]
+            off = sub.get("disabled_features") or []
+            parts.append(f"now {sub['plan']} × {sub['seats']}"
+                         + (f", switched off: {', '.join(off)}" if off else ""))
+        print("  " + "; ".join(parts), flush=True)
+
+    def change(self, org: str, product: str, by: str, *target: str, expect: int = 0,
+               request_id: str | None = None) -> dict[str, Any]:
+        args = ["change", "--org", org, "--product", product, "--by", by, *target, "--wait"]
+        if request_id:
+            args += ["--request-id", request_id]
+        result = self.starter(*args, expect=expect)
+        self.outcome(result)
+        return result
+
+    def run(self) -> int:
+        fixture = self.stack.var / "demo-fixture.json"
+        fixture.write_text(json.dumps(demo_fixture(), indent=2), encoding="utf-8")
+        self.say("Load the demo organisations (periods run through this month)")
+        self.starter("load", str(fixture))
+
+        self.say("Zoho One, all-employee pricing: 35 → 32 licences (a decrease moves no money)")
+        self.starter("quote", "--org", "acme", "--product", "one", "--by", "admin@acme.example",
+                     "--seats", "32")
+        self.change("acme", "one", "admin@acme.example", "--seats", "32")
+
+        self.say("Zoho One, flexible user pricing: 30 → 35 licences, prorated and charged")
+        request_id = f"demo-{self.run_id}-kaede"
+        self.change("kaede", "one", "admin@kaede.example", "--seats", "35",
+                    request_id=request_id)
+        self.say("The same request sent again (a backend retrying): one change, one charge")
+        self.change("kaede", "one", "admin@kaede.example", "--seats", "35",
+                    request_id=request_id)
+
+        self.say("A reduction below the active users is rejected (30 people still active)")
+        self.change("acme", "one", "admin@acme.example", "--seats", "28", expect=1)
+
+        self.say("Zoho Desk: only the primary contact may downgrade")
+        self.change("sakura", "desk", "it@sakura.example", "--plan", "professional", expect=1)
+        self.say("Zoho Desk: enterprise → standard is not a direct move")
+        self.change("sakura", "desk", "owner@sakura.example", "--plan", "standard", expect=1)
+        self.say("Zoho Desk: enterprise → professional with a refund request (payments ticket)")
+        self.change("sakura", "desk", "owner@sakura.example", "--plan", "professional",
+                    "--refund")
+
+        self.say("Bank-transfer payer: the change is routed to sales and waits for a decision")
+        waiting = self.change("minato", "one", "admin@minato.example", "--seats", "12",
+                              expect=3)
+        if waiting.get("workflow_id"):
+            self.starter("sales-decision", waiting["workflow_id"], "--approve", "--by",
+                         "sales@subchange.example", "--note", "PO 4711 received")
+            self.outcome(self.wait_for_result(waiting["workflow_id"]))
+
+        self.say("A card declined at charge time: the change waits for support")
+        parked = self.change("globex", "one", "admin@globex.example", "--seats", "8", expect=3)
+        self.finale(parked.get("workflow_id"))
+        return 1 if self.failures else 0
+
+    def wait_for_result(self, workflow_id: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        view: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            view = self.starter("status", workflow_id)
+            if view.get("result"):
+                return view["result"]
+            time.sleep(0.5)
+        self.failures.append(f"{workflow_id} did not finish within {timeout}s")
+        return view
+
+    def finale(self, parked_id: str | None) -> None:
+        ui = f"http://localhost:{self.stack.ui_port}"
+        print(f"""
+=== Where to look
+  Temporal Web UI:  {ui}/namespaces/default/workflows
+    every change is a SubscriptionChange workflow; filter with
+    ChangeStep="awaiting_support" (changes waiting for a person) or OrgId="acme"
+  Emails (Maildir): {self.stack.maildir}/new/   (one file per invoice email)
+  Logs:             {self.stack.var}/logs/""", flush=True)
+        if parked_id:
+            print(f"""  Waiting for support: {parked_id}
+    python starter.py status {parked_id}
+    python starter.py cancel {parked_id}     (or retry once the card is fixed)""", flush=True)
+        if self.failures:
+            print("\nThe demo did not go as expected:\n  " + "\n  ".join(self.failures),
+                  flush=True)
+
+
+def run_demo(stack: Stack) -> int:
+    return Demo(stack).run()
+
+
+if __name__ == "__main__":  # pragma: no cover - run through `python -m subchange.devstack demo`
+    print("run the demo with: python -m subchange.devstack demo", file=sys.stderr)
+    sys.exit(2)
