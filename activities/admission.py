@@ -30,14 +30,14 @@ class AdmissionActivities:
             ctx = repo.load_context(session=session, org_id=request.org_id,
                                     product=request.product)
             rejection = rules.authorize(self.deps.catalog, request, ctx)
-            if ctx.org is not None:
-                repo.record_audit(
-                    session=session, org_id=request.org_id, actor=request.requested_by,
-                    action=f"request_{request.change.kind}_change",
-                    outcome="denied" if rejection else "authorized",
-                    detail=rejection.reason if rejection else request.describe(),
-                    workflow_id=workflow_id)
-                session.commit()
+            # Every attempt is audited (R1), an unknown org's too; once per change, not per retry.
+            repo.record_audit(
+                session=session, org_id=request.org_id, actor=request.requested_by,
+                action=f"request_{request.change.kind}_change",
+                outcome="denied" if rejection else "authorized",
+                detail=rejection.reason if rejection else request.describe(),
+                workflow_id=workflow_id)
+            session.commit()
         return Decision(rejection=rejection)
 
     @activity.defn(name="validate_change")

@@ -10,12 +10,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import stripe
 from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, select
 
 from subchange.catalog import PRODUCT_IDS, default_catalog
 from subchange.contracts import IDENTIFIER, Contract
-from subchange.gateway import Gateway
+from subchange.gateway import CardDeclined, Gateway
 from subchange.money import SUPPORTED_CURRENCIES
 from subchange.settings import Settings, describe_validation_error
 from subchange.tables import Org, OrgUser, Subscription, utcnow
@@ -138,7 +139,26 @@ def load_fixture(fixture: Fixture, *, session: Session, gateway: Gateway, settin
         raise FixtureError("card: test card numbers are accepted only with a test gateway "
                            "(an sk_test_ key or a local STRIPE_API_BASE)")
     counts = {"orgs": 0, "users": 0, "subscriptions": 0}
-    for org_in in fixture.orgs:
+    created_customers: list[str] = []
+    try:
+        _load_orgs(fixture, session=session, gateway=gateway, counts=counts,
+                   created_customers=created_customers)
+        session.commit()
+    except BaseException:
+        # Nothing half-written: no rows, and no gateway customers made by this load.
+        session.rollback()
+        for customer_id in created_customers:
+            try:
+                gateway.delete_customer(customer_id)
+            except stripe.StripeError:
+                pass
+        raise
+    return counts
+
+
+def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: dict[str, int],
+               created_customers: list[str]) -> None:
+    for org_index, org_in in enumerate(fixture.orgs):
         org = session.get(Org, org_in.id) or Org(id=org_in.id, name="", currency="",
                                                  billing_email="")
         org.name, org.currency, org.billing_email = (org_in.name, org_in.currency,
@@ -154,17 +174,18 @@ def load_fixture(fixture: Fixture, *, session: Session, gateway: Gateway, settin
                 setattr(user, field, getattr(user_in, field))
             session.add(user)
             counts["users"] += 1
-        for sub_in in org_in.subscriptions:
+        for sub_index, sub_in in enumerate(org_in.subscriptions):
             sub = session.exec(select(Subscription).where(
                 Subscription.org_id == org.id, Subscription.product == sub_in.product)).first()
-            _load_subscription(sub_in, sub, org=org, session=session, gateway=gateway)
+            _load_subscription(sub_in, sub, org=org, session=session, gateway=gateway,
+                               created_customers=created_customers,
+                               where=f"orgs.{org_index}.subscriptions.{sub_index}")
             counts["subscriptions"] += 1
-    session.commit()
-    return counts
 
 
 def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *, org: Org,
-                       session: Session, gateway: Gateway) -> None:
+                       session: Session, gateway: Gateway, created_customers: list[str],
+                       where: str) -> None:
     if sub is None:
         sub = Subscription(org_id=org.id, product=sub_in.product, plan=sub_in.plan,
                            seats=sub_in.seats, pricing_model=sub_in.pricing_model,
@@ -181,10 +202,17 @@ def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *,
         if not (sub.gateway_customer_id and gateway.customer_exists(sub.gateway_customer_id)):
             sub.gateway_customer_id = gateway.create_customer(email=org.billing_email,
                                                               name=org.name, org_id=org.id)
+            created_customers.append(sub.gateway_customer_id)
             sub.gateway_payment_method_id = None
         method = sub.gateway_payment_method_id
         if not (method and gateway.payment_method_last4(method) == sub_in.card[-4:]
                 and sub.card_last4 == sub_in.card[-4:]):
-            sub.gateway_payment_method_id, sub.card_last4 = gateway.create_test_card(sub_in.card)
+            try:
+                method, last4 = gateway.create_test_card(sub_in.card)
+                gateway.attach_test_card(customer_id=sub.gateway_customer_id, method_id=method)
+            except CardDeclined as declined:
+                raise FixtureError(f"{where}.card: the gateway declined the card ending "
+                                   f"{sub_in.card[-4:]} ({declined})") from None
+            sub.gateway_payment_method_id, sub.card_last4 = method, last4
     sub.updated_at = utcnow()
     session.add(sub)

@@ -54,11 +54,24 @@ class Gateway:
 
     def create_test_card(self, card_number: str) -> tuple[str, str]:
         """A PaymentMethod for a gateway test card number; returns (id, last4)."""
-        method = self.client.v1.payment_methods.create(params={
-            "type": "card",
-            "card": {"number": card_number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
-        })
+        try:
+            method = self.client.v1.payment_methods.create(params={
+                "type": "card",
+                "card": {"number": card_number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+            })
+        except stripe.CardError as error:
+            raise CardDeclined(error.code, error.user_message or str(error)) from None
         return method.id, card_number[-4:]
+
+    def attach_test_card(self, *, customer_id: str, method_id: str) -> None:
+        """Attach the card at set-up, so a card the gateway declines is refused when loaded."""
+        try:
+            self._attach(customer_id=customer_id, method_id=method_id)
+        except stripe.CardError as error:
+            raise CardDeclined(error.code, error.user_message or str(error)) from None
+
+    def delete_customer(self, customer_id: str) -> None:
+        self.client.v1.customers.delete(customer_id)
 
     def payment_method_last4(self, method_id: str) -> str | None:
         try:

@@ -27,6 +27,10 @@ def load_context(*, session: Session, org_id: str, product: str) -> ChangeContex
 
 def record_audit(*, session: Session, org_id: str, actor: str, action: str, outcome: str,
                  detail: str = "", workflow_id: str | None = None) -> None:
+    """Add an audit entry; with a workflow id, at most one per (workflow id, action)."""
+    if workflow_id is not None and session.exec(select(AuditLog.id).where(
+            AuditLog.workflow_id == workflow_id, AuditLog.action == action)).first() is not None:
+        return
     session.add(AuditLog(org_id=org_id, actor=actor, action=action, outcome=outcome,
                          detail=detail[:1000], workflow_id=workflow_id))
 

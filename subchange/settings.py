@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import cache
 
@@ -26,6 +27,14 @@ class Settings(BaseSettings):
     # Fault injection for the crash tests: pause at these named points (comma separated).
     fault_pause_points: str = ""
     fault_pause_seconds: float = 30.0
+
+    @field_validator("sales_decision_timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        # A plain number is seconds: from a string, pydantic parses only ISO 8601 durations.
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
+            return float(value)
+        return value
 
     @field_validator("sales_decision_timeout")
     @classmethod
