@@ -183,7 +183,8 @@ async def existing_handle(client: Client, workflow_id: str) -> WorkflowHandle:
         await handle.describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            raise CommandError(f"WORKFLOW_ID: no change {workflow_id!r}") from None
+            raise CommandError(f"WORKFLOW_ID: no change {workflow_id!r}",
+                               EXIT_BAD_INPUT) from None
         raise
     return handle
 

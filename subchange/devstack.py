@@ -70,10 +70,14 @@ def spawn(args: list[str], log: Path | None, env: dict[str, str] | None = None
                             env={**os.environ, **(env or {})}, start_new_session=True)
 
 
-def start_localstripe(port: int | None = None, log: Path | None = None
-                      ) -> tuple[subprocess.Popen, str]:
+def start_localstripe(port: int | None = None, log: Path | None = None, *,
+                      from_scratch: bool = False) -> tuple[subprocess.Popen, str]:
+    """localstripe keeps its state in /tmp/localstripe.pickle (a fixed path); the stack reloads
+    it so gateway ids survive a restart, tests start from scratch."""
     port = port or free_port()
-    process = spawn([binary("localstripe"), "--port", str(port)], log)
+    args = [binary("localstripe"), "--port", str(port)] + (["--from-scratch"] if from_scratch
+                                                            else [])
+    process = spawn(args, log)
     wait_for_port(port, process, "localstripe")
     return process, f"http://127.0.0.1:{port}"
 

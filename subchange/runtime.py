@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import Dependencies, all_activities
 from subchange.catalog import default_catalog
@@ -63,6 +64,11 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
         client,
         task_queue=task_queue or deps.settings.task_queue,
         workflows=[SubscriptionChange],
+        # pydantic's EmailStr imports email_validator lazily; share the worker's copy with the
+        # sandbox instead of re-importing it inside every workflow run.
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                "email_validator", "idna")),
         activities=all_activities(deps),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,

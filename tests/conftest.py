@@ -61,7 +61,7 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 @pytest.fixture(scope="session")
 def localstripe_url() -> Iterator[str]:
-    process, url = start_localstripe()
+    process, url = start_localstripe(from_scratch=True)
     yield url
     stop_process(process)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mailbox
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -12,9 +12,19 @@ from dateutil.relativedelta import relativedelta
 
 from subchange.devstack import binary, free_port, start_localstripe, start_smtp, stop_process
 
-__all__ = ["binary", "free_port", "start_localstripe", "stop_process", "SmtpSink", "Mailbox",
-           "org_document", "current_period", "GOOD_CARD", "DECLINED_CARD",
-           "DECLINED_ON_CHARGE_CARD"]
+__all__ = [
+    "DECLINED_CARD",
+    "DECLINED_ON_CHARGE_CARD",
+    "GOOD_CARD",
+    "Mailbox",
+    "SmtpSink",
+    "binary",
+    "current_period",
+    "free_port",
+    "org_document",
+    "start_localstripe",
+    "stop_process",
+]
 
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"  # the gateway declines it (at attach time in localstripe)
@@ -53,7 +63,7 @@ class SmtpSink:
 
 def current_period(today: date | None = None, period: str = "monthly") -> tuple[date, date]:
     """A billing period that contains today (UTC), as the workflow's clock sees it."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(UTC).date()
     start = today.replace(day=1)
     if period == "yearly":
         start = today.replace(month=1, day=1)

@@ -7,9 +7,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from subchange.contracts import ChangeResult
-from subchange.search_attributes import initial_search_attributes
 from subchange.contracts import ChangeRequest
+from subchange.search_attributes import initial_search_attributes
 from workflows.subscription_change import SubscriptionChange
 
 
@@ -27,7 +26,3 @@ async def start_change(client: Client, task_queue: str, request: ChangeRequest,
         task_queue=task_queue,
         search_attributes=initial_search_attributes(request) if search_attributes else None)
 
-
-async def run_change(client: Client, task_queue: str, request: ChangeRequest) -> ChangeResult:
-    handle = await start_change(client, task_queue, request)
-    return await handle.result()

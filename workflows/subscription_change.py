@@ -69,7 +69,12 @@ class SubscriptionChange:
         self._publish()
         opened = await self._step("open_change", AdmissionActivities.open_change, request)
         if opened.previous_result is not None:
-            return opened.previous_result  # an earlier run of this workflow id already ended
+            # An earlier run of this workflow id already ended: report its result, in the
+            # status query and (for runs started after this fix) the search attributes too.
+            self.result = opened.previous_result
+            if workflow.patched("publish-previous-result"):
+                self._publish()
+            return opened.previous_result
         try:
             return await self._pipeline(request)
         except CancelRequested:

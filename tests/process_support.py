@@ -1,0 +1,143 @@
+"""Helpers for the process-level integration tests: `worker.py` and `starter.py` run as the
+separate programs people run, configured only through the environment (SPEC section 7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import stripe
+from sqlmodel import Session, func, select
+
+from subchange.devstack import ROOT
+from subchange.tables import AppliedChange, ChangeRecord, Invoice, RefundTicket, Subscription
+
+READY_LINE = "worker polling task queue"
+PAUSED_LINE = "fault injection: pausing at"
+
+
+def service_env(*, temporal_address: str, database_url: str, localstripe_url: str,
+                smtp_port: int, task_queue: str, **extra: str) -> dict[str, str]:
+    """The configuration of one deployment: every variable set, so nothing leaks in from the
+    developer's environment or a `.env` file."""
+    return {
+        **os.environ,
+        "TEMPORAL_ADDRESS": temporal_address, "TEMPORAL_NAMESPACE": "default",
+        "TASK_QUEUE": task_queue, "DATABASE_URL": database_url,
+        "STRIPE_API_KEY": "sk_test_suite", "STRIPE_API_BASE": localstripe_url,
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
+        "FAULT_PAUSE_POINTS": "", "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:
+        return f"exit {self.code}\nstdout: {self.stdout}\nstderr: {self.stderr}"
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> CliResult:
+    done = subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+class WorkerProcess:
+    """`python worker.py` with its log in a file the test can read."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT,
+                                            env=self.env, stdout=output,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.output()
+            if out.count(text) >= count:
+                return out
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited ({self.process.returncode}):\n{out}")
+            time.sleep(0.1)
+        raise AssertionError(f"worker log never showed {text!r} x{count}:\n{self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL, as when a machine dies: no cleanup, no graceful shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def write_fixture(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return path
+
+
+# --- what a user can see: the gateway, the database, the mailbox --------------------------------
+
+def stripe_client(localstripe_url: str) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_suite", base_addresses={"api": localstripe_url},
+                               max_network_retries=0)
+
+
+def payment_intents_of(client: stripe.StripeClient, workflow_id: str) -> list[Any]:
+    """Every PaymentIntent the gateway holds for one change (tagged with its workflow id)."""
+    page = client.v1.payment_intents.list(params={"limit": 100})
+    return [pi for pi in page.auto_paging_iter()
+            if pi.metadata and pi.metadata.to_dict().get("workflow_id") == workflow_id]
+
+
+def succeeded_charges(client: stripe.StripeClient, workflow_id: str) -> list[Any]:
+    return [pi for pi in payment_intents_of(client, workflow_id) if pi.status == "succeeded"]
+
+
+def count_rows(session: Session, table: type, workflow_id: str) -> int:
+    column = table.workflow_id  # type: ignore[attr-defined]
+    return session.exec(select(func.count()).select_from(table).where(column == workflow_id)).one()
+
+
+def change_rows(session: Session, workflow_id: str) -> dict[str, int]:
+    """How many of each per-change row the database holds for one workflow id."""
+    return {name: count_rows(session, table, workflow_id) for name, table in (
+        ("change_record", ChangeRecord), ("applied_change", AppliedChange),
+        ("invoice", Invoice), ("refund_ticket", RefundTicket))}
+
+
+def subscription(session: Session, org_id: str, product: str) -> Subscription:
+    return session.exec(select(Subscription).where(Subscription.org_id == org_id,
+                                                   Subscription.product == product)).one()
