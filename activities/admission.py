@@ -7,8 +7,14 @@ from temporalio import activity
 
 from activities import Dependencies
 from subchange import repo, rules
-from subchange.contracts import (ChangeRequest, CloseChangeInput, Decision, OpenChangeOutput,
-                                 QuoteOutcome, StepInput)
+from subchange.contracts import (
+    ChangeRequest,
+    CloseChangeInput,
+    Decision,
+    OpenChangeOutput,
+    QuoteOutcome,
+    StepInput,
+)
 from subchange.quoting import build_quote
 
 

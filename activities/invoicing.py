@@ -26,7 +26,7 @@ from subchange.tables import Invoice, Org, utcnow
 def render_invoice(invoice: Invoice, org: Org) -> EmailMessage:
     quote = Quote.model_validate(invoice.quote)
     payment = PaymentRecord.model_validate(invoice.payment)
-    money = lambda amount: format_money(Decimal(amount), quote.currency)  # noqa: E731
+    money = lambda amount: format_money(Decimal(amount), quote.currency)
     confirmation = invoice.amount == 0
     title = "Subscription change confirmation" if confirmation else "Invoice"
     lines = [
@@ -35,11 +35,11 @@ def render_invoice(invoice: Invoice, org: Org) -> EmailMessage:
         f"Organisation:    {org.name} ({org.id})",
         f"Product:         {quote.product}",
         f"Pricing model:   {quote.pricing_model}, billed {quote.billing_period}",
-        f"Change:          {quote.old_plan} × {quote.old_seats} → {quote.new_plan} × "
-        f"{quote.new_seats}",
+        (f"Change:          {quote.old_plan} × {quote.old_seats} → {quote.new_plan} × "
+        f"{quote.new_seats}"),
         f"Unit price:      {money(quote.old_unit_price)} → {money(quote.new_unit_price)}",
-        f"Proration:       {quote.remaining_days} of {quote.period_days} days "
-        f"({quote.change_date} to {quote.new_period_end})",
+        (f"Proration:       {quote.remaining_days} of {quote.period_days} days "
+        f"({quote.change_date} to {quote.new_period_end})"),
         f"Adjustment:      {money(quote.amount)}",
         f"Amount due:      {money(invoice.amount)} (tax-free)",
     ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from sqlmodel import select
 
 from activities import Dependencies
 from subchange import repo
@@ -89,11 +89,24 @@ class PaymentActivities:
             call = repo.gateway_call(session=session, workflow_id=workflow_id, step=REFUND)
         if call is not None and call.status == "succeeded" and call.external_id:
             return RefundChargeOutput(refund_id=call.external_id, amount=call.amount or 0)
+        intent_id = refund.intent_id or self._charged_intent(workflow_id)
+        if intent_id is None:
+            return RefundChargeOutput(refund_id=None, amount=0)
         call = call or GatewayCall(workflow_id=workflow_id, step=REFUND, status="started")
         self._save(call)
-        refund_id, amount_minor = self.deps.gateway.refund_intent(
-            refund.intent_id, metadata={"workflow_id": workflow_id, "reason": refund.reason[:200]})
+        refund_id, _ = self.deps.gateway.refund_intent(
+            intent_id, metadata={"workflow_id": workflow_id, "reason": refund.reason[:200]})
         call.external_id, call.status = refund_id, "succeeded"
         call.amount, call.currency = refund.amount, refund.currency
         self._save(call)
         return RefundChargeOutput(refund_id=refund_id, amount=refund.amount)
+
+    def _charged_intent(self, workflow_id: str) -> str | None:
+        """The intent of this change that took money, when the charge step's outcome is unknown
+        to the workflow (it failed for good after the gateway may have confirmed)."""
+        with self.deps.sessions() as session:
+            call = repo.gateway_call(session=session, workflow_id=workflow_id, step=CHARGE)
+        if call is None or call.external_id is None:
+            return None
+        state = self.deps.gateway.intent_state(call.external_id)
+        return state.id if state.status == "succeeded" else None

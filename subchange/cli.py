@@ -12,21 +12,33 @@ import asyncio
 import json
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
-from temporalio.client import (Client, WorkflowExecutionStatus, WorkflowHandle,
-                               WorkflowUpdateFailedError)
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from subchange import repo, rules
 from subchange.catalog import PRODUCT_IDS, default_catalog
-from subchange.contracts import (CancelRequest, ChangeRequest, ChangeResult, ChangeStatus,
-                                 ChangeStatusView, RetryRequest, SalesDecision, UpdateAck)
+from subchange.contracts import (
+    CancelRequest,
+    ChangeRequest,
+    ChangeResult,
+    ChangeStatus,
+    ChangeStatusView,
+    RetryRequest,
+    SalesDecision,
+    UpdateAck,
+)
 from subchange.db import create_tables, make_engine, session_factory
 from subchange.fixtures import FixtureError, load_fixture, parse_fixture
 from subchange.gateway import Gateway
@@ -111,7 +123,7 @@ def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
     create_tables(engine)
     with session_factory(engine)() as session:
         ctx = repo.load_context(session=session, org_id=request.org_id, product=request.product)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     rejection = rules.authorize(catalog, request, ctx)
     target = None
     if rejection is None:

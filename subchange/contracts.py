@@ -8,8 +8,16 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import (BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from subchange.catalog import PRODUCT_IDS
 from subchange.money import round_money
@@ -120,7 +128,7 @@ class MoneyRecord(Contract):
     not 4352.00, however the database column stores it)."""
 
     @model_validator(mode="after")
-    def _minor_unit(self):  # noqa: ANN202
+    def _minor_unit(self):
         amount = getattr(self, "amount", None)
         if isinstance(amount, Decimal):
             object.__setattr__(self, "amount", round_money(amount, self.currency))
@@ -245,14 +253,15 @@ class ChargeInput(Contract):
 
 
 class RefundChargeInput(Contract):
-    intent_id: str
+    intent_id: str | None = Field(
+        description="the charged intent; None: look the change's charge up in the ledger")
     amount: Decimal
     currency: str
     reason: str
 
 
 class RefundChargeOutput(Contract):
-    refund_id: str
+    refund_id: str | None = Field(description="None when the gateway holds no charge to refund")
     amount: Decimal
 
 

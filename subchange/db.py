@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", category=sa_exc.SAWarning, message=".*Decimal 
 
 
 def normalise_url(url: str) -> str:
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 

@@ -12,8 +12,7 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dateutil.relativedelta import relativedelta
@@ -26,7 +25,7 @@ GOOD_CARD, DECLINING_CARD = "4242424242424242", "4000000000000341"
 
 def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
     """Organisations of the source documents, with a billing period that contains today."""
-    today = today or datetime.now(timezone.utc)
+    today = today or datetime.now(UTC)
     start = today.date().replace(day=1)
     period = {"billing_period": "monthly", "period_start": str(start),
               "period_end": str(start + relativedelta(months=1))}
@@ -79,13 +78,14 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
 class Demo:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.run_id = datetime.now(timezone.utc).strftime("%H%M%S")
+        self.run_id = datetime.now(UTC).strftime("%H%M%S")
         self.failures: list[str] = []
 
     def starter(self, *args: str, expect: int = 0) -> dict[str, Any]:
         """Run `python starter.py ARGS` as a user would; echo the command and its progress."""
         print(f"\n$ python starter.py {shlex.join(args)}", flush=True)
-        process = subprocess.run([sys.executable, "starter.py", *args], cwd=self.stack.root,
+        process = subprocess.run([sys.executable, "starter.py", *args], check=False,
+                                 cwd=self.stack.root,
                                  env=self.stack.process_env, capture_output=True, text=True,
                                  timeout=120)
         for line in process.stderr.splitlines():

@@ -31,7 +31,7 @@ class FixtureUser(Contract):
     role: Literal["member", "admin", "super_admin"] = "member"
     primary_contact: bool = False
     active: bool = True
-    products: list[str] = []
+    products: list[str] = Field(default_factory=list)
 
     @field_validator("email", mode="after")
     @classmethod
@@ -88,8 +88,8 @@ class FixtureOrg(Contract):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     currency: str
     billing_email: EmailStr
-    users: list[FixtureUser] = []
-    subscriptions: list[FixtureSubscription] = []
+    users: list[FixtureUser] = Field(default_factory=list)
+    subscriptions: list[FixtureSubscription] = Field(default_factory=list)
 
     @field_validator("currency")
     @classmethod

@@ -6,11 +6,21 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from subchange.contracts import (ChangeRequest, ChangeResult, PaymentRecord, Quote,
-                                 SubscriptionView)
+from subchange.contracts import ChangeRequest, ChangeResult, PaymentRecord, Quote, SubscriptionView
 from subchange.rules import ChangeContext
-from subchange.tables import (AppliedChange, AuditLog, ChangeRecord, GatewayCall, Invoice, Org,
-                              OrgUser, Subscription, SubscriptionClaim, invoice_ref, utcnow)
+from subchange.tables import (
+    AppliedChange,
+    AuditLog,
+    ChangeRecord,
+    GatewayCall,
+    Invoice,
+    Org,
+    OrgUser,
+    Subscription,
+    SubscriptionClaim,
+    invoice_ref,
+    utcnow,
+)
 
 
 class StaleSubscription(Exception):

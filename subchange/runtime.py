@@ -3,11 +3,14 @@ attributes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (AddSearchAttributesRequest,
-                                               ListSearchAttributesRequest)
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
@@ -54,22 +57,26 @@ def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dep
                         catalog=default_catalog(), gateway=Gateway(settings))
 
 
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox for workers and replayers. pydantic's EmailStr imports email_validator lazily;
+    share the worker's copy instead of re-importing it inside every workflow run."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator",
+                                                                          "idna"))
+
+
 def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
                  max_concurrent_activities: int = 16, fail_workflows_on_bugs: bool = False,
-                 ) -> Worker:
+                 activities: list[Callable] | None = None) -> Worker:
     """A worker for the service. `fail_workflows_on_bugs` (tests) fails a workflow whose code
     raises instead of retrying its task forever, the production behaviour that lets a fix be
-    deployed under a stuck change."""
+    deployed under a stuck change. `activities` replaces the real ones (workflow-logic tests)."""
     return Worker(
         client,
         task_queue=task_queue or deps.settings.task_queue,
         workflows=[SubscriptionChange],
-        # pydantic's EmailStr imports email_validator lazily; share the worker's copy with the
-        # sandbox instead of re-importing it inside every workflow run.
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                "email_validator", "idna")),
-        activities=all_activities(deps),
+        workflow_runner=workflow_runner(),
+        activities=activities if activities is not None else all_activities(deps),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
         workflow_failure_exception_types=[Exception] if fail_workflows_on_bugs else [],

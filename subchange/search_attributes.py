@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from temporalio.common import (SearchAttributeKey, SearchAttributePair, SearchAttributeUpdate,
-                               TypedSearchAttributes)
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 from subchange.contracts import ChangeRequest
 

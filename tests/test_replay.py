@@ -36,6 +36,7 @@ from subchange.contracts import (
     SalesDecision,
     workflow_id_for,
 )
+from subchange.runtime import workflow_runner
 from tests.support import GOOD_CARD
 from tests.workflow_checks import (
     ChangeDriver,
@@ -147,7 +148,8 @@ async def committed_history(scenario: str) -> WorkflowHistory:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_committed_history_replays(scenario: str):
     history = await committed_history(scenario)
-    replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter,
+                        workflow_runner=workflow_runner())
 
     result = await replayer.replay_workflow(history)
 

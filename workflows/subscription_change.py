@@ -22,12 +22,27 @@ with workflow.unsafe.imports_passed_through():
     from activities.subscriptions import SubscriptionActivities
     from activities.tickets import TicketActivities
     from state_machines.lifecycle import ChangeLifecycle, ChangeState
-    from subchange.contracts import (ApplyInput, CancelRequest, ChangeRequest, ChangeResult,
-                                     ChangeStatus, ChangeStatusView, ChargeInput,
-                                     CloseChangeInput, CloseSalesCaseInput, PaymentRecord, Quote,
-                                     RefundChargeInput, RefundTicketInput, Rejection,
-                                     RetryRequest, SalesCaseInput, SalesDecision, StepInput,
-                                     UpdateAck)
+    from subchange.contracts import (
+        ApplyInput,
+        CancelRequest,
+        ChangeRequest,
+        ChangeResult,
+        ChangeStatus,
+        ChangeStatusView,
+        ChargeInput,
+        CloseChangeInput,
+        CloseSalesCaseInput,
+        PaymentRecord,
+        Quote,
+        RefundChargeInput,
+        RefundTicketInput,
+        Rejection,
+        RetryRequest,
+        SalesCaseInput,
+        SalesDecision,
+        StepInput,
+        UpdateAck,
+    )
     from subchange.search_attributes import search_attribute_updates
     from subchange.settings import describe_validation_error
     from workflows.policies import STEPS
@@ -53,6 +68,8 @@ class SubscriptionChange:
         self.decision: SalesDecision | None = None
         self.result: ChangeResult | None = None
         self.lock = asyncio.Lock()
+        self.parked_cancellable = True
+        self.charge_outcome_unknown = False
 
     @workflow.run
     async def run(self, raw_request: dict[str, Any]) -> ChangeResult:
@@ -69,11 +86,9 @@ class SubscriptionChange:
         self._publish()
         opened = await self._step("open_change", AdmissionActivities.open_change, request)
         if opened.previous_result is not None:
-            # An earlier run of this workflow id already ended: report its result, in the
-            # status query and (for runs started after this fix) the search attributes too.
+            # An earlier run of this workflow id already ended: report its result.
             self.result = opened.previous_result
-            if workflow.patched("publish-previous-result"):
-                self._publish()
+            self._publish()
             return opened.previous_result
         try:
             return await self._pipeline(request)
@@ -147,7 +162,7 @@ class SubscriptionChange:
             await workflow.wait_condition(
                 lambda: self.decision is not None or self.cancel_request is not None,
                 timeout=case.decision_timeout, timeout_summary="sales decision deadline")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.progress.done(workflow.now(), "expired")
             await self._close_sales_case("expired")
             return await self._finish("expire", self._result(
@@ -197,6 +212,10 @@ class SubscriptionChange:
                     retry_policy=policy.retry, summary=summary or name)
             except ActivityError as error:
                 message = _failure_message(error)
+                # A charge that failed for another reason than a decline may have taken money.
+                self.charge_outcome_unknown = name == "charge" and not message.startswith(
+                    ("CardDeclined", "NoPaymentMethod"))
+                self.parked_cancellable = cancellable
                 self.progress.fail(workflow.now(), message)
                 self.lifecycle.park()
                 self.progress.wait(workflow.now(), "support",
@@ -227,14 +246,22 @@ class SubscriptionChange:
         assert cancel is not None
         if self.sales_case and self.decision is None:
             await self._close_sales_case("cancelled")
-        if self.lifecycle.effective is ChangeState.CHARGED and self.payment and self.payment.intent_id:
+        charged = self.lifecycle.effective is ChangeState.CHARGED and self.payment is not None
+        refund = None
+        if charged or self.charge_outcome_unknown:
+            assert self.quote is not None
             refund = await self._step(
                 "refund_charge", PaymentActivities.refund_charge,
-                RefundChargeInput(intent_id=self.payment.intent_id, amount=self.payment.amount,
-                                  currency=self.payment.currency,
+                RefundChargeInput(intent_id=self.payment.intent_id if self.payment else None,
+                                  amount=self.quote.amount_due, currency=self.quote.currency,
                                   reason=cancel.reason or "change cancelled"),
                 cancellable=False, summary="refund the charge of a cancelled change")
-            self.payment = self.payment.model_copy(update={"refund_id": refund.refund_id})
+        if refund is not None and refund.refund_id:
+            self.payment = (self.payment or PaymentRecord(
+                method="card", amount=refund.amount, currency=self.quote.currency)
+            ).model_copy(update={"refund_id": refund.refund_id})
+            if not charged:  # the lifecycle never saw the charge succeed: mark it, then undo it
+                self.lifecycle.charge()
             trigger, outcome = "compensate", f"cancelled; charge refunded ({refund.refund_id})"
         else:
             trigger, outcome = "cancel", "cancelled; nothing was charged or changed"
@@ -327,6 +354,10 @@ class SubscriptionChange:
     def _validate_cancel(self, request: CancelRequest) -> None:
         if self.cancel_request is not None:
             raise ApplicationError("a cancel is already under way", type="UpdateRefused")
+        if self.lifecycle.is_parked and not self.parked_cancellable:
+            raise ApplicationError(
+                f"can't cancel: {self.progress.current_step} finishes a change that has already "
+                "been decided; retry it instead", type="UpdateRefused")
         refusal = self.lifecycle.cancel_refusal()
         if refusal is not None:
             raise ApplicationError(f"can't cancel: {refusal}", type="UpdateRefused")
