@@ -7,6 +7,7 @@ so the Web UI has something to show under `ChangeStep="awaiting_support"`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shlex
 import subprocess
@@ -178,9 +179,25 @@ class Demo:
             self.outcome(self.wait_for_result(waiting["workflow_id"]))
 
         self.say("A card declined at charge time: the change waits for support")
+        for workflow_id in self.still_waiting("globex"):
+            print(f"  (cancelling {workflow_id}, left waiting by an earlier demo run)")
+            self.starter("cancel", workflow_id)
         parked = self.change("globex", "one", "admin@globex.example", "--seats", "8", expect=3)
         self.finale(parked.get("workflow_id"))
         return 1 if self.failures else 0
+
+    def still_waiting(self, org: str) -> list[str]:
+        """Running changes of an org, found the way an operator filters the Web UI list."""
+        from subchange.runtime import connect
+        from subchange.settings import Settings
+
+        async def running() -> list[str]:
+            client = await connect(Settings(temporal_address=self.stack.env["TEMPORAL_ADDRESS"]))
+            query = (f'WorkflowType="SubscriptionChange" AND OrgId="{org}" '
+                     'AND ExecutionStatus="Running"')
+            return [w.id async for w in client.list_workflows(query)]
+
+        return asyncio.run(running())
 
     def wait_for_result(self, workflow_id: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
