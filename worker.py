@@ -19,7 +19,7 @@ log = logging.getLogger("worker")
 async def main() -> None:
     settings = get_settings()
     deps = build_dependencies(settings)
-    client = await connect(settings)
+    client = await connect(settings, metrics=True)
     added = await ensure_search_attributes(client, settings.temporal_namespace)
     if added:
         log.info("registered search attributes: %s", ", ".join(added))
@@ -28,6 +28,8 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.metrics_bind_address:
+        log.info("Prometheus metrics on http://%s/metrics", settings.metrics_bind_address)
     log.info("worker polling task queue %r on %s (namespace %s)", settings.task_queue,
              settings.temporal_address, settings.temporal_namespace)
     async with worker:

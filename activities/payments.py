@@ -66,6 +66,8 @@ class PaymentActivities:
             self._declined(call, state.decline_code, state.decline_message or state.status)
         call.status = "succeeded"
         self._save(call)
+        activity.metric_meter().create_counter("subchange_charges", "cards charged").add(
+            1, {"currency": quote.currency})
         return self._record(call)
 
     def _declined(self, call: GatewayCall, code: str | None, message: str) -> None:
@@ -99,6 +101,8 @@ class PaymentActivities:
         call.external_id, call.status = refund_id, "succeeded"
         call.amount, call.currency = refund.amount, refund.currency
         self._save(call)
+        activity.metric_meter().create_counter("subchange_refunds", "charges refunded").add(
+            1, {"currency": refund.currency})
         return RefundChargeOutput(refund_id=refund_id, amount=refund.amount)
 
     def _charged_intent(self, workflow_id: str) -> str | None:

@@ -13,6 +13,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -26,9 +27,15 @@ from subchange.settings import Settings
 from workflows.subscription_change import SubscriptionChange
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, metrics: bool = False) -> Client:
+    """A client with the pydantic converter; with `metrics`, the SDK runtime serves Prometheus
+    metrics (its own and the service's counters) on METRICS_BIND_ADDRESS."""
+    runtime = None
+    if metrics and settings.metrics_bind_address:
+        runtime = Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=settings.metrics_bind_address)))
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter)
+                                data_converter=pydantic_data_converter, runtime=runtime)
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     mail_from: str = "billing@subchange.example"
     sales_decision_timeout: timedelta = timedelta(days=14)
     web_ui_url: str = "http://localhost:8233"
+    # host:port for the worker's Prometheus endpoint (/metrics); empty: no endpoint.
+    metrics_bind_address: str = ""
     # Fault injection for the crash tests: pause at these named points (comma separated).
     fault_pause_points: str = ""
     fault_pause_seconds: float = 30.0

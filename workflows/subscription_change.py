@@ -8,6 +8,7 @@ parks the change in `awaiting_support` until the `retry` or `cancel` update.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -205,6 +206,7 @@ class SubscriptionChange:
             if cancellable:
                 self._check_cancel()
             self.progress.begin(workflow.now(), name)
+            started = workflow.now()
             self._publish()
             try:
                 result = await workflow.execute_activity_method(
@@ -212,6 +214,7 @@ class SubscriptionChange:
                     retry_policy=policy.retry, summary=summary or name)
             except ActivityError as error:
                 message = _failure_message(error)
+                _step_duration(name, "failed", workflow.now() - started)
                 # A charge that failed for another reason than a decline may have taken money.
                 self.charge_outcome_unknown = name == "charge" and not message.startswith(
                     ("CardDeclined", "NoPaymentMethod"))
@@ -229,6 +232,7 @@ class SubscriptionChange:
                 self.lifecycle.resume()
                 continue
             self.progress.done(workflow.now(), "ok")
+            _step_duration(name, "ok", workflow.now() - started)
             return result
 
     def _check_cancel(self) -> None:
@@ -295,6 +299,11 @@ class SubscriptionChange:
         self._refuse_late_cancel(result.status.value)
         self.result = result
         self._publish()
+        assert self.request is not None
+        workflow.metric_meter().create_counter(
+            "subchange_changes", "changes ended, by status").add(
+            1, {"status": result.status.value, "product": self.request.product,
+                "kind": self.request.change.kind})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
@@ -389,3 +398,10 @@ def _failure_message(error: ActivityError) -> str:
         kind = f"{cause.type}: " if cause.type else ""
         return f"{kind}{cause.message}"
     return str(cause or error)
+
+
+def _step_duration(step: str, outcome: str, duration: timedelta) -> None:
+    """Time in each step (Prometheus histogram, replay-safe: the SDK skips it on replay)."""
+    workflow.metric_meter().create_histogram_timedelta(
+        "subchange_step_duration", "time spent in a step of a change", "ms").record(
+        duration, {"step": step, "outcome": outcome})
