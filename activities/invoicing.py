@@ -1,4 +1,5 @@
-"""Invoice email (R10): one message per applied change to the organisation's billing address.
+"""Invoice email (R10): one message per applied change to the organisation's billing address,
+a plain-text body with the invoice as a PDF attachment (subchange.invoice_pdf).
 
 The invoice row is written with the applied change, so it exists exactly when the change does.
 Sending is recorded before and after the SMTP call with a Message-ID derived from the invoice
@@ -19,6 +20,7 @@ from temporalio import activity
 from activities import Dependencies
 from subchange.contracts import InvoiceRecord, PaymentRecord, Quote
 from subchange.faults import pause_point
+from subchange.invoice_pdf import render_invoice_pdf
 from subchange.money import format_money
 from subchange.tables import Invoice, Org, utcnow
 
@@ -59,6 +61,8 @@ def render_invoice(invoice: Invoice, org: Org) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = invoice.message_id
     message.set_content("\n".join(lines) + "\n")
+    message.add_attachment(render_invoice_pdf(invoice, org), maintype="application",
+                           subtype="pdf", filename=f"{invoice.number}.pdf")
     return message
 
 

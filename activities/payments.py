@@ -91,6 +91,11 @@ class PaymentActivities:
             call = repo.gateway_call(session=session, workflow_id=workflow_id, step=REFUND)
         if call is not None and call.status == "succeeded" and call.external_id:
             return RefundChargeOutput(refund_id=call.external_id, amount=call.amount or 0)
+        with self.deps.sessions() as session:
+            if repo.is_applied(session=session, workflow_id=workflow_id):
+                raise ApplicationError("the change is applied to the subscription: its charge "
+                                       "stays (a refund would give the change away)",
+                                       type="ChangeApplied", non_retryable=True)
         intent_id = refund.intent_id or self._charged_intent(workflow_id)
         if intent_id is None:
             return RefundChargeOutput(refund_id=None, amount=0)

@@ -36,6 +36,9 @@ class Gateway:
             settings.stripe_api_key,
             base_addresses={"api": settings.stripe_api_base},
             max_network_retries=0,  # Temporal owns retries
+            # Well under the steps' start-to-close timeouts, so a stalled call ends before the
+            # server starts the next attempt beside it.
+            http_client=stripe.RequestsClient(timeout=10),
         )
 
     # -- set-up of customers (fixture loader) ------------------------------------------------
@@ -97,7 +100,7 @@ class Gateway:
         intent = self.client.v1.payment_intents.create(params={
             "amount": amount_minor, "currency": currency.lower(), "customer": customer_id,
             "payment_method": method_id, "metadata": metadata,
-        })
+        }, options={"idempotency_key": f"{metadata['workflow_id']}:charge"})  # real Stripe only
         return intent.id
 
     def confirm_intent(self, intent_id: str) -> IntentState:

@@ -138,6 +138,11 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
         .values(**values))
     if result.rowcount != 1:
         session.rollback()
+        if session.get(AppliedChange, workflow_id) is not None:
+            # An overlapping attempt of this same change (one that outlived its timeout)
+            # committed first: that is this change applied, not a stale quote.
+            return apply_change(session=session, workflow_id=workflow_id, request=request,
+                                quote=quote, payment=payment, target_features=target_features)
         raise StaleSubscription(
             f"the {request.product} subscription of {request.org_id} changed after it was quoted "
             f"(quoted version {quote.subscription_version}, now {sub.version})")
@@ -172,3 +177,7 @@ def save_gateway_call(*, session: Session, call: GatewayCall) -> None:
     call.updated_at = utcnow()
     session.add(call)
     session.commit()
+
+
+def is_applied(*, session: Session, workflow_id: str) -> bool:
+    return session.get(AppliedChange, workflow_id) is not None

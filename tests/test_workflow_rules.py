@@ -16,6 +16,7 @@ from tests.workflow_checks import (
     audit_entries,
     charges,
     in_minor_units,
+    mail_text,
     members,
     payment_intent,
     recomputed_amount,
@@ -68,7 +69,7 @@ async def test_all_employee_reduction_moves_no_money_and_confirms_once(
     assert result.invoice.emailed_to == f"billing@{org}.example"
     assert result.invoice.amount == 0
     assert "confirmation" in mails[0]["Subject"].lower()
-    body = mails[0].get_payload()
+    body = mail_text(mails[0])
     assert result.invoice.number in body and "all_employee" in body
     assert f"{int(quote.refundable_amount):,}" in body and "not refunded" in body
 
@@ -94,7 +95,7 @@ async def test_flexible_increase_is_charged_once_in_yen(changes, deps,
     assert intent.status == "succeeded" and intent.metadata["workflow_id"] == result.workflow_id
     assert result.subscription.seats == 35
     mails = mailbox.messages(to=f"billing@{org}.example")
-    assert len(mails) == 1 and result.payment.charge_id in mails[0].get_payload()
+    assert len(mails) == 1 and result.payment.charge_id in mail_text(mails[0])
     assert result.invoice.amount == quote.amount_due
 
 
@@ -284,7 +285,7 @@ async def test_desk_downgrade_with_refund_request_opens_a_ticket(changes,
     stored = refund_ticket_row(deps, result.workflow_id)
     assert stored is not None and (stored.amount, stored.status) == (ticket.amount, "open")
     [mail] = mailbox.messages(to=f"billing@{org}.example")
-    assert "Switched off" in mail.get_payload() and "ai_assistant" in mail.get_payload()
+    assert "Switched off" in mail_text(mail) and "ai_assistant" in mail_text(mail)
 
 
 async def test_upgrade_from_free_charges_a_full_new_period(changes, deps,

@@ -34,6 +34,7 @@ from tests.workflow_checks import (
     change_record,
     charges,
     load_suite,
+    mail_text,
     refunds_of,
     sales_case_row,
     start_declined_change,
@@ -205,7 +206,7 @@ async def test_offline_increase_approved_by_sales_completes(changes, deps, mailb
     assert (decided.status, decided.decided_by, decided.note) == (
         "approved", SALES, "PO 4711 received")
     [mail] = mailbox.messages(to=f"billing@{org}.example")
-    assert "Bank transfer" in mail.get_payload() and case_id in mail.get_payload()
+    assert "Bank transfer" in mail_text(mail) and case_id in mail_text(mail)
     assert result.invoice.amount == result.quote.amount_due > 0
 
 
@@ -392,3 +393,22 @@ async def test_input_under_another_workflow_id_is_rejected(changes, deps, mailbo
     assert request.workflow_id in result.reason
     assert change_record(deps, handle.id) is None and audit_entries(deps, org) == []
     assert_untouched(deps, mailbox, org)
+
+
+async def test_a_cancellation_through_temporal_releases_the_subscription(changes, deps,
+                                                                        mailbox):
+    """The Web UI's "Request cancellation" ends the change like the cancel update: the
+    subscription is free for the next change and nothing was charged."""
+    org = unique_org("tcancel")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+
+    await handle.cancel()
+
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert "through Temporal" in result.reason
+    assert_untouched(deps, mailbox, org)
+    await load_suite(changes, org, card=GOOD_CARD)
+    after = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
+    assert after.status is ChangeStatus.COMPLETED, after.reason

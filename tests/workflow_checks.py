@@ -16,6 +16,7 @@ import functools
 import uuid
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
+from email.message import Message
 from typing import Any
 
 import stripe
@@ -229,3 +230,15 @@ def recomputed_amount(quote: Quote) -> Decimal:
 
 def in_minor_units(amount: Decimal, currency: str) -> int:
     return int(amount * 10 ** MINOR_DIGITS[currency])
+
+
+# --- the mailbox -------------------------------------------------------------------------------
+
+def mail_text(message: Message) -> str:
+    """The plain-text body of an email from the Maildir; the invoice email is multipart (the text
+    and a PDF attachment), so `get_payload()` is a list of parts, not the text."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain" and part.get_filename() is None:
+            payload = part.get_payload(decode=True)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    raise AssertionError(f"no text/plain part in {message['Subject']!r}")

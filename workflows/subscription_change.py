@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import ChangeLifecycle, ChangeState
     from subchange.contracts import (
         ApplyInput,
+        ApplyOutput,
         CancelRequest,
         ChangeRequest,
         ChangeResult,
@@ -71,6 +72,8 @@ class SubscriptionChange:
         self.lock = asyncio.Lock()
         self.parked_cancellable = True
         self.charge_outcome_unknown = False
+        self.applied: ApplyOutput | None = None
+        self.finishing: tuple[str, ChangeResult] | None = None
 
     @workflow.run
     async def run(self, raw_request: dict[str, Any]) -> ChangeResult:
@@ -92,9 +95,12 @@ class SubscriptionChange:
             self._publish()
             return opened.previous_result
         try:
-            return await self._pipeline(request)
-        except CancelRequested:
-            return await self._cancel()
+            try:
+                return await self._pipeline(request)
+            except CancelRequested:
+                return await self._cancel()
+        except asyncio.CancelledError:
+            return await self._on_temporal_cancel()
 
     async def _pipeline(self, request: ChangeRequest) -> ChangeResult:
         today = workflow.now().date()
@@ -133,11 +139,17 @@ class SubscriptionChange:
             "apply_change", SubscriptionActivities.apply_change,
             ApplyInput(request=request, quote=quote, payment=self.payment),
             summary=f"{quote.old_plan}×{quote.old_seats} → {quote.new_plan}×{quote.new_seats}")
+        self.applied = applied
         self._move("apply")
         self._refuse_late_cancel("applied")
+        return await self._after_apply(request, quote, applied)
+
+    async def _after_apply(self, request: ChangeRequest, quote: Quote,
+                           applied: ApplyOutput) -> ChangeResult:
         invoice = await self._step("email_invoice", InvoiceActivities.email_invoice,
                                    applied.invoice_number, summary=applied.invoice_number)
-        self._move("invoice")
+        if self.lifecycle.current is ChangeState.APPLIED:
+            self._move("invoice")
         ticket = None
         if request.request_refund and quote.refundable_amount > 0:
             ticket = await self._step(
@@ -245,6 +257,22 @@ class SubscriptionChange:
 
     # --- endings ----------------------------------------------------------------------------
 
+    async def _on_temporal_cancel(self) -> ChangeResult:
+        """A cancellation through Temporal (Web UI, `temporal workflow cancel`) is handled like
+        the `cancel` update, so the subscription is released and a charge refunded; a change
+        already applied or decided is finished instead. Every step it repeats is idempotent."""
+        assert self.request is not None
+        if self.lifecycle.is_parked:
+            self.lifecycle.resume()
+        if self.finishing is not None:
+            return await self._finish(*self.finishing)
+        if self.applied is not None:
+            assert self.quote is not None
+            return await self._after_apply(self.request, self.quote, self.applied)
+        if self.cancel_request is None:
+            self.cancel_request = CancelRequest(reason="cancellation requested through Temporal")
+        return await self._cancel()
+
     async def _cancel(self) -> ChangeResult:
         cancel = self.cancel_request
         assert cancel is not None
@@ -293,6 +321,7 @@ class SubscriptionChange:
 
     async def _finish(self, trigger: str, result: ChangeResult) -> ChangeResult:
         """Record the result and release the subscription, then take the final transition."""
+        self.finishing = (trigger, result)
         await self._step("close_change", AdmissionActivities.close_change,
                          CloseChangeInput(result=result), cancellable=False)
         getattr(self.lifecycle, trigger)()
