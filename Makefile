@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
+POSTGRES_HOST_PORT = $(shell echo "$(TEST_POSTGRES_URL)" | sed -E 's#^[^@]*@##; s#/.*$$##')
 
 .PHONY: demo up test test-sqlite test-postgres lint clean
 
@@ -24,15 +25,16 @@ up: $(BIN)/.installed
 # The suite on SQLite, then on PostgreSQL when one answers at 127.0.0.1:5432.
 test: $(BIN)/.installed
 	$(MAKE) --no-print-directory test-sqlite
-	@if $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; \
+	@if $(BIN)/python -c "import socket, sys; h, _, p = sys.argv[1].rpartition(':'); \
+	socket.create_connection((h or '127.0.0.1', int(p or 5432)), 1)" "$(POSTGRES_HOST_PORT)" 2>/dev/null; \
 	then $(MAKE) --no-print-directory test-postgres; \
-	else echo "PostgreSQL is not reachable at 127.0.0.1:5432: ran the SQLite suite only"; fi
+	else echo "PostgreSQL is not reachable at $(POSTGRES_HOST_PORT): ran the SQLite suite only"; fi
 
 test-sqlite: $(BIN)/.installed
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-postgres: $(BIN)/.installed
-	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider
+	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(BIN)/.installed
 	$(BIN)/pip install --quiet ruff==0.17.5

@@ -45,3 +45,9 @@ if __name__ == "__main__":
     except ConfigurationError as error:
         print(error, file=sys.stderr)
         sys.exit(2)
+    except RuntimeError as error:
+        if "Failed client connect" not in str(error):
+            raise
+        print(f"TEMPORAL_ADDRESS: can't reach the Temporal server at "
+              f"{get_settings().temporal_address}: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from subchange.money import SUPPORTED_CURRENCIES
+# Every tier has a price in each of these (checked on load); orgs are billed in one of them.
+PRICED_CURRENCIES = ("JPY", "USD")
 
 BillingPeriod = Literal["monthly", "yearly"]
 
@@ -53,7 +54,7 @@ class Product(BaseModel):
                 raise ValueError(f"downgrade {source}->{dest} names an unknown tier")
         for tier in self.tiers:
             for model in self.pricing_models:
-                for currency in SUPPORTED_CURRENCIES[:2]:
+                for currency in PRICED_CURRENCIES:
                     if currency not in tier.prices.get(model, {}):
                         raise ValueError(f"tier {tier.id} has no {currency} price for {model}")
         return self

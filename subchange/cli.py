@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import stripe
 from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
@@ -112,6 +113,10 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
                                   settings=settings)
         except FixtureError as error:
             raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
+        except stripe.StripeError as error:
+            raise CommandError(f"the payment gateway at STRIPE_API_BASE "
+                               f"({settings.stripe_api_base}) failed: {error.user_message or error}; "
+                               "nothing was loaded") from None
     emit({"loaded": str(path), **counts})
     return EXIT_OK
 

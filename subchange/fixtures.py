@@ -14,10 +14,9 @@ import stripe
 from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, select
 
-from subchange.catalog import PRODUCT_IDS, default_catalog
+from subchange.catalog import PRICED_CURRENCIES, PRODUCT_IDS, default_catalog
 from subchange.contracts import IDENTIFIER, Contract
 from subchange.gateway import CardDeclined, Gateway
-from subchange.money import SUPPORTED_CURRENCIES
 from subchange.settings import Settings, describe_validation_error
 from subchange.tables import Org, OrgUser, Subscription, utcnow
 
@@ -94,9 +93,10 @@ class FixtureOrg(Contract):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        if value not in SUPPORTED_CURRENCIES:
+        priced = PRICED_CURRENCIES  # an org can only be billed in a currency the catalog prices
+        if value not in priced:
             raise ValueError(f"unsupported currency {value!r}; expected one of "
-                             f"{', '.join(SUPPORTED_CURRENCIES)}")
+                             f"{', '.join(priced)}")
         return value
 
     @model_validator(mode="after")

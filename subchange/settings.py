@@ -45,6 +45,22 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive duration, e.g. P14D or 1209600 (seconds)")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("must be a database URL, e.g. sqlite:///var/subchange.db or "
+                             "postgresql+psycopg://user:password@host/db") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite or "
+                             "postgresql")
+        return value
+
     @field_validator("stripe_api_key")
     @classmethod
     def _stripe_key(cls, value: str) -> str:

@@ -386,7 +386,10 @@ class SubscriptionChange:
         async with self.lock:
             self.cancel_request = request
             await workflow.wait_condition(lambda: self.cancel_outcome is not None)
-            return UpdateAck(state=self.lifecycle.current.value, message=self.cancel_outcome or "")
+            outcome = self.cancel_outcome or ""
+            if outcome.startswith("too late"):  # accepted while a step ran that can't be undone
+                raise ApplicationError(f"can't cancel: {outcome}", type="UpdateRefused")
+            return UpdateAck(state=self.lifecycle.current.value, message=outcome)
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
