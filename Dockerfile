@@ -4,6 +4,9 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
+# Fonts for the PDF invoice: Latin and Japanese organisation names.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+        fonts-ipaexfont-gothic && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY subchange ./subchange
 COPY workflows ./workflows

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from subchange import tables  # noqa: F401  (registers the tables on the metadata)
 
@@ -45,7 +45,11 @@ def make_engine(url: str) -> sa.Engine:
 
 
 def create_tables(engine: sa.Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Bring the engine's database to the latest migration (creating missing tables): the schema
+    belongs to subchange/migrations, so nothing calls `create_all` on a service database."""
+    from subchange.migrate import upgrade  # the migrations import this module
+
+    upgrade(engine.url)
 
 
 def session_factory(engine: sa.Engine) -> SessionFactory:

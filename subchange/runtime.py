@@ -20,8 +20,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities import Dependencies, all_activities
 from subchange.catalog import default_catalog
-from subchange.db import create_tables, make_engine, session_factory
+from subchange.db import make_engine, session_factory
 from subchange.gateway import Gateway
+from subchange.migrate import upgrade
 from subchange.search_attributes import ALL_KEYS
 from subchange.settings import Settings
 from workflows.subscription_change import SubscriptionChange
@@ -57,9 +58,11 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
 
 
 def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dependencies:
-    engine = make_engine(settings.database_url)
+    """With `create_schema`, first migrate the database to the latest revision (a new one gets its
+    tables; see subchange.migrate)."""
     if create_schema:
-        create_tables(engine)
+        upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
     return Dependencies(settings=settings, sessions=session_factory(engine),
                         catalog=default_catalog(), gateway=Gateway(settings))
 
