@@ -41,7 +41,8 @@ def make_engine(url: str) -> sa.Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Up to one connection per concurrent activity (build_worker: 16), so no step waits for one.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=11)
 
 
 def create_tables(engine: sa.Engine) -> None:
