@@ -12,7 +12,6 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
@@ -20,6 +19,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities import Dependencies, all_activities
 from subchange.catalog import default_catalog
+from subchange.codec import data_converter
 from subchange.db import make_engine, session_factory
 from subchange.gateway import Gateway
 from subchange.migrate import upgrade
@@ -36,7 +36,8 @@ async def connect(settings: Settings, *, metrics: bool = False) -> Client:
         runtime = Runtime(telemetry=TelemetryConfig(
             metrics=PrometheusConfig(bind_address=settings.metrics_bind_address)))
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter, runtime=runtime)
+                                data_converter=data_converter(settings.payload_keys),
+                                runtime=runtime)
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

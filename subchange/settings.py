@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     mail_from: str = "billing@subchange.example"
     sales_decision_timeout: timedelta = timedelta(days=14)
     web_ui_url: str = "http://localhost:8233"
+    # Payload encryption keys, "id:base64key,..." (the first seals, all open); empty: plain.
+    payload_keys: str = Field(default="", repr=False)
+    # Bearer token the codec server asks of the Web UI and the temporal CLI.
+    codec_server_token: str = Field(default="", repr=False)
     # host:port for the worker's Prometheus endpoint (/metrics); empty: no endpoint.
     metrics_bind_address: str = ""
     # Fault injection for the crash tests: pause at these named points (comma separated).
@@ -59,6 +63,14 @@ class Settings(BaseSettings):
         if url.get_backend_name() not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite or "
                              "postgresql")
+        return value
+
+    @field_validator("payload_keys")
+    @classmethod
+    def _payload_keys(cls, value: str) -> str:
+        from subchange.codec import parse_keys
+
+        parse_keys(value)  # raises ValueError naming the bad entry
         return value
 
     @field_validator("stripe_api_key")
