@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 
+from subchange.logs import configure_logging
 from subchange.runtime import build_dependencies, build_worker, connect, ensure_search_attributes
 from subchange.settings import ConfigurationError, get_settings
 
@@ -38,9 +39,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        configure_logging(get_settings().log_format)
         asyncio.run(main())
     except ConfigurationError as error:
         print(error, file=sys.stderr)

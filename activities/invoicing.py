@@ -94,4 +94,5 @@ class InvoiceActivities:
             invoice.email_status, invoice.sent_at = "sent", utcnow()
             session.add(invoice)
             session.commit()
+            activity.logger.info("invoice %s emailed", invoice_number)
         return record

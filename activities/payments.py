@@ -68,6 +68,8 @@ class PaymentActivities:
         self._save(call)
         activity.metric_meter().create_counter("subchange_charges", "cards charged").add(
             1, {"currency": quote.currency})
+        activity.logger.info("charged %s %s (intent %s)", quote.amount_due, quote.currency,
+                             call.external_id)
         return self._record(call)
 
     def _declined(self, call: GatewayCall, code: str | None, message: str) -> None:
@@ -108,6 +110,7 @@ class PaymentActivities:
         self._save(call)
         activity.metric_meter().create_counter("subchange_refunds", "charges refunded").add(
             1, {"currency": refund.currency})
+        activity.logger.info("refunded intent %s (%s)", intent_id, refund_id)
         return RefundChargeOutput(refund_id=refund_id, amount=refund.amount)
 
     def _charged_intent(self, workflow_id: str) -> str | None:

@@ -30,4 +30,6 @@ class SubscriptionActivities:
             raise ApplicationError(str(stale), type="StaleSubscription",
                                    non_retryable=True) from None
         pause_point(self.deps.settings, "apply.after_commit")
+        activity.logger.info("applied: %s × %s, invoice %s", subscription.plan,
+                             subscription.seats, invoice_number)
         return ApplyOutput(subscription=subscription, invoice_number=invoice_number)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import cache
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,7 @@ class Settings(BaseSettings):
     payload_keys: str = Field(default="", repr=False)
     # Bearer token the codec server asks of the Web UI and the temporal CLI.
     codec_server_token: str = Field(default="", repr=False)
+    log_format: Literal["text", "json"] = "text"
     # host:port for the worker's Prometheus endpoint (/metrics); empty: no endpoint.
     metrics_bind_address: str = ""
     # Fault injection for the crash tests: pause at these named points (comma separated).

@@ -1,9 +1,10 @@
 """What an operator's Prometheus scrapes from a worker: the SDK's own metrics and the service's
-counters (changes by status, charges, time in each step), and what the worker's log never
-contains (secrets, card numbers)."""
+counters (changes by status, charges, time in each step); the worker's JSON log lines, which
+carry workflow id and step and never a secret, card number or email address."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 import uuid
@@ -27,7 +28,7 @@ def env(dev_env, database_url, localstripe_url, smtp, metrics_port) -> dict[str,
     return service_env(temporal_address=dev_env.client.service_client.config.target_host,
                        database_url=database_url, localstripe_url=localstripe_url,
                        smtp_port=smtp.port, task_queue=f"metrics-{uuid.uuid4().hex[:8]}",
-                       METRICS_BIND_ADDRESS=f"127.0.0.1:{metrics_port}")
+                       METRICS_BIND_ADDRESS=f"127.0.0.1:{metrics_port}", LOG_FORMAT="json")
 
 
 @pytest.fixture(scope="module")
@@ -80,4 +81,13 @@ def test_a_charged_change_shows_in_the_service_and_sdk_metrics(env, worker, metr
     assert sample(after, "temporal_workflow_completed") >= 2  # the SDK's own metrics
 
     log = worker.output()
-    assert "sk_test" not in log and GOOD_CARD not in log
+    assert "sk_test" not in log and GOOD_CARD not in log and "@" not in log  # no keys, cards, emails
+    records = [json.loads(line) for line in log.splitlines() if line.strip()]  # JSON lines only
+    steps = {(r["temporal_activity"]["activity_type"], r["message"].split(" ")[0])
+             for r in records if "temporal_activity" in r}
+    assert {("charge", "charged"), ("apply_change", "applied:"),
+            ("email_invoice", "invoice")} <= steps
+    charged = next(r for r in records if r.get("temporal_activity", {}).get("activity_type")
+                   == "charge")
+    assert charged["temporal_activity"]["workflow_id"].startswith("change-")
+    assert charged["level"] == "INFO" and charged["time"]
