@@ -24,12 +24,18 @@ from subchange.catalog import default_catalog
 from subchange.db import create_tables, make_engine, session_factory
 from subchange.fixtures import load_fixture, parse_fixture
 from subchange.gateway import Gateway
-from subchange.runtime import build_worker, ensure_search_attributes
+from subchange.runtime import build_worker
 from subchange.search_attributes import ALL_KEYS
 from subchange.settings import Settings
-from tests.support import Mailbox, SmtpSink, binary, start_localstripe, stop_process
-
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+from tests.support import (
+    Mailbox,
+    SmtpSink,
+    binary,
+    fresh_database,
+    start_localstripe,
+    stop_process,
+    time_skipping_server,
+)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -38,17 +44,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if os.environ.get("TEST_DATABASE", "sqlite") != "postgresql":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'subchange.db'}"
-        return
-    name = f"subchange_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{POSTGRES_URL}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"{POSTGRES_URL}/{name}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(tmp_path_factory.mktemp("db"), "subchange_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -108,12 +105,8 @@ def load(deps: Dependencies):
 
 @pytest.fixture(scope="session")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=binary("temporal-test-server"))
-    await ensure_search_attributes(env.client, "default")
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env
 
 
 @pytest.fixture(scope="session")
@@ -124,6 +117,21 @@ async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
         ui=False)
     yield env
     await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def process_env(dev_env, database_url, localstripe_url, smtp):
+    """The environment of worker.py / starter.py processes against the suite's services, on a
+    fresh task queue: process_env("cli", EXTRA_VAR="...")."""
+    from tests.process_support import service_env
+
+    def make(prefix: str, **extra: str) -> dict[str, str]:
+        return service_env(temporal_address=dev_env.client.service_client.config.target_host,
+                           database_url=database_url, localstripe_url=localstripe_url,
+                           smtp_port=smtp.port, task_queue=f"{prefix}-{uuid.uuid4().hex[:8]}",
+                           **extra)
+
+    return make
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@ separate programs people run, configured only through the environment (SPEC sect
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,15 @@ class WorkerProcess:
                 raise AssertionError(f"worker exited ({self.process.returncode}):\n{out}")
             time.sleep(0.1)
         raise AssertionError(f"worker log never showed {text!r} x{count}:\n{self.output()}")
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[WorkerProcess]:
+        """Started and polling for the block; stopped afterwards, whatever happened."""
+        try:
+            self.start().wait_for(READY_LINE)
+            yield self
+        finally:
+            self.stop()
 
     def kill(self) -> None:
         """SIGKILL, as when a machine dies: no cleanup, no graceful shutdown."""

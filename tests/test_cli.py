@@ -14,12 +14,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from subchange.tables import ChangeRecord, Org, OrgUser, Subscription
 from tests.process_support import (
-    READY_LINE,
     CliResult,
     WorkerProcess,
     change_rows,
     run_cli,
-    service_env,
     stripe_client,
     subscription,
     succeeded_charges,
@@ -59,20 +57,14 @@ def fixture_document() -> dict:
 
 
 @pytest.fixture(scope="module")
-def cli_env(dev_env, database_url, localstripe_url, smtp) -> dict[str, str]:
-    return service_env(temporal_address=dev_env.client.service_client.config.target_host,
-                       database_url=database_url, localstripe_url=localstripe_url,
-                       smtp_port=smtp.port, task_queue=f"cli-{uuid.uuid4().hex[:8]}")
+def cli_env(process_env) -> dict[str, str]:
+    return process_env("cli")
 
 
 @pytest.fixture(scope="module")
 def worker(cli_env, tmp_path_factory) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(cli_env, tmp_path_factory.mktemp("cli-worker") / "worker.log")
-    try:
-        process.start().wait_for(READY_LINE)
+    with WorkerProcess(cli_env, tmp_path_factory.mktemp("cli-worker") / "worker.log").running() as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.process_support import READY_LINE, WorkerProcess, run_cli, service_env, write_fixture
+from tests.process_support import WorkerProcess, run_cli, write_fixture
 from tests.support import GOOD_CARD, free_port, org_document
 
 pytestmark = pytest.mark.integration
@@ -24,21 +24,15 @@ def metrics_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def env(dev_env, database_url, localstripe_url, smtp, metrics_port) -> dict[str, str]:
-    return service_env(temporal_address=dev_env.client.service_client.config.target_host,
-                       database_url=database_url, localstripe_url=localstripe_url,
-                       smtp_port=smtp.port, task_queue=f"metrics-{uuid.uuid4().hex[:8]}",
-                       METRICS_BIND_ADDRESS=f"127.0.0.1:{metrics_port}", LOG_FORMAT="json")
+def env(process_env, metrics_port) -> dict[str, str]:
+    return process_env("metrics", METRICS_BIND_ADDRESS=f"127.0.0.1:{metrics_port}",
+                       LOG_FORMAT="json")
 
 
 @pytest.fixture(scope="module")
 def worker(env, tmp_path_factory) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(env, tmp_path_factory.mktemp("metrics") / "worker.log")
-    try:
-        process.start().wait_for(READY_LINE)
+    with WorkerProcess(env, tmp_path_factory.mktemp("metrics") / "worker.log").running() as process:
         yield process
-    finally:
-        process.stop()
 
 
 def scrape(port: int) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +27,7 @@ from subchange.migrate import (
 )
 from subchange.runtime import build_dependencies
 from subchange.settings import Settings
-from tests.conftest import POSTGRES_URL
+from tests.support import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = script_directory().get_current_head()
@@ -38,17 +37,8 @@ ALL_REVISIONS = tuple(reversed([s.revision for s in script_directory().walk_revi
 @pytest.fixture
 def fresh_url(tmp_path: Path) -> Iterator[str]:
     """An empty database of the kind the suite runs on."""
-    if os.environ.get("TEST_DATABASE", "sqlite") != "postgresql":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    name = f"subchange_migrations_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(f"{POSTGRES_URL}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"{POSTGRES_URL}/{name}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(tmp_path, "subchange_migrations") as url:
+        yield url
 
 
 @pytest.fixture

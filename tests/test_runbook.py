@@ -11,27 +11,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.process_support import READY_LINE, WorkerProcess, run_cli, service_env, write_fixture
+from tests.process_support import WorkerProcess, run_cli, write_fixture
 from tests.support import DECLINED_ON_CHARGE_CARD, binary, org_document
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def env(dev_env, database_url, localstripe_url, smtp) -> dict[str, str]:
-    return service_env(temporal_address=dev_env.client.service_client.config.target_host,
-                       database_url=database_url, localstripe_url=localstripe_url,
-                       smtp_port=smtp.port, task_queue=f"runbook-{uuid.uuid4().hex[:8]}")
+def env(process_env) -> dict[str, str]:
+    return process_env("runbook")
 
 
 @pytest.fixture(scope="module")
 def worker(env, tmp_path_factory) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(env, tmp_path_factory.mktemp("runbook") / "worker.log")
-    try:
-        process.start().wait_for(READY_LINE)
+    with WorkerProcess(env, tmp_path_factory.mktemp("runbook") / "worker.log").running() as process:
         yield process
-    finally:
-        process.stop()
 
 
 def waiting_for_support(env: dict[str, str], org: str) -> list[str]:

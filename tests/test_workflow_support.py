@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,9 +24,9 @@ from subchange.contracts import (
     RetryRequest,
     SalesDecision,
 )
-from subchange.runtime import build_worker, ensure_search_attributes
+from subchange.runtime import build_worker
 from subchange.search_attributes import CHANGE_STATUS, CHANGE_STEP
-from tests.support import GOOD_CARD, binary
+from tests.support import GOOD_CARD, time_skipping_server
 from tests.workflow_checks import (
     ChangeDriver,
     audit_entries,
@@ -248,12 +247,8 @@ async def test_cancel_while_awaiting_sales_closes_the_case(changes, deps, mailbo
 async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of its own, so skipping two weeks here moves no other test's
     clock (the session server's billing periods would close)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=binary("temporal-test-server"))
-    await ensure_search_attributes(env.client, "default")
-    yield env
-    await env.shutdown()
+    async with time_skipping_server() as env:
+        yield env
 
 
 async def test_sales_decision_expires_after_the_timeout(own_clock, deps, load, mailbox):
