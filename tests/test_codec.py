@@ -1,10 +1,12 @@
 """No personal data in plaintext history: with PAYLOAD_KEYS set, workflow and activity payloads,
 summaries and failure messages reach the Temporal server sealed; rotation keeps old payloads
-readable; the codec server opens them only for the token holder."""
+readable; the codec server opens them only for the token holder (a header for the CLI, a signed
+session cookie for the Web UI)."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -15,7 +17,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
 from subchange.codec import EncryptionCodec, data_converter, new_key_setting, parse_keys
-from subchange.codec_server import build_app
+from subchange.codec_server import COOKIE, SESSION_SECONDS, build_app
 from subchange.contracts import ChangeStatus
 from subchange.runtime import build_worker
 from subchange.search_attributes import initial_search_attributes
@@ -130,3 +132,69 @@ async def test_the_codec_server_opens_payloads_for_the_token_holder_only():
         assert opened.headers["Access-Control-Allow-Origin"] == "http://localhost:8233"
         decoded = json_format.Parse(await opened.text(), Payloads())
         assert decoded.payloads[0].data == b'"admin@x.example"'
+
+
+async def sealed_body(codec: EncryptionCodec, text: bytes) -> str:
+    sealed = Payloads(payloads=await codec.encode(
+        [Payload(metadata={"encoding": b"json/plain"}, data=text)]))
+    return json_format.MessageToJson(sealed)
+
+
+async def test_a_browser_signs_in_once_and_the_web_ui_decodes_with_its_cookie(monkeypatch):
+    """The Web UI cannot send a header of ours: the operator signs in at the codec server and
+    the UI's requests carry the session cookie ("Include cross-origin credentials")."""
+    codec = EncryptionCodec(parse_keys(KEYS))
+    body = await sealed_body(codec, b'"billing@x.example"')
+    ui = {"Origin": "http://localhost:8233"}
+    app = build_app(codec, token="s3cret", web_ui="http://localhost:8233")
+    async with TestClient(TestServer(app)) as http:
+        page = await http.get("/")
+        assert 'name="token"' in await page.text()
+
+        wrong = await http.post("/login", data={"token": "guess"}, allow_redirects=False)
+        assert wrong.status == 401 and "not valid" in await wrong.text()
+        assert COOKIE not in wrong.cookies
+        assert (await http.post("/decode", data=body, headers=ui)).status == 401
+
+        signed_in = await http.post("/login", data={"token": "s3cret"}, allow_redirects=False)
+        assert signed_in.status == 303
+        assert signed_in.headers["Location"] == "http://localhost:8233"
+        cookie = signed_in.cookies[COOKIE]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+        assert "s3cret" not in cookie.value  # a signed session, not the token itself
+
+        opened = await http.post("/decode", data=body, headers=ui)
+        assert opened.status == 200
+        assert opened.headers["Access-Control-Allow-Credentials"] == "true"
+        assert json_format.Parse(await opened.text(), Payloads()).payloads[0].data == (
+            b'"billing@x.example"')
+        assert "Signed in" in await (await http.get("/")).text()
+
+        await http.post("/logout", allow_redirects=False)
+        assert (await http.post("/decode", data=body, headers=ui)).status == 401
+
+
+async def test_a_tampered_or_expired_session_is_refused(monkeypatch):
+    codec = EncryptionCodec(parse_keys(KEYS))
+    body = await sealed_body(codec, b'"billing@x.example"')
+    app = build_app(codec, token="s3cret", web_ui=None)
+    async with TestClient(TestServer(app)) as http:
+        signed_in = await http.post("/login", data={"token": "s3cret"}, allow_redirects=False)
+        value = signed_in.cookies[COOKIE].value
+        http.session.cookie_jar.clear()
+
+        tampered = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
+        refused = await http.post("/decode", data=body, headers={"Cookie": f"{COOKIE}={tampered}"})
+        assert refused.status == 401
+
+        # The same cookie a working day later.
+        later = time.time() + SESSION_SECONDS + 60
+        monkeypatch.setattr("itsdangerous.timed.time.time", lambda: later)
+        expired = await http.post("/decode", data=body, headers={"Cookie": f"{COOKIE}={value}"})
+        assert expired.status == 401
+
+    # A new token ends every session signed with the old one.
+    async with TestClient(TestServer(build_app(codec, token="rotated", web_ui=None))) as http:
+        monkeypatch.undo()
+        stale = await http.post("/decode", data=body, headers={"Cookie": f"{COOKIE}={value}"})
+        assert stale.status == 401
