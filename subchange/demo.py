@@ -192,7 +192,8 @@ class Demo:
         from subchange.settings import Settings
 
         async def running() -> list[str]:
-            client = await connect(Settings(temporal_address=self.stack.env["TEMPORAL_ADDRESS"]))
+            client = await connect(Settings(temporal_address=self.stack.env["TEMPORAL_ADDRESS"],
+                                            payload_keys=self.stack.env["PAYLOAD_KEYS"]))
             query = (f'WorkflowType="SubscriptionChange" AND OrgId="{org}" '
                      'AND ExecutionStatus="Running"')
             return [w.id async for w in client.list_workflows(query)]

@@ -1,5 +1,9 @@
 """The embedded default stack, as local processes: the Temporal dev server (SQLite persistence,
-Web UI), localstripe, an aiosmtpd server writing to a Maildir, and the worker.
+Web UI), localstripe, an aiosmtpd server writing to a Maildir, the codec server and the worker.
+
+Payloads are encrypted as in production: the stack keeps its key and the codec server's token in
+var/devstack.env (created on first start, kept so that earlier histories still open), which every
+command run from the checkout reads (subchange/settings.py).
 
 `python -m subchange.devstack up` runs the stack until Ctrl-C; `demo` also loads the demo
 organisations and runs the source documents' cases (see subchange/demo.py).
@@ -18,6 +22,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
+
+from subchange.settings import DEVSTACK_ENV_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,15 +99,45 @@ def start_smtp(maildir: Path, port: int | None = None, log: Path | None = None
     return process, port
 
 
-def start_temporal(db_file: Path, port: int, ui_port: int, log: Path | None = None
-                   ) -> subprocess.Popen:
+def start_temporal(db_file: Path, port: int, ui_port: int, log: Path | None = None, *,
+                   codec_endpoint: str | None = None) -> subprocess.Popen:
     db_file.parent.mkdir(parents=True, exist_ok=True)
+    codec = ["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []
     process = spawn([binary("temporal"), "server", "start-dev", "--db-filename", str(db_file),
                      "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
-                     "--ui-disable-news-fetch", "--log-level", "warn"], log)
+                     "--ui-disable-news-fetch", "--log-level", "warn", *codec], log)
     wait_for_port(port, process, "Temporal dev server", timeout=90)
     wait_for_port(ui_port, process, "Temporal Web UI", timeout=30)
     return process
+
+
+def start_codec_server(env: dict[str, str], port: int, web_ui: str, log: Path | None = None
+                       ) -> subprocess.Popen:
+    process = spawn([sys.executable, "-m", "subchange.codec_server", "--port", str(port),
+                     "--web-ui", web_ui], log, env)
+    wait_for_port(port, process, "codec server")
+    return process
+
+
+def stack_secrets(env_file: Path) -> dict[str, str]:
+    """PAYLOAD_KEYS and CODEC_SERVER_TOKEN of the embedded stack: read from env_file, or made
+    and written there (readable by the owner only) on the first start."""
+    from dotenv import dotenv_values
+
+    from subchange.codec import new_key_setting
+
+    saved = {k: v for k, v in dotenv_values(env_file).items() if v} if env_file.exists() else {}
+    if {"PAYLOAD_KEYS", "CODEC_SERVER_TOKEN"} <= saved.keys():
+        return {"PAYLOAD_KEYS": saved["PAYLOAD_KEYS"],
+                "CODEC_SERVER_TOKEN": saved["CODEC_SERVER_TOKEN"]}
+    secrets = {"PAYLOAD_KEYS": saved.get("PAYLOAD_KEYS") or new_key_setting("devstack"),
+               "CODEC_SERVER_TOKEN": saved.get("CODEC_SERVER_TOKEN") or token_urlsafe(18)}
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write("# The embedded stack's secrets (python -m subchange.devstack); keep the key,\n"
+                  "# or the changes already in var/temporal.db can no longer be read.\n")
+        out.writelines(f"{name}={value}\n" for name, value in secrets.items())
+    return secrets
 
 
 def start_worker(env: dict[str, str], log: Path, timeout: float = 60) -> subprocess.Popen:
@@ -126,12 +163,26 @@ class Stack:
     ui_port: int = 8233
     stripe_port: int = 8420
     smtp_port: int = 8025
+    codec_port: int = 8081
     root: Path = ROOT
     processes: list[subprocess.Popen] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)
 
     @property
     def maildir(self) -> Path:
         return self.var / "mail"
+
+    @property
+    def env_file(self) -> Path:
+        return self.var / "devstack.env"
+
+    @property
+    def web_ui(self) -> str:
+        return f"http://localhost:{self.ui_port}"
+
+    @property
+    def codec_endpoint(self) -> str:
+        return f"http://localhost:{self.codec_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -142,7 +193,8 @@ class Stack:
                                            f"sqlite:///{self.var / 'subchange.db'}"),
             "STRIPE_API_BASE": f"http://127.0.0.1:{self.stripe_port}",
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port),
-            "WEB_UI_URL": f"http://localhost:{self.ui_port}",
+            "WEB_UI_URL": self.web_ui,
+            **self.secrets,
         }
 
     @property
@@ -153,11 +205,16 @@ class Stack:
         logs = self.var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         for port, name in ((self.temporal_port, "Temporal"), (self.ui_port, "Web UI"),
-                           (self.stripe_port, "localstripe"), (self.smtp_port, "SMTP")):
+                           (self.stripe_port, "localstripe"), (self.smtp_port, "SMTP"),
+                           (self.codec_port, "codec server")):
             if port_open(port):
                 raise RuntimeError(f"port {port} ({name}) is already in use: is a stack running?")
+        self.secrets = stack_secrets(self.env_file)
         self.processes.append(start_temporal(self.var / "temporal.db", self.temporal_port,
-                                             self.ui_port, logs / "temporal.log"))
+                                             self.ui_port, logs / "temporal.log",
+                                             codec_endpoint=self.codec_endpoint))
+        self.processes.append(start_codec_server(self.env, self.codec_port, self.web_ui,
+                                                 logs / "codec-server.log"))
         self.processes.append(start_localstripe(self.stripe_port, logs / "localstripe.log")[0])
         self.processes.append(start_smtp(self.maildir, self.smtp_port, logs / "smtp.log")[0])
         self.processes.append(start_worker(self.env, logs / "worker.log"))
@@ -198,8 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack = Stack(var=args.var.resolve())
     with stack.running():
-        print(f"Temporal Web UI: http://localhost:{stack.ui_port}", file=sys.stderr)
-        print(f"Emails land in:  {stack.maildir}/new/", file=sys.stderr, flush=True)
+        print(f"Temporal Web UI: {stack.web_ui}\n"
+              f"Codec server:    {stack.codec_endpoint} (sign in with the token "
+              f"{stack.secrets['CODEC_SERVER_TOKEN']} to read payloads in the Web UI)\n"
+              f"Emails land in:  {stack.maildir}/new/", file=sys.stderr, flush=True)
+        if stack.env_file != ROOT / DEVSTACK_ENV_FILE:
+            print(f"Payloads are encrypted: export the variables in {stack.env_file} before "
+                  "running starter.py", file=sys.stderr, flush=True)
         if args.command == "demo":
             from subchange.demo import run_demo
 

@@ -1,4 +1,8 @@
-"""Configuration from the environment (a `.env` file may set it), with the embedded defaults."""
+"""Configuration from the environment (a `.env` file may set it), with the embedded defaults.
+
+Precedence: the environment, then `.env`, then `var/devstack.env` (the embedded stack's payload
+key and codec server token, written by `python -m subchange.devstack`), then the defaults below.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,12 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEVSTACK_ENV_FILE = "var/devstack.env"  # relative to the working directory, like the database
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_file=(DEVSTACK_ENV_FILE, ".env"), extra="ignore",
+                                      case_sensitive=False)
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"

@@ -35,7 +35,8 @@ def service_env(*, temporal_address: str, database_url: str, localstripe_url: st
         "TASK_QUEUE": task_queue, "DATABASE_URL": database_url,
         "STRIPE_API_KEY": "sk_test_suite", "STRIPE_API_BASE": localstripe_url,
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
-        "FAULT_PAUSE_POINTS": "", "PYTHONUNBUFFERED": "1",
+        "FAULT_PAUSE_POINTS": "", "PAYLOAD_KEYS": "", "CODEC_SERVER_TOKEN": "",
+        "PYTHONUNBUFFERED": "1",
         **extra,
     }
 
