@@ -88,7 +88,8 @@ class SubscriptionChange:
             return await self._end_invalid(
                 f"workflow id must be {request.workflow_id!r} (change-<request_id>)")
         self._publish()
-        opened = await self._step("open_change", AdmissionActivities.open_change, request)
+        opened = await self._step("open_change", AdmissionActivities.open_change, request,
+                                  summary=f"open the change record of {request.request_id}")
         if opened.previous_result is not None:
             # An earlier run of this workflow id already ended: report its result.
             self.result = opened.previous_result
@@ -104,18 +105,21 @@ class SubscriptionChange:
 
     async def _pipeline(self, request: ChangeRequest) -> ChangeResult:
         today = workflow.now().date()
-        decision = await self._step("authorize_admin", AdmissionActivities.authorize_admin,
-                                    request)
+        decision = await self._step(
+            "authorize_admin", AdmissionActivities.authorize_admin, request,
+            summary=f"is {request.requested_by} an active admin of {request.org_id}?")
         if decision.rejection:
             return await self._reject(decision.rejection)
         self._move("authorize")
         step_input = StepInput(request=request, change_date=today)
-        decision = await self._step("validate_change", AdmissionActivities.validate_change,
-                                    step_input)
+        decision = await self._step(
+            "validate_change", AdmissionActivities.validate_change, step_input,
+            summary=f"check {request.describe()} against the seat and plan rules")
         if decision.rejection:
             return await self._reject(decision.rejection)
         self._move("validate")
-        quoted = await self._step("quote_change", AdmissionActivities.quote_change, step_input)
+        quoted = await self._step("quote_change", AdmissionActivities.quote_change, step_input,
+                                  summary=f"price the change as of {today}")
         if quoted.rejection or quoted.quote is None:
             return await self._reject(quoted.rejection or Rejection(
                 reason_code="quote_failed", reason="the change could not be quoted"))
@@ -147,7 +151,8 @@ class SubscriptionChange:
     async def _after_apply(self, request: ChangeRequest, quote: Quote,
                            applied: ApplyOutput) -> ChangeResult:
         invoice = await self._step("email_invoice", InvoiceActivities.email_invoice,
-                                   applied.invoice_number, summary=applied.invoice_number)
+                                   applied.invoice_number,
+                                   summary=f"email invoice {applied.invoice_number} with its PDF")
         if self.lifecycle.current is ChangeState.APPLIED:
             self._move("invoice")
         ticket = None
@@ -155,7 +160,8 @@ class SubscriptionChange:
             ticket = await self._step(
                 "open_refund_ticket", TicketActivities.open_refund_ticket,
                 RefundTicketInput(request=request, quote=quote,
-                                  invoice_number=applied.invoice_number))
+                                  invoice_number=applied.invoice_number),
+                summary=f"ask for a refund of {quote.refundable_amount} {quote.currency}")
         return await self._finish("complete", self._result(
             ChangeStatus.COMPLETED, invoice=invoice, refund_ticket=ticket,
             subscription=applied.subscription))
@@ -164,7 +170,9 @@ class SubscriptionChange:
 
     async def _await_sales(self, request: ChangeRequest, quote: Quote) -> ChangeResult | None:
         case = await self._step("open_sales_case", SalesActivities.open_sales_case,
-                                SalesCaseInput(request=request, quote=quote))
+                                SalesCaseInput(request=request, quote=quote),
+                                summary=f"ask sales to approve {quote.amount_due} "
+                                        f"{quote.currency} (offline payer)")
         self.sales_case = case.case_id
         self._move("route_to_sales")
         self.progress.wait(workflow.now(), "sales_decision",
@@ -206,7 +214,8 @@ class SubscriptionChange:
         note = self.decision.note if self.decision else ""
         await self._step("close_sales_case", SalesActivities.close_sales_case,
                          CloseSalesCaseInput(case_id=self.sales_case, outcome=outcome, by=by,
-                                             note=note), cancellable=False)
+                                             note=note),
+                         summary=f"close {self.sales_case} as {outcome}", cancellable=False)
 
     # --- running a step ---------------------------------------------------------------------
 
