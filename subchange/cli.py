@@ -142,6 +142,15 @@ def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def static_details(request: ChangeRequest) -> str:
+    """The Web UI's Details panel (markdown): the request, and what support can do with it."""
+    workflow_id = request.workflow_id
+    return (f"**Request** `{request.request_id}` · refund requested: "
+            f"{'yes' if request.request_refund else 'no'}\n\n"
+            f"**Support** (README, Support runbook): `python starter.py status {workflow_id}` · "
+            f"`retry {workflow_id}` · `cancel {workflow_id}`")
+
+
 async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
     request = change_request(args, args.request_id or f"req-{uuid.uuid4().hex[:12]}")
     client = await connect(settings)
@@ -153,6 +162,7 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=initial_search_attributes(request),
             static_summary=f"{request.describe()} (by {request.requested_by})",
+            static_details=static_details(request),
         )
         started = True
     except WorkflowAlreadyStartedError:

@@ -1,5 +1,6 @@
 """The support runbook of the README, command by command, against the dev server and a worker
-process: find the changes waiting for a person, read why, retry, cancel."""
+process: find the changes waiting for a person, read why, retry, cancel; and what the Web UI
+shows of such a change (summary, details, current details, activity summaries)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.process_support import WorkerProcess, run_cli, write_fixture
 from tests.support import DECLINED_ON_CHARGE_CARD, binary, org_document
@@ -44,7 +46,8 @@ def eventually(probe, expected, timeout: float = 15):
     return value
 
 
-def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
+def park_a_change(env: dict[str, str], tmp_path) -> tuple[str, str]:
+    """A change whose card is declined at charge time: it waits for support."""
     org = f"runbook-{uuid.uuid4().hex[:6]}"
     document = org_document(org, users=[{"email": f"admin@{org}.example", "role": "admin",
                                          "products": ["one"]}],
@@ -55,7 +58,11 @@ def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
     started = run_cli(env, "change", "--org", org, "--product", "one", "--by",
                       f"admin@{org}.example", "--seats", "12", "--wait")
     assert started.code == 3, started
-    workflow_id = started.json["workflow_id"]
+    return org, started.json["workflow_id"]
+
+
+def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
+    org, workflow_id = park_a_change(env, tmp_path)
 
     assert eventually(lambda: waiting_for_support(env, org), [workflow_id]) == [workflow_id]
 
@@ -73,3 +80,32 @@ def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
     final = run_cli(env, "status", workflow_id).json
     assert final["result"]["status"] == "cancelled"
     assert eventually(lambda: waiting_for_support(env, org), []) == []
+
+
+async def test_the_web_ui_tells_the_story_of_a_stuck_change(env, worker, dev_env, tmp_path):
+    """The fields the Web UI shows, read the way it reads them: the static summary and details
+    of the start, the workflow's current details, and each activity's summary."""
+    org, workflow_id = park_a_change(env, tmp_path)
+    handle = dev_env.client.get_workflow_handle(workflow_id)
+    described = await handle.describe()
+    assert await described.static_summary() == f"{org}/one: seats → 12 (by admin@{org}.example)"
+    details = await described.static_details()
+    assert f"`python starter.py status {workflow_id}`" in details
+    assert f"`retry {workflow_id}`" in details and f"`cancel {workflow_id}`" in details
+
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    current = metadata.current_details
+    assert "**State:** awaiting_support" in current
+    assert "**Waiting for:** support to retry charge or cancel the change" in current
+    assert "CardDeclined" in current
+
+    converter = dev_env.client.data_converter
+    summaries = [event.user_metadata.summary async for event in handle.fetch_history_events()
+                 if event.HasField("activity_task_scheduled_event_attributes")]
+    texts = await converter.decode(summaries, [str] * len(summaries))
+    assert texts[:4] == [f"open the change record of {workflow_id.removeprefix('change-')}",
+                         f"is admin@{org}.example an active admin of {org}?",
+                         f"check {org}/one: seats → 12 against the seat and plan rules",
+                         f"price the change as of {described.start_time.date()}"]
+    assert texts[4].startswith("charge ") and texts[4].endswith(" JPY to the card")
+    assert run_cli(env, "cancel", workflow_id).code == 0
