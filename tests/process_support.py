@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlmodel import Session, func, select
 
 from subchange.devstack import ROOT
 from subchange.tables import AppliedChange, ChangeRecord, Invoice, RefundTicket, Subscription
+from tests.support import DECLINED_ON_CHARGE_CARD, org_document
 
 READY_LINE = "worker polling task queue"
 PAUSED_LINE = "fault injection: pausing at"
@@ -118,6 +120,23 @@ class WorkerProcess:
 def write_fixture(path: Path, document: dict) -> Path:
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return path
+
+
+def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
+                  ) -> tuple[str, str]:
+    """Load an org whose card is declined at charge time and ask for 10 → 12 seats: the change
+    waits for support. Returns (org id, workflow id)."""
+    org = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    document = org_document(org, users=[{"email": f"admin@{org}.example", "role": "admin",
+                                         "products": ["one"]}],
+                            subscriptions=[{"product": "one", "plan": "enterprise", "seats": 10,
+                                            "pricing_model": "flexible_user",
+                                            "card": DECLINED_ON_CHARGE_CARD}])
+    assert run_cli(env, "load", str(write_fixture(directory / f"{org}.json", document))).code == 0
+    started = run_cli(env, "change", "--org", org, "--product", "one", "--by",
+                      f"admin@{org}.example", "--seats", "12", "--wait")
+    assert started.code == 3, started
+    return org, started.json["workflow_id"]
 
 
 # --- what a user can see: the gateway, the database, the mailbox --------------------------------

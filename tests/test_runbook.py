@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from tests.process_support import WorkerProcess, run_cli, write_fixture
-from tests.support import DECLINED_ON_CHARGE_CARD, binary, org_document
+from tests.process_support import WorkerProcess, park_a_change, run_cli
+from tests.support import binary
 
 pytestmark = pytest.mark.integration
 
@@ -44,21 +43,6 @@ def eventually(probe, expected, timeout: float = 15):
     while (value := probe()) != expected and time.monotonic() < deadline:
         time.sleep(0.3)
     return value
-
-
-def park_a_change(env: dict[str, str], tmp_path) -> tuple[str, str]:
-    """A change whose card is declined at charge time: it waits for support."""
-    org = f"runbook-{uuid.uuid4().hex[:6]}"
-    document = org_document(org, users=[{"email": f"admin@{org}.example", "role": "admin",
-                                         "products": ["one"]}],
-                            subscriptions=[{"product": "one", "plan": "enterprise", "seats": 10,
-                                            "pricing_model": "flexible_user",
-                                            "card": DECLINED_ON_CHARGE_CARD}])
-    assert run_cli(env, "load", str(write_fixture(tmp_path / "org.json", document))).code == 0
-    started = run_cli(env, "change", "--org", org, "--product", "one", "--by",
-                      f"admin@{org}.example", "--seats", "12", "--wait")
-    assert started.code == 3, started
-    return org, started.json["workflow_id"]
 
 
 def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
