@@ -218,6 +218,9 @@ class Demo:
   Temporal Web UI:  {ui}/namespaces/default/workflows
     every change is a SubscriptionChange workflow; filter with
     ChangeStep="awaiting_support" (changes waiting for a person) or OrgId="acme"
+  Decrypted payloads: sign in at {self.stack.codec_endpoint} with the token
+    {self.stack.secrets.get("CODEC_SERVER_TOKEN", "")} (also in {self.stack.env_file}),
+    then point the Web UI at it (README, "Watching changes in the Web UI")
   Emails (Maildir): {self.stack.maildir}/new/   (one file per invoice email)
   Logs:             {self.stack.var}/logs/""", flush=True)
         if parked_id:

@@ -20,6 +20,7 @@ from subchange.settings import get_settings
 from tests.web_ui import Operator, chromium
 
 WAITING = 'ChangeStep="awaiting_support"'
+COLUMNS = ["OrgId", "Product", "ChangeKind", "ChangeStep", "ChangeStatus"]
 
 
 def waiting_change() -> str:
@@ -43,11 +44,12 @@ def main(out: Path = ROOT / "docs") -> None:
     workflow_id = waiting_change()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page = browser.new_page(viewport={"width": 1700, "height": 900})
         operator = Operator(page, settings.web_ui_url, "http://localhost:8081")
         operator.sign_in(settings.codec_server_token)
         operator.workflows()
         operator.use_codec_server()
+        operator.show_columns(COLUMNS, remove=("Run ID", "Type", "End"))
 
         operator.workflows()
         expect(page.get_by_role("link", name=workflow_id)).to_be_visible()

@@ -96,9 +96,13 @@ def test_an_operator_finds_reads_and_cancels_a_stuck_change(stack, operator, tmp
     admin = f"admin@{org}.example"
     page, main = operator.page, operator.page.locator("main")
 
-    # 1. Find it: the list filter of the README.
+    # 1. Find it: the list filter of the README, with the step as a column.
     operator.workflows(f'ChangeStep="awaiting_support" AND OrgId="{org}"')
     expect(page.get_by_role("link", name=workflow_id)).to_be_visible()
+    operator.show_columns(["OrgId", "ChangeStep"])
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=workflow_id))
+    expect(row).to_contain_text(org)
+    expect(row).to_contain_text("awaiting_support")
 
     # 2. Without the codec server the payloads stay sealed, in the browser too.
     operator.open_change(workflow_id)

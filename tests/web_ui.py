@@ -25,6 +25,16 @@ class Operator:
         self.page.goto(f"{self.web_ui}/namespaces/default/workflows{suffix}")
         expect(self.page.get_by_role("heading", level=1)).to_contain_text("Workflow")
 
+    def show_columns(self, add: list[str], remove: tuple[str, ...] = ("Run ID", "End")) -> None:
+        """The list's Configure Columns drawer: the search attributes as columns. Kept in this
+        browser."""
+        self.page.get_by_role("button", name="Configure Columns").click()
+        for column in add:
+            self.page.get_by_role("button", name=f"Add {column} column").click()
+        for column in remove:
+            self.page.get_by_role("button", name=f"Remove {column} column").click()
+        self.page.keyboard.press("Escape")
+
     def open_change(self, workflow_id: str) -> None:
         self.page.goto(f"{self.web_ui}/namespaces/default/workflows/{workflow_id}")
         expect(self.page.get_by_role("heading", name=workflow_id)).to_be_visible()
