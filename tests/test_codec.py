@@ -174,6 +174,12 @@ async def test_a_browser_signs_in_once_and_the_web_ui_decodes_with_its_cookie(mo
         assert (await http.post("/decode", data=body, headers=ui)).status == 401
 
 
+def test_the_codec_server_refuses_to_run_without_a_token():
+    """An empty token would sign cookies with an empty key and match an empty header."""
+    with pytest.raises(ValueError, match="needs a token"):
+        build_app(EncryptionCodec(parse_keys(KEYS)), token="", web_ui=None)
+
+
 async def test_a_tampered_or_expired_session_is_refused(monkeypatch):
     codec = EncryptionCodec(parse_keys(KEYS))
     body = await sealed_body(codec, b'"billing@x.example"')
