@@ -20,7 +20,6 @@ from temporalio import activity
 from activities import Dependencies
 from subchange.contracts import InvoiceRecord, PaymentRecord, Quote
 from subchange.faults import pause_point
-from subchange.invoice_pdf import render_invoice_pdf
 from subchange.money import format_money
 from subchange.tables import Invoice, Org, utcnow
 
@@ -61,6 +60,10 @@ def render_invoice(invoice: Invoice, org: Org) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = invoice.message_id
     message.set_content("\n".join(lines) + "\n")
+    # fpdf2 is heavy to import and only the worker sends email: not at import time, which the
+    # workflow definition (and so starter.py) pays too.
+    from subchange.invoice_pdf import render_invoice_pdf
+
     message.add_attachment(render_invoice_pdf(invoice, org), maintype="application",
                            subtype="pdf", filename=f"{invoice.number}.pdf")
     return message

@@ -22,7 +22,6 @@ from subchange.catalog import default_catalog
 from subchange.codec import data_converter
 from subchange.db import make_engine, session_factory
 from subchange.gateway import Gateway
-from subchange.migrate import upgrade
 from subchange.search_attributes import ALL_KEYS
 from subchange.settings import Settings
 from workflows.subscription_change import SubscriptionChange
@@ -62,6 +61,8 @@ def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dep
     """With `create_schema`, first migrate the database to the latest revision (a new one gets its
     tables; see subchange.migrate)."""
     if create_schema:
+        from subchange.migrate import upgrade  # alembic: only where the schema is migrated
+
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     return Dependencies(settings=settings, sessions=session_factory(engine),
