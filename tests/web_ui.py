@@ -1,5 +1,5 @@
 """What an operator does in the Temporal Web UI, as Playwright steps in Debian's Chromium: used by
-tests/test_web_ui.py and by docs/screenshots.py (the README's pictures, taken of the demo)."""
+tests/test_web_ui.py and by tests/screenshots.py (the README's pictures, taken of the demo)."""
 
 from __future__ import annotations
 
