@@ -126,17 +126,16 @@ def stack_secrets(env_file: Path) -> dict[str, str]:
 
     from subchange.codec import new_key_setting
 
-    saved = {k: v for k, v in dotenv_values(env_file).items() if v} if env_file.exists() else {}
-    if {"PAYLOAD_KEYS", "CODEC_SERVER_TOKEN"} <= saved.keys():
-        return {"PAYLOAD_KEYS": saved["PAYLOAD_KEYS"],
-                "CODEC_SERVER_TOKEN": saved["CODEC_SERVER_TOKEN"]}
+    saved = dotenv_values(env_file) if env_file.exists() else {}
     secrets = {"PAYLOAD_KEYS": saved.get("PAYLOAD_KEYS") or new_key_setting("devstack"),
                "CODEC_SERVER_TOKEN": saved.get("CODEC_SERVER_TOKEN") or token_urlsafe(18)}
-    env_file.parent.mkdir(parents=True, exist_ok=True)
-    with os.fdopen(os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write("# The embedded stack's secrets (python -m subchange.devstack); keep the key,\n"
-                  "# or the changes already in var/temporal.db can no longer be read.\n")
-        out.writelines(f"{name}={value}\n" for name, value in secrets.items())
+    if any(saved.get(name) != value for name, value in secrets.items()):
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                       "w") as out:
+            out.write("# The embedded stack's secrets (python -m subchange.devstack); keep the "
+                      "key,\n# or the changes already in var/temporal.db can no longer be read.\n")
+            out.writelines(f"{name}={value}\n" for name, value in secrets.items())
     return secrets
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from subchange.devstack import ROOT
+from subchange.devstack import ROOT, Stack
 from subchange.runtime import connect
 from subchange.settings import get_settings
 from tests.web_ui import Operator, chromium
@@ -45,7 +45,7 @@ def main(out: Path = ROOT / "docs") -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1700, "height": 900})
-        operator = Operator(page, settings.web_ui_url, "http://localhost:8081")
+        operator = Operator(page, settings.web_ui_url, Stack(var=ROOT / "var").codec_endpoint)
         operator.sign_in(settings.codec_server_token)
         operator.workflows()
         operator.use_codec_server()

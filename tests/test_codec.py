@@ -19,8 +19,10 @@ from temporalio.client import Client
 from subchange.codec import EncryptionCodec, data_converter, new_key_setting, parse_keys
 from subchange.codec_server import COOKIE, SESSION_SECONDS, build_app
 from subchange.contracts import ChangeStatus
+from subchange.devstack import stack_secrets
 from subchange.runtime import build_worker
 from subchange.search_attributes import initial_search_attributes
+from subchange.settings import Settings
 from tests.support import DECLINED_ON_CHARGE_CARD
 from tests.workflow_checks import ChangeDriver, load_suite, unique_org, wait_parked
 from tests.workflow_helpers import request_for
@@ -204,3 +206,15 @@ async def test_a_tampered_or_expired_session_is_refused(monkeypatch):
         monkeypatch.undo()
         stale = await http.post("/decode", data=body, headers={"Cookie": f"{COOKIE}={value}"})
         assert stale.status == 401
+
+
+def test_the_embedded_stack_keeps_its_key_between_runs(tmp_path):
+    """`make demo` a second time must open the histories the first run sealed."""
+    env_file = tmp_path / "var" / "devstack.env"
+    first = stack_secrets(env_file)
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    parse_keys(first["PAYLOAD_KEYS"])
+    assert stack_secrets(env_file) == first
+    settings = Settings(_env_file=(env_file,))
+    assert (settings.payload_keys, settings.codec_server_token) == (
+        first["PAYLOAD_KEYS"], first["CODEC_SERVER_TOKEN"])
