@@ -16,11 +16,11 @@ $(BIN)/.installed: pyproject.toml
 # The embedded stack (Temporal dev server + Web UI, localstripe, SMTP sink, worker) and the
 # source documents' cases; the stack keeps running afterwards until Ctrl-C.
 demo: $(BIN)/.installed
-	$(BIN)/python -m subchange.devstack demo
+	$(BIN)/python -m subchange.dev demo
 
 # The stack alone.
 up: $(BIN)/.installed
-	$(BIN)/python -m subchange.devstack up
+	$(BIN)/python -m subchange.dev up
 
 # The suite on SQLite, then on PostgreSQL when one answers at 127.0.0.1:5432.
 test: $(BIN)/.installed

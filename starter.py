@@ -4,7 +4,7 @@ support updates. Run `python starter.py --help`."""
 import os
 import sys
 
-from subchange.cli import main
+from subchange.app.cli import main
 
 if __name__ == "__main__":
     code = main()

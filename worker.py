@@ -10,8 +10,9 @@ import logging
 import signal
 import sys
 
-from subchange.logs import configure_logging
-from subchange.runtime import build_dependencies, build_worker, connect, ensure_search_attributes
+from subchange.app.client import connect, ensure_search_attributes
+from subchange.app.logs import configure_logging
+from subchange.app.wiring import build_dependencies, build_worker
 from subchange.settings import ConfigurationError, get_settings
 
 log = logging.getLogger("worker")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from subchange.catalog import Catalog
-from subchange.db import SessionFactory
-from subchange.gateway import Gateway
+from subchange.adapters.gateway import Gateway
+from subchange.domain.catalog import Catalog
 from subchange.settings import Settings
+from subchange.store.db import SessionFactory
 
 
 @dataclass(frozen=True)

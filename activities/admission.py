@@ -6,8 +6,8 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities import Dependencies
-from subchange import repo, rules
-from subchange.contracts import (
+from subchange.domain import rules
+from subchange.domain.contracts import (
     ChangeRequest,
     CloseChangeInput,
     Decision,
@@ -15,7 +15,8 @@ from subchange.contracts import (
     QuoteOutcome,
     StepInput,
 )
-from subchange.quoting import build_quote
+from subchange.domain.quoting import build_quote
+from subchange.store import repo
 
 
 class AdmissionActivities:

@@ -1,5 +1,5 @@
 """Invoice email (R10): one message per applied change to the organisation's billing address,
-a plain-text body with the invoice as a PDF attachment (subchange.invoice_pdf).
+a plain-text body with the invoice as a PDF attachment (subchange.documents.invoice_pdf).
 
 The invoice row is written with the applied change, so it exists exactly when the change does.
 Sending is recorded before and after the SMTP call with a Message-ID derived from the invoice
@@ -18,10 +18,10 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities import Dependencies
-from subchange.contracts import InvoiceRecord, PaymentRecord, Quote
+from subchange.domain.contracts import InvoiceRecord, PaymentRecord, Quote
+from subchange.domain.money import format_money
 from subchange.faults import pause_point
-from subchange.money import format_money
-from subchange.tables import Invoice, Org, utcnow
+from subchange.store.tables import Invoice, Org, utcnow
 
 
 def render_invoice(invoice: Invoice, org: Org) -> EmailMessage:
@@ -62,7 +62,7 @@ def render_invoice(invoice: Invoice, org: Org) -> EmailMessage:
     message.set_content("\n".join(lines) + "\n")
     # fpdf2 is heavy to import and only the worker sends email: not at import time, which the
     # workflow definition (and so starter.py) pays too.
-    from subchange.invoice_pdf import render_invoice_pdf
+    from subchange.documents.invoice_pdf import render_invoice_pdf
 
     message.add_attachment(render_invoice_pdf(invoice, org), maintype="application",
                            subtype="pdf", filename=f"{invoice.number}.pdf")

@@ -7,12 +7,17 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import Dependencies
-from subchange import repo
-from subchange.contracts import ChargeInput, PaymentRecord, RefundChargeInput, RefundChargeOutput
+from subchange.adapters.gateway import CardDeclined
+from subchange.domain.contracts import (
+    ChargeInput,
+    PaymentRecord,
+    RefundChargeInput,
+    RefundChargeOutput,
+)
+from subchange.domain.money import to_minor_units
 from subchange.faults import pause_point
-from subchange.gateway import CardDeclined
-from subchange.money import to_minor_units
-from subchange.tables import GatewayCall, Subscription
+from subchange.store import repo
+from subchange.store.tables import GatewayCall, Subscription
 
 CHARGE, REFUND = "charge", "refund"
 

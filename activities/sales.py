@@ -7,9 +7,9 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities import Dependencies
-from subchange.contracts import CloseSalesCaseInput, SalesCaseInput, SalesCaseOutput
-from subchange.money import format_money
-from subchange.tables import SalesCase, sales_case_ref, utcnow
+from subchange.domain.contracts import CloseSalesCaseInput, SalesCaseInput, SalesCaseOutput
+from subchange.domain.money import format_money
+from subchange.store.tables import SalesCase, sales_case_ref, utcnow
 
 
 class SalesActivities:

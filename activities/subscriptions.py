@@ -6,9 +6,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import Dependencies
-from subchange import repo
-from subchange.contracts import ApplyInput, ApplyOutput
+from subchange.domain.contracts import ApplyInput, ApplyOutput
 from subchange.faults import pause_point
+from subchange.store import repo
 
 
 class SubscriptionActivities:

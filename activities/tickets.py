@@ -9,8 +9,8 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities import Dependencies
-from subchange.contracts import RefundTicketInput, RefundTicketRecord
-from subchange.tables import RefundTicket, ticket_ref
+from subchange.domain.contracts import RefundTicketInput, RefundTicketRecord
+from subchange.store.tables import RefundTicket, ticket_ref
 
 
 class TicketActivities:

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from transitions import Machine
 
-from subchange.catalog import Product
+from subchange.domain.catalog import Product
 
 
 class MoveVerdict(StrEnum):

@@ -1,7 +1,7 @@
 """Configuration from the environment (a `.env` file may set it), with the embedded defaults.
 
 Precedence: the environment, then `.env`, then `var/devstack.env` (the embedded stack's payload
-key and codec server token, written by `python -m subchange.devstack`), then the defaults below.
+key and codec server token, written by `python -m subchange.dev`), then the defaults below.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from subchange.payload_keys import parse_keys
 
 DEVSTACK_ENV_FILE = "var/devstack.env"  # relative to the working directory, like the database
 
@@ -77,8 +79,6 @@ class Settings(BaseSettings):
     @field_validator("payload_keys")
     @classmethod
     def _payload_keys(cls, value: str) -> str:
-        from subchange.codec import parse_keys
-
         parse_keys(value)  # raises ValueError naming the bad entry
         return value
 

@@ -20,13 +20,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Dependencies
-from subchange.catalog import default_catalog
-from subchange.db import create_tables, make_engine, session_factory
-from subchange.fixtures import load_fixture, parse_fixture
-from subchange.gateway import Gateway
-from subchange.runtime import build_worker
-from subchange.search_attributes import ALL_KEYS
+from subchange.adapters.gateway import Gateway
+from subchange.app.fixtures import load_fixture, parse_fixture
+from subchange.app.wiring import build_worker
+from subchange.domain.catalog import default_catalog
+from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import Settings
+from subchange.store.db import make_engine, session_factory
+from subchange.store.migrate import upgrade
 from tests.support import (
     Mailbox,
     SmtpSink,
@@ -51,7 +52,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = make_engine(database_url)
-    create_tables(engine)
+    upgrade(engine.url)
     yield engine
     engine.dispose()
 

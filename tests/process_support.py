@@ -19,8 +19,8 @@ from typing import Any
 import stripe
 from sqlmodel import Session, func, select
 
-from subchange.devstack import ROOT
-from subchange.tables import AppliedChange, ChangeRecord, Invoice, RefundTicket, Subscription
+from subchange.dev.devstack import ROOT
+from subchange.store.tables import AppliedChange, ChangeRecord, Invoice, RefundTicket, Subscription
 from tests.support import DECLINED_ON_CHARGE_CARD, org_document
 
 READY_LINE = "worker polling task queue"

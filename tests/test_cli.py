@@ -1,6 +1,6 @@
 """`starter.py` as people and scripts run it (SPEC section 7): a separate process configured by
 the environment, against the Temporal dev server and a `worker.py` process, with the real
-database, localstripe and SMTP server. Exit codes are those of subchange/cli.py's docstring."""
+database, localstripe and SMTP server. Exit codes are those of subchange/app/cli.py's docstring."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, func, select
 from temporalio.service import RPCError, RPCStatusCode
 
-from subchange.tables import ChangeRecord, Org, OrgUser, Subscription
+from subchange.store.tables import ChangeRecord, Org, OrgUser, Subscription
 from tests.process_support import (
     CliResult,
     WorkerProcess,

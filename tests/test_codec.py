@@ -16,12 +16,13 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
-from subchange.codec import EncryptionCodec, data_converter, new_key_setting, parse_keys
-from subchange.codec_server import COOKIE, SESSION_SECONDS, build_app
-from subchange.contracts import ChangeStatus
-from subchange.devstack import stack_secrets
-from subchange.runtime import build_worker
-from subchange.search_attributes import initial_search_attributes
+from subchange.adapters.codec import EncryptionCodec, data_converter
+from subchange.app.codec_server import COOKIE, SESSION_SECONDS, build_app
+from subchange.app.wiring import build_worker
+from subchange.dev.devstack import stack_secrets
+from subchange.domain.contracts import ChangeStatus
+from subchange.domain.search_attributes import initial_search_attributes
+from subchange.payload_keys import new_key_setting, parse_keys
 from subchange.settings import Settings
 from tests.support import DECLINED_ON_CHARGE_CARD
 from tests.workflow_checks import ChangeDriver, load_suite, unique_org, wait_parked

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from subchange.devstack import ROOT
+from subchange.dev.devstack import ROOT
 from subchange.settings import Settings
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -44,7 +44,7 @@ def test_workers_start_after_migrations_and_a_healthy_temporal():
     worker = SERVICES["worker"]
     assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert worker["depends_on"]["temporal"]["condition"] == "service_healthy"
-    assert SERVICES["migrate"]["command"] == ["python", "-m", "subchange.migrate"]
+    assert SERVICES["migrate"]["command"] == ["python", "-m", "subchange.store.migrate"]
     assert SERVICES["migrate"]["environment"]["DATABASE_URL"] == (
         worker["environment"]["DATABASE_URL"])
     assert worker["deploy"]["replicas"] >= 2

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from sqlmodel import select
 
-from subchange import cli
+from subchange.app import cli
 from subchange.settings import get_settings
-from subchange.tables import Org
+from subchange.store.tables import Org
 from tests.support import free_port, org_document
 
 

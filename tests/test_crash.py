@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 from sqlmodel import Session, select
 
-from subchange.contracts import ChangeResult, ChangeStatus
-from subchange.tables import AppliedChange, GatewayCall, Invoice
+from subchange.domain.contracts import ChangeResult, ChangeStatus
+from subchange.store.tables import AppliedChange, GatewayCall, Invoice
 from tests.process_support import (
     PAUSED_LINE,
     READY_LINE,

@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from sqlmodel import func, select
 
 from activities import Dependencies
-from subchange.contracts import CancelRequest, ChangeRequest, SalesDecision
-from subchange.fixtures import FixtureError, load_fixture, parse_fixture
+from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
+from subchange.domain.contracts import CancelRequest, ChangeRequest, SalesDecision
 from subchange.settings import ConfigurationError, Settings, describe_validation_error, get_settings
-from subchange.tables import Org, OrgUser, Subscription
+from subchange.store.tables import Org, OrgUser, Subscription
 from tests.support import DECLINED_CARD, GOOD_CARD, org_document
 
 # --- the workflow input and update arguments -----------------------------------------------

@@ -13,9 +13,9 @@ import pytest
 from pypdf import PdfReader
 
 from activities.invoicing import render_invoice
-from subchange.contracts import ChangeStatus
-from subchange.invoice_pdf import installed_fonts, render_invoice_pdf
-from subchange.tables import Invoice, Org
+from subchange.documents.invoice_pdf import installed_fonts, render_invoice_pdf
+from subchange.domain.contracts import ChangeStatus
+from subchange.store.tables import Invoice, Org
 from tests.support import current_period, org_document
 from tests.workflow_checks import ChangeDriver, admin, unique_org
 

@@ -1,5 +1,5 @@
 """The migrations in subchange/migrations make exactly the schema of the models, on SQLite and on
-PostgreSQL (TEST_DATABASE=postgresql), and `python -m subchange.migrate` / worker start-up apply
+PostgreSQL (TEST_DATABASE=postgresql), and `python -m subchange.store.migrate` / worker start-up apply
 them safely: twice, concurrently, and on a database made by `create_all` before migrations."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from subchange.migrate import (
+from subchange.app.wiring import build_dependencies
+from subchange.settings import Settings
+from subchange.store.migrate import (
     BASELINE,
     VERSION_TABLE,
     MigrationError,
@@ -25,8 +27,6 @@ from subchange.migrate import (
     script_directory,
     upgrade,
 )
-from subchange.runtime import build_dependencies
-from subchange.settings import Settings
 from tests.support import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,7 +143,7 @@ def test_worker_start_up_migrates_a_new_database(fresh_url, db):
 
 def run_migrate(database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "subchange.migrate"], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "subchange.store.migrate"], cwd=ROOT, env=env,
                           check=False, capture_output=True, text=True, timeout=120)
 
 

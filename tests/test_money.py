@@ -14,21 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from subchange.catalog import default_catalog
-from subchange.contracts import ChangeRequest, Quote
-from subchange.money import (
+from subchange.domain.catalog import default_catalog
+from subchange.domain.contracts import ChangeRequest, Quote
+from subchange.domain.money import (
     cldr_minor_unit_digits,
     minor_unit_digits,
     prorate,
     round_money,
     to_minor_units,
 )
-from subchange.quoting import build_quote
-from subchange.rules import Target
-from subchange.tables import Org, Subscription
+from subchange.domain.quoting import build_quote
+from subchange.domain.rules import Target
+from subchange.store.tables import Org, Subscription
 
 CATALOG_JSON = json.loads(
-    (Path(__file__).resolve().parent.parent / "subchange" / "catalog.json").read_text("utf-8"))
+    (Path(__file__).resolve().parent.parent / "subchange" / "domain" / "catalog.json").read_text("utf-8"))
 
 # December has 31 days, so the prorated amounts of these examples are not whole numbers.
 DECEMBER = (date(2026, 12, 1), date(2027, 1, 1))

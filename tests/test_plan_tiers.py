@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from state_machines.plan_tiers import MoveVerdict, PlanTierMachine
-from subchange.catalog import Product, default_catalog
+from subchange.domain.catalog import Product, default_catalog
 
 TIERS = ("free", "standard", "professional", "enterprise")  # R5, lowest first
 RANK = {tier: rank for rank, tier in enumerate(TIERS)}

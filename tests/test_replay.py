@@ -29,14 +29,14 @@ from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from subchange.contracts import (
+from subchange.app.wiring import workflow_runner
+from subchange.domain.contracts import (
     CancelRequest,
     ChangeStatus,
     RetryRequest,
     SalesDecision,
     workflow_id_for,
 )
-from subchange.runtime import workflow_runner
 from tests.support import GOOD_CARD
 from tests.workflow_checks import (
     ChangeDriver,

@@ -15,10 +15,11 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import Dependencies
 from activities.admission import AdmissionActivities
-from subchange import repo, rules
-from subchange.contracts import ChangeRequest, Rejection
-from subchange.rules import Target
-from subchange.tables import AuditLog
+from subchange.domain import rules
+from subchange.domain.contracts import ChangeRequest, Rejection
+from subchange.domain.rules import Target
+from subchange.store import repo
+from subchange.store.tables import AuditLog
 from tests.support import org_document
 
 

@@ -13,8 +13,8 @@ from secrets import token_urlsafe
 
 import pytest
 
-from subchange.codec import new_key_setting
-from subchange.devstack import free_port, start_codec_server, start_temporal, stop_process
+from subchange.dev.devstack import free_port, start_codec_server, start_temporal, stop_process
+from subchange.payload_keys import new_key_setting
 from tests.process_support import (
     WorkerProcess,
     park_a_change,

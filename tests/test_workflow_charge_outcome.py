@@ -22,7 +22,8 @@ from temporalio.worker import Worker
 from activities import Dependencies, all_activities
 from activities.admission import AdmissionActivities
 from activities.payments import PaymentActivities
-from subchange.contracts import (
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import (
     CancelRequest,
     ChangeStatus,
     ChargeInput,
@@ -30,7 +31,6 @@ from subchange.contracts import (
     PaymentRecord,
     RetryRequest,
 )
-from subchange.runtime import build_worker
 from tests.workflow_checks import (
     ChangeDriver,
     load_suite,

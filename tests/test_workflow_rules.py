@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from dateutil.relativedelta import relativedelta
 
-from subchange.contracts import ChangeStatus
+from subchange.domain.contracts import ChangeStatus
 from tests.workflow_checks import (
     ChangeDriver,
     admin,

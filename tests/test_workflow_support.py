@@ -17,15 +17,15 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
-from subchange.contracts import (
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import (
     CancelRequest,
     ChangeResult,
     ChangeStatus,
     RetryRequest,
     SalesDecision,
 )
-from subchange.runtime import build_worker
-from subchange.search_attributes import CHANGE_STATUS, CHANGE_STEP
+from subchange.domain.search_attributes import CHANGE_STATUS, CHANGE_STEP
 from tests.support import GOOD_CARD, time_skipping_server
 from tests.workflow_checks import (
     ChangeDriver,

@@ -25,8 +25,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities import Dependencies
-from subchange.contracts import ChangeRequest, ChangeResult, ChangeStatusView, Quote
-from subchange.tables import AuditLog, ChangeRecord, RefundTicket, SalesCase, Subscription
+from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatusView, Quote
+from subchange.store.tables import AuditLog, ChangeRecord, RefundTicket, SalesCase, Subscription
 from tests.support import DECLINED_ON_CHARGE_CARD, GOOD_CARD, current_period, org_document
 from tests.workflow_helpers import request_for, start_change
 from workflows.subscription_change import SubscriptionChange
@@ -220,7 +220,7 @@ MINOR_DIGITS = {"JPY": 0, "USD": 2, "EUR": 2}
 
 
 def recomputed_amount(quote: Quote) -> Decimal:
-    """SPEC section 5 recomputed from the quote's own inputs, independently of subchange.money."""
+    """SPEC section 5 recomputed from the quote's own inputs, independently of subchange.domain.money."""
     difference = (quote.new_seats * quote.new_unit_price
                   - quote.old_seats * quote.old_unit_price)
     exact = difference * quote.remaining_days / quote.period_days

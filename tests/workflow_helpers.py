@@ -7,8 +7,8 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from subchange.contracts import ChangeRequest
-from subchange.search_attributes import initial_search_attributes
+from subchange.domain.contracts import ChangeRequest
+from subchange.domain.search_attributes import initial_search_attributes
 from workflows.subscription_change import SubscriptionChange
 
 

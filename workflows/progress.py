@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from subchange.contracts import StepRecord
+from subchange.domain.contracts import StepRecord
 
 
 class Progress:

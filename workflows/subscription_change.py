@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.subscriptions import SubscriptionActivities
     from activities.tickets import TicketActivities
     from state_machines.lifecycle import ChangeLifecycle, ChangeState
-    from subchange.contracts import (
+    from subchange.domain.contracts import (
         ApplyInput,
         ApplyOutput,
         CancelRequest,
@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         StepInput,
         UpdateAck,
     )
-    from subchange.search_attributes import search_attribute_updates
+    from subchange.domain.search_attributes import search_attribute_updates
     from subchange.settings import describe_validation_error
     from workflows.policies import STEPS
     from workflows.progress import Progress, describe_duration

@@ -1,68 +1,28 @@
-"""Wiring shared by worker.py, starter.py, the demo and the tests: client, worker, search
-attributes."""
+"""Wiring of a worker: its dependencies (database, gateway, catalog) and the Temporal worker that
+runs the workflow and the activities. Used by worker.py, the replayer and the tests."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import Dependencies, all_activities
-from subchange.catalog import default_catalog
-from subchange.codec import data_converter
-from subchange.db import make_engine, session_factory
-from subchange.gateway import Gateway
-from subchange.search_attributes import ALL_KEYS
+from subchange.adapters.gateway import Gateway
+from subchange.domain.catalog import default_catalog
 from subchange.settings import Settings
+from subchange.store.db import make_engine, session_factory
+from subchange.store.migrate import upgrade
 from workflows.subscription_change import SubscriptionChange
-
-
-async def connect(settings: Settings, *, metrics: bool = False) -> Client:
-    """A client with the pydantic converter; with `metrics`, the SDK runtime serves Prometheus
-    metrics (its own and the service's counters) on METRICS_BIND_ADDRESS."""
-    runtime = None
-    if metrics and settings.metrics_bind_address:
-        runtime = Runtime(telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=settings.metrics_bind_address)))
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=data_converter(settings.payload_keys),
-                                runtime=runtime)
-
-
-async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register the missing search attributes; returns the names it added (idempotent)."""
-    try:
-        existing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace))
-        known = set(existing.custom_attributes) | set(existing.system_attributes)
-    except RPCError as error:  # the time-skipping test server can add but not list them
-        if error.status != RPCStatusCode.UNIMPLEMENTED:
-            raise
-        known = set()
-    missing = {key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-               for key in ALL_KEYS if key.name not in known}
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
-    return sorted(missing)
 
 
 def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dependencies:
     """With `create_schema`, first migrate the database to the latest revision (a new one gets its
-    tables; see subchange.migrate)."""
+    tables; see subchange.store.migrate)."""
     if create_schema:
-        from subchange.migrate import upgrade  # alembic: only where the schema is migrated
-
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     return Dependencies(settings=settings, sessions=session_factory(engine),

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 
-from subchange.catalog import Catalog
-from subchange.contracts import ChangeRequest, Quote
-from subchange.money import prorate, round_money
-from subchange.rules import Target
-from subchange.tables import Org, Subscription
+from subchange.domain.catalog import Catalog
+from subchange.domain.contracts import ChangeRequest, Quote
+from subchange.domain.money import prorate, round_money
+from subchange.domain.rules import Target
+from subchange.store.tables import Org, Subscription
 
 
 def period_length(period: str) -> relativedelta:

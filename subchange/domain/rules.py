@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from state_machines.plan_tiers import MoveVerdict, PlanTierMachine
-from subchange.catalog import Catalog
-from subchange.contracts import ChangeRequest, Rejection, SeatChange
-from subchange.tables import Org, OrgUser, Subscription
+from subchange.domain.catalog import Catalog
+from subchange.domain.contracts import ChangeRequest, Rejection, SeatChange
+from subchange.store.tables import Org, OrgUser, Subscription
 
 ADMIN_ROLES = ("admin", "super_admin")
 

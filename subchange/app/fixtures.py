@@ -14,11 +14,11 @@ import stripe
 from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, select
 
-from subchange.catalog import PRICED_CURRENCIES, PRODUCT_IDS, default_catalog
-from subchange.contracts import IDENTIFIER, Contract
-from subchange.gateway import CardDeclined, Gateway
+from subchange.adapters.gateway import CardDeclined, Gateway
+from subchange.domain.catalog import PRICED_CURRENCIES, PRODUCT_IDS, default_catalog
+from subchange.domain.contracts import IDENTIFIER, Contract
 from subchange.settings import Settings, describe_validation_error
-from subchange.tables import Org, OrgUser, Subscription, utcnow
+from subchange.store.tables import Org, OrgUser, Subscription, utcnow
 
 
 class FixtureError(ValueError):

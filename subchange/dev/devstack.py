@@ -5,13 +5,11 @@ Payloads are encrypted as in production: the stack keeps its key and the codec s
 var/devstack.env (created on first start, kept so that earlier histories still open), which every
 command run from the checkout reads (subchange/settings.py).
 
-`python -m subchange.devstack up` runs the stack until Ctrl-C; `demo` also loads the demo
-organisations and runs the source documents' cases (see subchange/demo.py).
+Run it with `python -m subchange.dev up` (subchange/dev/__main__.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -24,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from secrets import token_urlsafe
 
-from subchange.settings import DEVSTACK_ENV_FILE
+from dotenv import dotenv_values
 
-ROOT = Path(__file__).resolve().parent.parent
+from subchange.payload_keys import new_key_setting
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def binary(name: str) -> str:
@@ -113,7 +113,7 @@ def start_temporal(db_file: Path, port: int, ui_port: int, log: Path | None = No
 
 def start_codec_server(env: dict[str, str], port: int, web_ui: str, log: Path | None = None
                        ) -> subprocess.Popen:
-    process = spawn([sys.executable, "-m", "subchange.codec_server", "--port", str(port),
+    process = spawn([sys.executable, "-m", "subchange.app.codec_server", "--port", str(port),
                      "--web-ui", web_ui], log, env)
     wait_for_port(port, process, "codec server")
     return process
@@ -122,10 +122,6 @@ def start_codec_server(env: dict[str, str], port: int, web_ui: str, log: Path | 
 def stack_secrets(env_file: Path) -> dict[str, str]:
     """PAYLOAD_KEYS and CODEC_SERVER_TOKEN of the embedded stack: read from env_file, or made
     and written there (readable by the owner only) on the first start."""
-    from dotenv import dotenv_values
-
-    from subchange.codec import new_key_setting
-
     saved = dotenv_values(env_file) if env_file.exists() else {}
     secrets = {"PAYLOAD_KEYS": saved.get("PAYLOAD_KEYS") or new_key_setting("devstack"),
                "CODEC_SERVER_TOKEN": saved.get("CODEC_SERVER_TOKEN") or token_urlsafe(18)}
@@ -133,7 +129,7 @@ def stack_secrets(env_file: Path) -> dict[str, str]:
         env_file.parent.mkdir(parents=True, exist_ok=True)
         with os.fdopen(os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
                        "w") as out:
-            out.write("# The embedded stack's secrets (python -m subchange.devstack); keep the "
+            out.write("# The embedded stack's secrets (python -m subchange.dev); keep the "
                       "key,\n# or the changes already in var/temporal.db can no longer be read.\n")
             out.writelines(f"{name}={value}\n" for name, value in secrets.items())
     return secrets
@@ -241,38 +237,3 @@ def wait_forever(stack: Stack) -> None:
         print("a stack process exited; see var/logs/", file=sys.stderr)
     except KeyboardInterrupt:
         pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m subchange.devstack",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "demo"])
-    parser.add_argument("--var", type=Path, default=ROOT / "var",
-                        help="where databases, mail and logs go (default: ./var)")
-    parser.add_argument("--exit", action="store_true",
-                        help="stop the stack after the demo instead of keeping it running")
-    args = parser.parse_args(argv)
-    stack = Stack(var=args.var.resolve())
-    with stack.running():
-        print(f"Temporal Web UI: {stack.web_ui}\n"
-              f"Codec server:    {stack.codec_endpoint} (sign in with the token "
-              f"{stack.secrets['CODEC_SERVER_TOKEN']} to read payloads in the Web UI)\n"
-              f"Emails land in:  {stack.maildir}/new/", file=sys.stderr, flush=True)
-        if stack.env_file != ROOT / DEVSTACK_ENV_FILE:
-            print(f"Payloads are encrypted: export the variables in {stack.env_file} before "
-                  "running starter.py", file=sys.stderr, flush=True)
-        if args.command == "demo":
-            from subchange.demo import run_demo
-
-            code = run_demo(stack)
-            if args.exit or code:
-                return code
-        wait_forever(stack)
-    return 0
-
-
-if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # skip finalisation: see starter.py (temporalio/sdk-python#300)

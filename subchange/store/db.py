@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, create_engine
 
-from subchange import tables  # noqa: F401  (registers the tables on the metadata)
+from subchange.store import tables  # noqa: F401  (registers the tables on the metadata)
 
 SessionFactory = Callable[[], Session]
 
@@ -43,14 +43,6 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     # Up to one connection per concurrent activity (build_worker: 16), so no step waits for one.
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=11)
-
-
-def create_tables(engine: sa.Engine) -> None:
-    """Bring the engine's database to the latest migration (creating missing tables): the schema
-    belongs to subchange/migrations, so nothing calls `create_all` on a service database."""
-    from subchange.migrate import upgrade  # the migrations import this module
-
-    upgrade(engine.url)
 
 
 def session_factory(engine: sa.Engine) -> SessionFactory:

@@ -1,4 +1,4 @@
-"""Bring the service's database to the latest migration: `python -m subchange.migrate`.
+"""Bring the service's database to the latest migration: `python -m subchange.store.migrate`.
 
 worker.py does the same at start-up through `upgrade(url)`, so a new database gets its tables and
 an existing one is upgraded. Each run is one transaction holding a lock (a PostgreSQL advisory
@@ -9,10 +9,10 @@ A database made before migrations existed (tables from `create_all`, no alembic_
 adopted: when it has every table and column of the baseline revision it is stamped with that
 revision and upgraded from there. One that has only some of them is refused, not guessed at.
 
-    python -m subchange.migrate                       upgrade to the latest revision
-    python -m subchange.migrate current               print the database's revision
-    python -m subchange.migrate downgrade REVISION    e.g. the previous id, or base
-    python -m subchange.migrate revision -m MESSAGE   autogenerate a migration from the models
+    python -m subchange.store.migrate                       upgrade to the latest revision
+    python -m subchange.store.migrate current               print the database's revision
+    python -m subchange.store.migrate downgrade REVISION    e.g. the previous id, or base
+    python -m subchange.store.migrate revision -m MESSAGE   autogenerate a migration from the models
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from alembic.util import CommandError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
-from subchange.db import normalise_url
 from subchange.settings import ConfigurationError, get_settings
+from subchange.store.db import normalise_url
 
-log = logging.getLogger("subchange.migrate")
+log = logging.getLogger("subchange.store.migrate")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema `create_all` made before migrations existed
@@ -239,7 +239,7 @@ def _explain(error: CommandError, found: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m subchange.migrate",
+    parser = argparse.ArgumentParser(prog="python -m subchange.store.migrate",
                                      description="Migrate the database at DATABASE_URL.")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("upgrade", help="to the latest revision (the default)")

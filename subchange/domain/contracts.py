@@ -19,9 +19,10 @@ from pydantic import (
     model_validator,
 )
 
-from subchange.catalog import PRODUCT_IDS
-from subchange.money import round_money
+from subchange.domain.catalog import PRODUCT_IDS
+from subchange.domain.money import round_money
 
+WORKFLOW_TYPE = "SubscriptionChange"  # the workflow type of SPEC section 7
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
 

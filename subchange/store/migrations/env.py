@@ -1,6 +1,6 @@
-"""Alembic environment: migrations target SQLModel.metadata (the tables of subchange.tables).
+"""Alembic environment: migrations target SQLModel.metadata (the tables of subchange.store.tables).
 
-`subchange.migrate` hands over a connection that already holds the migration lock inside one
+`subchange.store.migrate` hands over a connection that already holds the migration lock inside one
 transaction; run any other way, the URL is the service's DATABASE_URL.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from subchange import tables  # noqa: F401  (registers the tables on the metadata)
+from subchange.store import tables  # noqa: F401  (registers the tables on the metadata)
 
 config = context.config
 
@@ -22,7 +22,7 @@ def configure(**options) -> None:
 
 
 def run_migrations_offline() -> None:
-    from subchange.migrate import database_url
+    from subchange.store.migrate import database_url
 
     configure(url=database_url(config), literal_binds=True,
               dialect_opts={"paramstyle": "named"})
@@ -31,7 +31,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    from subchange.migrate import database_url, locked_connection
+    from subchange.store.migrate import database_url, locked_connection
 
     connection = config.attributes.get("connection")
     if connection is not None:

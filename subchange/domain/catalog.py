@@ -98,7 +98,7 @@ class Catalog(BaseModel):
 
 @cache
 def default_catalog() -> Catalog:
-    text = resources.files("subchange").joinpath("catalog.json").read_text(encoding="utf-8")
+    text = resources.files("subchange.domain").joinpath("catalog.json").read_text(encoding="utf-8")
     return Catalog.model_validate_json(text)
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from fpdf import FPDF
 
-from subchange.contracts import PaymentRecord, Quote
-from subchange.money import format_money, round_money
-from subchange.tables import Invoice, Org
+from subchange.domain.contracts import PaymentRecord, Quote
+from subchange.domain.money import format_money, round_money
+from subchange.store.tables import Invoice, Org
 
 FONT_CANDIDATES: tuple[Path, ...] = tuple(Path(p) for p in (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",            # Debian fonts-dejavu-core

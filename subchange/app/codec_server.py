@@ -1,8 +1,8 @@
 """A codec server: lets the Web UI and `temporal --codec-endpoint` show decrypted payloads to
 those who hold CODEC_SERVER_TOKEN.
 
-    python -m subchange.codec_server --port 8081 --web-ui http://localhost:8233
-    python -m subchange.codec_server --new-key k2      # print a fresh PAYLOAD_KEYS entry
+    python -m subchange.app.codec_server --port 8081 --web-ui http://localhost:8233
+    python -m subchange.app.codec_server --new-key k2      # print a fresh PAYLOAD_KEYS entry
 
 Protocol (docs.temporal.io, "codec server"): POST /encode and /decode with a JSON `Payloads`
 body. Two ways to present the token:
@@ -26,7 +26,8 @@ from google.protobuf import json_format
 from itsdangerous import BadSignature, TimestampSigner
 from temporalio.api.common.v1 import Payloads
 
-from subchange.codec import EncryptionCodec, new_key_setting, parse_keys
+from subchange.adapters.codec import EncryptionCodec
+from subchange.payload_keys import new_key_setting, parse_keys
 from subchange.settings import ConfigurationError, get_settings
 
 COOKIE = "subchange_codec_session"
@@ -36,7 +37,7 @@ SESSION_SECONDS = 8 * 3600  # one working day; changing the token ends every ses
 def build_app(codec: EncryptionCodec, *, token: str, web_ui: str | None) -> web.Application:
     if not token:
         raise ValueError("the codec server needs a token: an empty one would open to anyone")
-    signer = TimestampSigner(token, salt="subchange.codec_server.session")
+    signer = TimestampSigner(token, salt="subchange.app.codec_server.session")
 
     def cors(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
         if web_ui and request.headers.get(hdrs.ORIGIN) == web_ui:
@@ -120,7 +121,7 @@ def sign_in_page(signed_in: bool, web_ui: str | None, *, status: int = 200,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m subchange.codec_server",
+    parser = argparse.ArgumentParser(prog="python -m subchange.app.codec_server",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)

@@ -6,9 +6,15 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from subchange.contracts import ChangeRequest, ChangeResult, PaymentRecord, Quote, SubscriptionView
-from subchange.rules import ChangeContext
-from subchange.tables import (
+from subchange.domain.contracts import (
+    ChangeRequest,
+    ChangeResult,
+    PaymentRecord,
+    Quote,
+    SubscriptionView,
+)
+from subchange.domain.rules import ChangeContext
+from subchange.store.tables import (
     AppliedChange,
     AuditLog,
     ChangeRecord,

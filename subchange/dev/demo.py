@@ -14,12 +14,13 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 
-if TYPE_CHECKING:
-    from subchange.devstack import Stack
+from subchange.app.client import connect
+from subchange.dev.devstack import Stack
+from subchange.settings import Settings
 
 GOOD_CARD, DECLINING_CARD = "4242424242424242", "4000000000000341"
 
@@ -188,9 +189,6 @@ class Demo:
 
     def still_waiting(self, org: str) -> list[str]:
         """Running changes of an org, found the way an operator filters the Web UI list."""
-        from subchange.runtime import connect
-        from subchange.settings import Settings
-
         async def running() -> list[str]:
             client = await connect(Settings(temporal_address=self.stack.env["TEMPORAL_ADDRESS"],
                                             payload_keys=self.stack.env["PAYLOAD_KEYS"]))
@@ -236,6 +234,6 @@ def run_demo(stack: Stack) -> int:
     return Demo(stack).run()
 
 
-if __name__ == "__main__":  # pragma: no cover - run through `python -m subchange.devstack demo`
-    print("run the demo with: python -m subchange.devstack demo", file=sys.stderr)
+if __name__ == "__main__":  # pragma: no cover - run through `python -m subchange.dev demo`
+    print("run the demo with: python -m subchange.dev demo", file=sys.stderr)
     sys.exit(2)

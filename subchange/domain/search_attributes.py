@@ -9,7 +9,7 @@ from temporalio.common import (
     TypedSearchAttributes,
 )
 
-from subchange.contracts import ChangeRequest
+from subchange.domain.contracts import ChangeRequest
 
 ORG_ID = SearchAttributeKey.for_keyword("OrgId")
 PRODUCT = SearchAttributeKey.for_keyword("Product")

@@ -1,6 +1,6 @@
 """Initial schema: the tables `create_all` made before migrations existed.
 
-`subchange.migrate` adopts a database made that way as this revision, so this script must not
+`subchange.store.migrate` adopts a database made that way as this revision, so this script must not
 change.
 
 Revision ID: 0001

@@ -1,0 +1,115 @@
+"""`starter.py`: the command line for people and scripts. JSON on stdout, progress on stderr.
+
+Exit codes: 0 success (a change that completed); 1 a change that ended otherwise, a refused
+update, or a server error; 2 bad input; 3 `change --wait` stopped because the change waits for a
+person (a sales decision or support).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import NoReturn
+
+from temporalio.service import RPCError
+
+from subchange.app.cli.changes import (
+    cmd_cancel,
+    cmd_change,
+    cmd_retry,
+    cmd_sales_decision,
+    cmd_status,
+)
+from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError
+from subchange.domain.catalog import PRODUCT_IDS
+from subchange.settings import ConfigurationError, get_settings
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def add_change_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--org", required=True, help="organisation id")
+    parser.add_argument("--product", required=True, choices=PRODUCT_IDS)
+    parser.add_argument("--by", required=True, metavar="EMAIL", help="who asks for the change")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--seats", type=positive_int, help="new number of seats")
+    what.add_argument("--plan", help="new plan tier")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="starter.py", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    load = commands.add_parser("load", help="create or update orgs, users and subscriptions")
+    load.add_argument("file", metavar="FILE")
+    quote = commands.add_parser("quote", help="preview the quote of a change; changes nothing")
+    add_change_arguments(quote)
+    change = commands.add_parser("change", help="start a change")
+    add_change_arguments(change)
+    change.add_argument("--refund", action="store_true", help="ask for a prorated refund")
+    change.add_argument("--request-id", help="idempotency key (made up when absent)")
+    change.add_argument("--wait", action="store_true", help="follow the change to its result")
+    for name in ("status", "retry", "cancel"):
+        command = commands.add_parser(name, help=f"the {name} {'query' if name == 'status' else 'update'}")
+        command.add_argument("workflow_id", metavar="WORKFLOW_ID")
+        if name != "status":
+            command.add_argument("--by", help="who asks (recorded in the change's history)")
+        if name == "cancel":
+            command.add_argument("--reason")
+    decision = commands.add_parser("sales-decision", help="record the sales team's decision")
+    decision.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    verdict = decision.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--approve", dest="approve", action="store_true")
+    verdict.add_argument("--reject", dest="approve", action="store_false")
+    decision.add_argument("--by", required=True, metavar="EMAIL")
+    decision.add_argument("--note")
+    return parser
+
+
+TEMPORAL_COMMANDS = {"change": cmd_change, "status": cmd_status, "retry": cmd_retry,
+                     "cancel": cmd_cancel, "sales-decision": cmd_sales_decision}
+
+
+def command_for(name: str):
+    if name in TEMPORAL_COMMANDS:
+        return TEMPORAL_COMMANDS[name]
+    # `load` and `quote` need SQLAlchemy, Stripe and the rules, which the Temporal commands (and
+    # `--help`) should not pay for at start-up.
+    from subchange.app.cli import database
+
+    return {"load": database.cmd_load, "quote": database.cmd_quote}[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+        command = command_for(args.command)
+        if asyncio.iscoroutinefunction(command):
+            return asyncio.run(command(args, settings))
+        return command(args, settings)
+    except ConfigurationError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except CommandError as error:
+        print(f"starter.py {args.command}: {error}", file=sys.stderr)
+        return error.code
+    except RPCError as error:
+        print(f"starter.py {args.command}: Temporal server error: {error.message}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    except (ConnectionError, RuntimeError) as error:
+        print(f"starter.py {args.command}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+

@@ -1,0 +1,74 @@
+"""The commands that read or write the service's database directly: `load` and `quote`."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+import stripe
+
+from subchange.adapters.gateway import Gateway
+from subchange.app.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    CommandError,
+    change_request,
+    emit,
+)
+from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
+from subchange.domain import rules
+from subchange.domain.catalog import default_catalog
+from subchange.domain.quoting import build_quote
+from subchange.settings import Settings
+from subchange.store import repo
+from subchange.store.db import make_engine, session_factory
+from subchange.store.migrate import upgrade
+
+
+def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CommandError(f"FILE: can't read {path}: {error.strerror}", EXIT_BAD_INPUT) from None
+    try:
+        fixture = parse_fixture(text)
+    except FixtureError as error:
+        raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
+    engine = make_engine(settings.database_url)
+    upgrade(engine.url)
+    with session_factory(engine)() as session:
+        try:
+            counts = load_fixture(fixture, session=session, gateway=Gateway(settings),
+                                  settings=settings)
+        except FixtureError as error:
+            raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
+        except stripe.StripeError as error:
+            raise CommandError(f"the payment gateway at STRIPE_API_BASE "
+                               f"({settings.stripe_api_base}) failed: {error.user_message or error}; "
+                               "nothing was loaded") from None
+    emit({"loaded": str(path), **counts})
+    return EXIT_OK
+
+
+def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
+    request = change_request(args, "quote-preview")
+    catalog = default_catalog()
+    engine = make_engine(settings.database_url)
+    upgrade(engine.url)
+    with session_factory(engine)() as session:
+        ctx = repo.load_context(session=session, org_id=request.org_id, product=request.product)
+    today = datetime.now(UTC).date()
+    rejection = rules.authorize(catalog, request, ctx)
+    target = None
+    if rejection is None:
+        target, rejection = rules.validate(catalog, request, ctx, today)
+    if rejection is not None:
+        emit({"rejected": rejection.model_dump()})
+        return EXIT_FAILED
+    assert target and ctx.org and ctx.subscription
+    emit(build_quote(catalog=catalog, org=ctx.org, sub=ctx.subscription, request=request,
+                     target=target, change_date=today))
+    return EXIT_OK

@@ -1,1 +1,0 @@
-"""Alembic migrations of the service's database; `subchange.migrate` runs them."""

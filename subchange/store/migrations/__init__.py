@@ -1,0 +1,1 @@
+"""Alembic migrations of the service's database; `subchange.store.migrate` runs them."""
