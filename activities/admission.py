@@ -7,15 +7,15 @@ from temporalio import activity
 
 from activities import Dependencies
 from subchange.domain import rules
-from subchange.domain.contracts import (
-    ChangeRequest,
+from subchange.domain.contracts import ChangeRequest
+from subchange.domain.quoting import build_quote
+from subchange.domain.step_io import (
+    Admission,
     CloseChangeInput,
-    Decision,
+    DatedRequest,
     OpenChangeOutput,
     QuoteOutcome,
-    StepInput,
 )
-from subchange.domain.quoting import build_quote
 from subchange.store import repo
 
 
@@ -31,7 +31,7 @@ class AdmissionActivities:
         return OpenChangeOutput(previous_result=previous)
 
     @activity.defn(name="authorize_admin")
-    def authorize_admin(self, request: ChangeRequest) -> Decision:
+    def authorize_admin(self, request: ChangeRequest) -> Admission:
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
             ctx = repo.load_context(session=session, org_id=request.org_id,
@@ -45,10 +45,10 @@ class AdmissionActivities:
                 detail=rejection.reason if rejection else request.describe(),
                 workflow_id=workflow_id)
             session.commit()
-        return Decision(rejection=rejection)
+        return Admission(rejection=rejection)
 
     @activity.defn(name="validate_change")
-    def validate_change(self, step: StepInput) -> Decision:
+    def validate_change(self, step: DatedRequest) -> Admission:
         request = step.request
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
@@ -65,10 +65,10 @@ class AdmissionActivities:
                         "change_in_progress",
                         f"another change ({holder}) to this subscription is in progress; "
                         "wait for it to end or cancel it, then try again")
-        return Decision(rejection=rejection)
+        return Admission(rejection=rejection)
 
     @activity.defn(name="quote_change")
-    def quote_change(self, step: StepInput) -> QuoteOutcome:
+    def quote_change(self, step: DatedRequest) -> QuoteOutcome:
         request = step.request
         with self.deps.sessions() as session:
             ctx = repo.load_context(session=session, org_id=request.org_id,

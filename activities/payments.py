@@ -8,13 +8,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities import Dependencies
 from subchange.adapters.gateway import CardDeclined
-from subchange.domain.contracts import (
-    ChargeInput,
-    PaymentRecord,
-    RefundChargeInput,
-    RefundChargeOutput,
-)
+from subchange.domain.contracts import PaymentRecord
 from subchange.domain.money import to_minor_units
+from subchange.domain.step_io import ChargeInput, RefundChargeInput, RefundChargeOutput
 from subchange.faults import pause_point
 from subchange.store import repo
 from subchange.store.tables import GatewayCall, Subscription

@@ -7,8 +7,8 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities import Dependencies
-from subchange.domain.contracts import CloseSalesCaseInput, SalesCaseInput, SalesCaseOutput
 from subchange.domain.money import format_money
+from subchange.domain.step_io import CloseSalesCaseInput, SalesCaseInput, SalesCaseOutput
 from subchange.store.tables import SalesCase, sales_case_ref, utcnow
 
 

@@ -6,7 +6,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import Dependencies
-from subchange.domain.contracts import ApplyInput, ApplyOutput
+from subchange.domain.step_io import ApplyInput, ApplyOutput
 from subchange.faults import pause_point
 from subchange.store import repo
 

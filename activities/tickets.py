@@ -9,7 +9,8 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities import Dependencies
-from subchange.domain.contracts import RefundTicketInput, RefundTicketRecord
+from subchange.domain.contracts import RefundTicketRecord
+from subchange.domain.step_io import RefundTicketInput
 from subchange.store.tables import RefundTicket, ticket_ref
 
 

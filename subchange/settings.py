@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from subchange.domain.contracts import describe_validation_error
 from subchange.payload_keys import parse_keys
 
 DEVSTACK_ENV_FILE = "var/devstack.env"  # relative to the working directory, like the database
@@ -98,16 +99,6 @@ class Settings(BaseSettings):
 
 class ConfigurationError(Exception):
     """Raised with a message naming each bad variable."""
-
-
-def describe_validation_error(error: ValidationError, *, env_names: bool = False) -> str:
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "input"
-        if env_names:
-            field = field.upper()
-        lines.append(f"{field}: {item['msg']}")
-    return "; ".join(lines)
 
 
 @cache

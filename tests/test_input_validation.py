@@ -17,8 +17,13 @@ from sqlmodel import func, select
 
 from activities import Dependencies
 from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
-from subchange.domain.contracts import CancelRequest, ChangeRequest, SalesDecision
-from subchange.settings import ConfigurationError, Settings, describe_validation_error, get_settings
+from subchange.domain.contracts import (
+    CancelRequest,
+    ChangeRequest,
+    SalesDecision,
+    describe_validation_error,
+)
+from subchange.settings import ConfigurationError, Settings, get_settings
 from subchange.store.tables import Org, OrgUser, Subscription
 from tests.support import DECLINED_CARD, GOOD_CARD, org_document
 

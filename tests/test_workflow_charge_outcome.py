@@ -23,14 +23,8 @@ from activities import Dependencies, all_activities
 from activities.admission import AdmissionActivities
 from activities.payments import PaymentActivities
 from subchange.app.wiring import build_worker
-from subchange.domain.contracts import (
-    CancelRequest,
-    ChangeStatus,
-    ChargeInput,
-    CloseChangeInput,
-    PaymentRecord,
-    RetryRequest,
-)
+from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
+from subchange.domain.step_io import ChargeInput, CloseChangeInput
 from tests.workflow_checks import (
     ChangeDriver,
     load_suite,

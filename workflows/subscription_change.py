@@ -24,29 +24,31 @@ with workflow.unsafe.imports_passed_through():
     from activities.tickets import TicketActivities
     from state_machines.lifecycle import ChangeLifecycle, ChangeState
     from subchange.domain.contracts import (
-        ApplyInput,
-        ApplyOutput,
         CancelRequest,
         ChangeRequest,
         ChangeResult,
         ChangeStatus,
         ChangeStatusView,
+        PaymentRecord,
+        Quote,
+        Rejection,
+        RetryRequest,
+        SalesDecision,
+        UpdateAck,
+        describe_validation_error,
+    )
+    from subchange.domain.search_attributes import search_attribute_updates
+    from subchange.domain.step_io import (
+        ApplyInput,
+        ApplyOutput,
         ChargeInput,
         CloseChangeInput,
         CloseSalesCaseInput,
-        PaymentRecord,
-        Quote,
+        DatedRequest,
         RefundChargeInput,
         RefundTicketInput,
-        Rejection,
-        RetryRequest,
         SalesCaseInput,
-        SalesDecision,
-        StepInput,
-        UpdateAck,
     )
-    from subchange.domain.search_attributes import search_attribute_updates
-    from subchange.settings import describe_validation_error
     from workflows.policies import STEPS
     from workflows.progress import Progress, describe_duration
 
@@ -111,7 +113,7 @@ class SubscriptionChange:
         if decision.rejection:
             return await self._reject(decision.rejection)
         self._move("authorize")
-        step_input = StepInput(request=request, change_date=today)
+        step_input = DatedRequest(request=request, change_date=today)
         decision = await self._step(
             "validate_change", AdmissionActivities.validate_change, step_input,
             summary=f"check {request.describe()} against the seat and plan rules")

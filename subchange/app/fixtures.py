@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 
 from subchange.adapters.gateway import CardDeclined, Gateway
 from subchange.domain.catalog import PRICED_CURRENCIES, PRODUCT_IDS, default_catalog
-from subchange.domain.contracts import IDENTIFIER, Contract
-from subchange.settings import Settings, describe_validation_error
+from subchange.domain.contracts import IDENTIFIER, Contract, describe_validation_error
+from subchange.settings import Settings
 from subchange.store.tables import Org, OrgUser, Subscription, utcnow
 
 

@@ -3,7 +3,7 @@ inputs and outputs. Rows live in tables.py; these are payloads."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -228,77 +229,11 @@ class UpdateAck(Contract):
     message: str
 
 
-# --- activities ------------------------------------------------------------------------------
-
-class OpenChangeOutput(Contract):
-    previous_result: ChangeResult | None = None
-
-
-class Decision(Contract):
-    rejection: Rejection | None = None
-
-
-class StepInput(Contract):
-    request: ChangeRequest
-    change_date: date
-
-
-class QuoteOutcome(Contract):
-    quote: Quote | None = None
-    rejection: Rejection | None = None
-
-
-class ChargeInput(Contract):
-    request: ChangeRequest
-    quote: Quote
-
-
-class RefundChargeInput(Contract):
-    intent_id: str | None = Field(
-        description="the charged intent; None: look the change's charge up in the ledger")
-    amount: Decimal
-    currency: str
-    reason: str
-
-
-class RefundChargeOutput(Contract):
-    refund_id: str | None = Field(description="None when the gateway holds no charge to refund")
-    amount: Decimal
-
-
-class SalesCaseInput(Contract):
-    request: ChangeRequest
-    quote: Quote
-
-
-class SalesCaseOutput(Contract):
-    case_id: str
-    decision_timeout: timedelta
-
-
-class CloseSalesCaseInput(Contract):
-    case_id: str
-    outcome: Literal["approved", "rejected", "expired", "cancelled"]
-    by: str | None = None
-    note: str = ""
-
-
-class ApplyInput(Contract):
-    request: ChangeRequest
-    quote: Quote
-    payment: PaymentRecord
-
-
-class ApplyOutput(Contract):
-    subscription: SubscriptionView
-    invoice_number: str
-
-
-class RefundTicketInput(Contract):
-    request: ChangeRequest
-    quote: Quote
-    invoice_number: str
-
-
-class CloseChangeInput(Contract):
-    result: ChangeResult
+def describe_validation_error(error: ValidationError, *, env_names: bool = False) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "input"
+        if env_names:
+            field = field.upper()
+        lines.append(f"{field}: {item['msg']}")
+    return "; ".join(lines)

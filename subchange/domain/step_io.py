@@ -1,0 +1,97 @@
+"""The inputs and outputs of the activities, one pair per step (SPEC section 3). Payloads between
+the workflow and its activities; the public contract is in contracts.py."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from subchange.domain.contracts import (
+    ChangeRequest,
+    ChangeResult,
+    Contract,
+    PaymentRecord,
+    Quote,
+    Rejection,
+    SubscriptionView,
+)
+
+
+class OpenChangeOutput(Contract):
+    previous_result: ChangeResult | None = None
+
+
+class Admission(Contract):
+    """Output of authorize_admin and validate_change: admitted, or why not."""
+
+    rejection: Rejection | None = None
+
+
+class DatedRequest(Contract):
+    """Input of validate_change and quote_change: the request, judged as of the change date."""
+
+    request: ChangeRequest
+    change_date: date
+
+
+class QuoteOutcome(Admission):
+    quote: Quote | None = None
+
+
+class ChargeInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+
+
+class RefundChargeInput(Contract):
+    intent_id: str | None = Field(
+        description="the charged intent; None: look the change's charge up in the ledger")
+    amount: Decimal
+    currency: str
+    reason: str
+
+
+class RefundChargeOutput(Contract):
+    refund_id: str | None = Field(description="None when the gateway holds no charge to refund")
+    amount: Decimal
+
+
+class SalesCaseInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+
+
+class SalesCaseOutput(Contract):
+    case_id: str
+    decision_timeout: timedelta
+
+
+class CloseSalesCaseInput(Contract):
+    case_id: str
+    outcome: Literal["approved", "rejected", "expired", "cancelled"]
+    by: str | None = None
+    note: str = ""
+
+
+class ApplyInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+    payment: PaymentRecord
+
+
+class ApplyOutput(Contract):
+    subscription: SubscriptionView
+    invoice_number: str
+
+
+class RefundTicketInput(Contract):
+    request: ChangeRequest
+    quote: Quote
+    invoice_number: str
+
+
+class CloseChangeInput(Contract):
+    result: ChangeResult
