@@ -1,7 +1,7 @@
 """The lifecycle of one change as a `transitions` machine (SPEC section 3).
 
-The workflow moves through it by named triggers; an illegal trigger raises `MachineError`, which is
-a bug, never a business outcome. A step that fails for good parks the change in
+The workflow moves through it with `fire(Trigger.X)`; an illegal trigger raises `MachineError`,
+which is a bug, never a business outcome. A step that fails for good parks the change in
 `awaiting_support`; `resume` returns it to the state it was parked from so the step runs again.
 """
 
@@ -30,44 +30,65 @@ class ChangeState(StrEnum):
     COMPENSATED = "compensated"
 
 
-S = ChangeState
-TERMINAL = frozenset({S.COMPLETED, S.REJECTED, S.CANCELLED, S.EXPIRED, S.COMPENSATED})
-# States in which a step is running and may fail for good.
-PARKABLE = (S.REQUESTED, S.AUTHORIZED, S.VALIDATED, S.QUOTED, S.AWAITING_SALES, S.SALES_APPROVED,
-            S.CHARGED, S.APPLIED, S.INVOICED)
+class Trigger(StrEnum):
+    AUTHORIZE = "authorize"
+    VALIDATE = "validate"
+    QUOTE = "quote"
+    ROUTE_TO_SALES = "route_to_sales"
+    SALES_APPROVE = "sales_approve"
+    CHARGE = "charge"
+    APPLY = "apply"
+    INVOICE = "invoice"
+    COMPLETE = "complete"
+    REJECT = "reject"
+    EXPIRE = "expire"
+    PARK = "park"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    COMPENSATE = "compensate"
+
+
+TERMINAL = frozenset({ChangeState.COMPLETED, ChangeState.REJECTED, ChangeState.CANCELLED,
+                      ChangeState.EXPIRED, ChangeState.COMPENSATED})
 # Before the subscription is changed, a change can still be called off.
-CANCELLABLE = (S.REQUESTED, S.AUTHORIZED, S.VALIDATED, S.QUOTED, S.AWAITING_SALES,
-               S.SALES_APPROVED)
+CANCELLABLE = (ChangeState.REQUESTED, ChangeState.AUTHORIZED, ChangeState.VALIDATED,
+               ChangeState.QUOTED, ChangeState.AWAITING_SALES, ChangeState.SALES_APPROVED)
+# States in which a step is running and may fail for good.
+PARKABLE = (*CANCELLABLE, ChangeState.CHARGED, ChangeState.APPLIED, ChangeState.INVOICED)
+
+
+def _move(trigger: Trigger, source: ChangeState | list[ChangeState], dest: ChangeState,
+          **extra: str) -> dict:
+    return {"trigger": trigger, "source": source, "dest": dest, **extra}
+
 
 TRANSITIONS: list[dict] = [
-    {"trigger": "authorize", "source": S.REQUESTED, "dest": S.AUTHORIZED},
-    {"trigger": "validate", "source": S.AUTHORIZED, "dest": S.VALIDATED},
-    {"trigger": "quote", "source": S.VALIDATED, "dest": S.QUOTED},
-    {"trigger": "route_to_sales", "source": S.QUOTED, "dest": S.AWAITING_SALES},
-    {"trigger": "sales_approve", "source": S.AWAITING_SALES, "dest": S.SALES_APPROVED},
-    {"trigger": "charge", "source": S.QUOTED, "dest": S.CHARGED},
-    {"trigger": "apply", "source": [S.QUOTED, S.CHARGED, S.SALES_APPROVED], "dest": S.APPLIED},
-    {"trigger": "invoice", "source": S.APPLIED, "dest": S.INVOICED},
-    {"trigger": "complete", "source": S.INVOICED, "dest": S.COMPLETED},
-    {"trigger": "reject", "source": [S.REQUESTED, S.AUTHORIZED, S.VALIDATED, S.AWAITING_SALES],
-     "dest": S.REJECTED},
-    {"trigger": "expire", "source": S.AWAITING_SALES, "dest": S.EXPIRED},
-    {"trigger": "park", "source": list(PARKABLE), "dest": S.AWAITING_SUPPORT,
-     "before": "_remember_parked_from"},
-    *[
-        {"trigger": "resume", "source": S.AWAITING_SUPPORT, "dest": state,
-         "conditions": f"_parked_from_{state.value}"}
-        for state in PARKABLE
-    ],
-    {"trigger": "cancel", "source": list(CANCELLABLE), "dest": S.CANCELLED},
-    {"trigger": "compensate", "source": S.CHARGED, "dest": S.COMPENSATED},
+    _move(Trigger.AUTHORIZE, ChangeState.REQUESTED, ChangeState.AUTHORIZED),
+    _move(Trigger.VALIDATE, ChangeState.AUTHORIZED, ChangeState.VALIDATED),
+    _move(Trigger.QUOTE, ChangeState.VALIDATED, ChangeState.QUOTED),
+    _move(Trigger.ROUTE_TO_SALES, ChangeState.QUOTED, ChangeState.AWAITING_SALES),
+    _move(Trigger.SALES_APPROVE, ChangeState.AWAITING_SALES, ChangeState.SALES_APPROVED),
+    _move(Trigger.CHARGE, ChangeState.QUOTED, ChangeState.CHARGED),
+    _move(Trigger.APPLY, [ChangeState.QUOTED, ChangeState.CHARGED, ChangeState.SALES_APPROVED],
+          ChangeState.APPLIED),
+    _move(Trigger.INVOICE, ChangeState.APPLIED, ChangeState.INVOICED),
+    _move(Trigger.COMPLETE, ChangeState.INVOICED, ChangeState.COMPLETED),
+    _move(Trigger.REJECT, [ChangeState.REQUESTED, ChangeState.AUTHORIZED, ChangeState.VALIDATED,
+                           ChangeState.AWAITING_SALES], ChangeState.REJECTED),
+    _move(Trigger.EXPIRE, ChangeState.AWAITING_SALES, ChangeState.EXPIRED),
+    _move(Trigger.PARK, list(PARKABLE), ChangeState.AWAITING_SUPPORT,
+          before="_remember_parked_from"),
+    *[_move(Trigger.RESUME, ChangeState.AWAITING_SUPPORT, state,
+            conditions=f"_parked_from_{state.value}") for state in PARKABLE],
+    _move(Trigger.CANCEL, list(CANCELLABLE), ChangeState.CANCELLED),
+    _move(Trigger.COMPENSATE, ChangeState.CHARGED, ChangeState.COMPENSATED),
 ]
 
 
 class ChangeLifecycle:
     """The model the lifecycle machine drives. Restore it at a state with `initial=`."""
 
-    def __init__(self, initial: ChangeState = S.REQUESTED,
+    def __init__(self, initial: ChangeState = ChangeState.REQUESTED,
                  parked_from: ChangeState | None = None) -> None:
         self.parked_from = parked_from
         for state in PARKABLE:
@@ -84,6 +105,10 @@ class ChangeLifecycle:
 
     state: ChangeState  # set by the machine
 
+    def fire(self, trigger: Trigger) -> None:
+        """Take the transition named `trigger`; MachineError when it does not fit the state."""
+        self.trigger(trigger.value)
+
     def _remember_parked_from(self) -> None:
         self.parked_from = ChangeState(self.state)
 
@@ -97,7 +122,7 @@ class ChangeLifecycle:
 
     @property
     def is_parked(self) -> bool:
-        return self.current is S.AWAITING_SUPPORT
+        return self.current is ChangeState.AWAITING_SUPPORT
 
     @property
     def effective(self) -> ChangeState:
@@ -108,7 +133,7 @@ class ChangeLifecycle:
         """Why a cancel does not fit now, or None when it does (money taken means refund)."""
         if self.is_terminal:
             return f"the change has already ended ({self.current.value})"
-        if self.effective in (S.APPLIED, S.INVOICED):
+        if self.effective in (ChangeState.APPLIED, ChangeState.INVOICED):
             return ("the change is already applied to the subscription and can't be cancelled; "
                     "retry the failed step instead")
         return None

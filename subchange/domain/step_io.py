@@ -29,6 +29,10 @@ class Admission(Contract):
 
     rejection: Rejection | None = None
 
+    @property
+    def admitted(self) -> bool:
+        return self.rejection is None
+
 
 class DatedRequest(Contract):
     """Input of validate_change and quote_change: the request, judged as of the change date."""
@@ -39,6 +43,10 @@ class DatedRequest(Contract):
 
 class QuoteOutcome(Admission):
     quote: Quote | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return self.rejection is None and self.quote is not None
 
 
 class ChargeInput(Contract):

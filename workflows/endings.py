@@ -1,0 +1,101 @@
+"""How a change ends. Every ending records its result and releases the subscription
+(close_change) before the lifecycle's final transition; a cancelled change that was charged is
+refunded first (compensation), so money never moves without the change being applied."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from state_machines.lifecycle import ChangeState, Trigger
+    from subchange.domain.contracts import ChangeResult, ChangeStatus, PaymentRecord, Rejection
+    from subchange.domain.step_io import CloseChangeInput, CloseSalesCaseInput, RefundChargeInput
+    from workflows.cancellation import Cancellation
+    from workflows.runner import StepRunner
+    from workflows.state import ChangeRun
+    from workflows.steps import CLOSE_CHANGE, CLOSE_SALES_CASE, REFUND_CHARGE
+
+
+class Endings:
+    def __init__(self, change: ChangeRun, steps: StepRunner, cancellation: Cancellation) -> None:
+        self.change = change
+        self.steps = steps
+        self.cancellation = cancellation
+
+    async def finish(self, trigger: Trigger, result: ChangeResult) -> ChangeResult:
+        change = self.change
+        change.finishing = (trigger, result)
+        await self.steps.run(CLOSE_CHANGE, CloseChangeInput(result=result))
+        change.lifecycle.fire(trigger)
+        self.cancellation.too_late(result.status.value)
+        change.result = result
+        change.publish()
+        assert change.request is not None
+        workflow.metric_meter().create_counter(
+            "subchange_changes", "changes ended, by status").add(
+            1, {"status": result.status.value, "product": change.request.product,
+                "kind": change.request.change.kind})
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    async def rejected(self, rejection: Rejection | None) -> ChangeResult:
+        """A business rejection; None only when a quote came back with neither quote nor reason."""
+        rejection = rejection or Rejection(reason_code="quote_failed",
+                                           reason="the change could not be quoted")
+        return await self.finish(Trigger.REJECT, self.change.result_of(
+            ChangeStatus.REJECTED, reason_code=rejection.reason_code, reason=rejection.reason))
+
+    def invalid(self, reason: str) -> ChangeResult:
+        """A request the workflow can't even read: nothing was recorded, so nothing to close."""
+        change = self.change
+        change.advance(Trigger.REJECT)
+        change.result = ChangeResult(
+            workflow_id=workflow.info().workflow_id,
+            request_id=change.request.request_id if change.request else "",
+            status=ChangeStatus.REJECTED, reason_code="invalid_request",
+            reason=f"invalid request: {reason}")
+        change.publish()
+        return change.result
+
+    def repeated(self, previous: ChangeResult) -> ChangeResult:
+        """An earlier run of this workflow id already ended: its result is this run's."""
+        self.change.result = previous
+        self.change.publish()
+        return previous
+
+    async def cancelled(self) -> ChangeResult:
+        change, cancel = self.change, self.cancellation.request
+        assert cancel is not None
+        if change.sales_case and change.decision is None:
+            await self.close_sales_case("cancelled")
+        charged = change.lifecycle.effective is ChangeState.CHARGED and change.payment is not None
+        refund = None
+        if charged or self.steps.money_at_risk:
+            assert change.quote is not None
+            refund = await self.steps.run(REFUND_CHARGE, RefundChargeInput(
+                intent_id=change.payment.intent_id if change.payment else None,
+                amount=change.quote.amount_due, currency=change.quote.currency,
+                reason=cancel.reason or "change cancelled"))
+        if refund is not None and refund.refund_id:
+            assert change.quote is not None
+            change.payment = (change.payment or PaymentRecord(
+                method="card", amount=refund.amount, currency=change.quote.currency)
+            ).model_copy(update={"refund_id": refund.refund_id})
+            if not charged:  # the lifecycle never saw the charge succeed: mark it, then undo it
+                change.lifecycle.fire(Trigger.CHARGE)
+            trigger, outcome = Trigger.COMPENSATE, f"cancelled; charge refunded ({refund.refund_id})"
+        else:
+            trigger, outcome = Trigger.CANCEL, "cancelled; nothing was charged or changed"
+        self.cancellation.succeeded(outcome)
+        by = f" by {cancel.by}" if cancel.by else ""
+        return await self.finish(trigger, change.result_of(
+            ChangeStatus.CANCELLED, reason_code="cancelled",
+            reason=f"cancelled{by}" + (f": {cancel.reason}" if cancel.reason else "")))
+
+    async def close_sales_case(self, outcome: str) -> None:
+        change, cancel = self.change, self.cancellation.request
+        assert change.sales_case is not None
+        by = change.decision.by if change.decision else (cancel.by if cancel else None)
+        note = change.decision.note if change.decision else ""
+        await self.steps.run(CLOSE_SALES_CASE, CloseSalesCaseInput(
+            case_id=change.sales_case, outcome=outcome, by=by, note=note))

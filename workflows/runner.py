@@ -1,0 +1,92 @@
+"""Running a step: its activity by name, with the step's timeouts and retries; when the retries
+run out, the change parks in awaiting_support until support retries the step or cancels the
+change. What a failure means (could money have moved?) comes from the step's policy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from state_machines.lifecycle import Trigger
+    from subchange.domain.step_io import Admission
+    from workflows.cancellation import Cancellation
+    from workflows.state import ChangeRun
+    from workflows.steps import Step
+
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+
+
+class StepRunner:
+    def __init__(self, change: ChangeRun, cancellation: Cancellation) -> None:
+        self.change = change
+        self.cancellation = cancellation
+        self.retry_requested = False
+        self.parked: Step | None = None  # the step that failed for good last
+        self.money_at_risk = False  # its failure may have taken money (a charge of unknown outcome)
+
+    async def run(self, step: Step[ArgT, ResultT], arg: ArgT, *, advance: bool = True
+                  ) -> ResultT:
+        """The step's result once it succeeds; advances the lifecycle when the result admits the
+        change (a rejection is the caller's to end with)."""
+        change = self.change
+        while True:
+            if step.cancellable:
+                self.cancellation.raise_if_requested(change.lifecycle)
+            started = workflow.now()
+            change.progress.begin(started, step.name)
+            change.publish()
+            try:
+                result = await workflow.execute_activity(
+                    step.name, arg, result_type=step.result_type,
+                    start_to_close_timeout=step.policy.start_to_close,
+                    retry_policy=step.policy.retry, summary=step.summary(arg))
+            except ActivityError as error:
+                await self._park(step, error, workflow.now() - started)
+                continue
+            change.progress.done(workflow.now(), "ok")
+            _record_duration(step.name, "ok", workflow.now() - started)
+            admitted = not isinstance(result, Admission) or result.admitted
+            if step.advances is not None and advance and admitted:
+                change.advance(step.advances)
+            return result
+
+    async def _park(self, step: Step, error: ActivityError, spent: timedelta) -> None:
+        error_type, message = _failure(error)
+        _record_duration(step.name, "failed", spent)
+        self.parked = step
+        self.money_at_risk = step.policy.may_have_moved_money(error_type)
+        change, now = self.change, workflow.now()
+        change.progress.fail(now, message)
+        change.lifecycle.fire(Trigger.PARK)
+        change.progress.wait(now, "support", f"support to retry {step.name} or cancel the change")
+        change.publish()
+        await workflow.wait_condition(
+            lambda: self.retry_requested
+            or (step.cancellable and self.cancellation.requested))
+        change.progress.done(workflow.now(), "retry" if self.retry_requested else "cancel")
+        self.retry_requested = False
+        change.lifecycle.fire(Trigger.RESUME)
+
+
+def _failure(error: ActivityError) -> tuple[str | None, str]:
+    """The error type and message of the innermost application error (or the timeout)."""
+    cause = error.cause
+    while cause is not None and cause.cause is not None and not isinstance(cause,
+                                                                          ApplicationError):
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        kind = f"{cause.type}: " if cause.type else ""
+        return cause.type, f"{kind}{cause.message}"
+    return None, str(cause or error)
+
+
+def _record_duration(step: str, outcome: str, duration: timedelta) -> None:
+    """Time in each step (Prometheus histogram, replay-safe: the SDK skips it on replay)."""
+    workflow.metric_meter().create_histogram_timedelta(
+        "subchange_step_duration", "time spent in a step of a change", "ms").record(
+        duration, {"step": step, "outcome": outcome})

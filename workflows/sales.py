@@ -1,0 +1,67 @@
+"""Offline payers (R9): the change waits durably for the sales team's decision on a sales case,
+and expires when none comes in time (SALES_DECISION_TIMEOUT)."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from state_machines.lifecycle import Trigger
+    from subchange.domain.contracts import (
+        ChangeRequest,
+        ChangeResult,
+        ChangeStatus,
+        PaymentRecord,
+        Quote,
+    )
+    from subchange.domain.step_io import SalesCaseInput
+    from workflows.cancellation import Cancellation, CancelRequested
+    from workflows.endings import Endings
+    from workflows.progress import describe_duration
+    from workflows.runner import StepRunner
+    from workflows.state import ChangeRun
+    from workflows.steps import OPEN_SALES_CASE
+
+
+class SalesApproval:
+    def __init__(self, change: ChangeRun, steps: StepRunner, cancellation: Cancellation,
+                 end: Endings) -> None:
+        self.change = change
+        self.steps = steps
+        self.cancellation = cancellation
+        self.end = end
+
+    async def decide(self, request: ChangeRequest, quote: Quote) -> PaymentRecord | ChangeResult:
+        """The offline payment sales approved, or the ending: rejected or expired."""
+        change = self.change
+        case = await self.steps.run(OPEN_SALES_CASE, SalesCaseInput(request=request, quote=quote))
+        change.sales_case = case.case_id
+        deadline = describe_duration(case.decision_timeout)
+        change.progress.wait(workflow.now(), "sales_decision",
+                             f"a sales decision on {case.case_id} (expires after {deadline})")
+        change.publish()
+        try:
+            await workflow.wait_condition(
+                lambda: change.decision is not None or self.cancellation.requested,
+                timeout=case.decision_timeout, timeout_summary="sales decision deadline")
+        except TimeoutError:
+            change.progress.done(workflow.now(), "expired")
+            await self.end.close_sales_case("expired")
+            return await self.end.finish(Trigger.EXPIRE, change.result_of(
+                ChangeStatus.EXPIRED, reason_code="sales_decision_timeout",
+                reason=f"no sales decision on {case.case_id} within {deadline}"))
+        decision = change.decision
+        if decision is None:
+            change.progress.done(workflow.now(), "cancelled")
+            raise CancelRequested
+        verdict = "approved" if decision.approved else "rejected"
+        note = f": {decision.note}" if decision.note else ""
+        change.progress.done(workflow.now(), verdict, f"by {decision.by}{note}")
+        await self.end.close_sales_case(verdict)
+        if not decision.approved:
+            return await self.end.finish(Trigger.REJECT, change.result_of(
+                ChangeStatus.REJECTED, reason_code="sales_rejected",
+                reason=f"sales rejected the change ({decision.by}){note}"))
+        change.advance(Trigger.SALES_APPROVE)
+        return PaymentRecord(method="offline", amount=quote.amount_due, currency=quote.currency,
+                             sales_case=case.case_id, approved_by=decision.by)

@@ -1,0 +1,56 @@
+"""What one run of the workflow knows about its change, in one object, and how it shows it:
+search attributes for the Web UI's filters and the current details of the change's page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from state_machines.lifecycle import ChangeLifecycle, Trigger
+    from subchange.domain.contracts import (
+        ChangeRequest,
+        ChangeResult,
+        ChangeStatus,
+        PaymentRecord,
+        Quote,
+        SalesDecision,
+    )
+    from subchange.domain.search_attributes import search_attribute_updates
+    from subchange.domain.step_io import ApplyOutput
+    from workflows.progress import Progress
+
+
+@dataclass
+class ChangeRun:
+    lifecycle: ChangeLifecycle = field(default_factory=ChangeLifecycle)
+    progress: Progress = field(default_factory=Progress)
+    request: ChangeRequest | None = None
+    quote: Quote | None = None
+    payment: PaymentRecord | None = None
+    sales_case: str | None = None
+    decision: SalesDecision | None = None
+    applied: ApplyOutput | None = None
+    # Set when the change has decided how it ends, so a Temporal cancel finishes that ending.
+    finishing: tuple[Trigger, ChangeResult] | None = None
+    result: ChangeResult | None = None
+
+    def advance(self, trigger: Trigger) -> None:
+        self.lifecycle.fire(trigger)
+        self.publish()
+
+    def publish(self) -> None:
+        """Keep search attributes and the Web UI's current details in step with the state."""
+        state = self.lifecycle.current.value
+        status = self.result.status if self.result else ChangeStatus.RUNNING
+        workflow.upsert_search_attributes(search_attribute_updates(
+            request=self.request, state=state, status=status.value))
+        workflow.set_current_details(self.progress.describe(state))
+
+    def result_of(self, status: ChangeStatus, **fields: Any) -> ChangeResult:
+        assert self.request is not None
+        return ChangeResult(workflow_id=workflow.info().workflow_id,
+                            request_id=self.request.request_id, status=status, quote=self.quote,
+                            payment=self.payment, **fields)

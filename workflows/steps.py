@@ -1,0 +1,134 @@
+"""The steps of a change, one registry entry each: the activity it runs (called by name, so the
+workflow imports no activity code), its timeouts and retries, the lifecycle trigger it fires when
+it succeeds, whether a cancel may interrupt it, and the summary the Web UI's timeline shows.
+
+A step whose retries run out does not fail the workflow: the change parks in awaiting_support
+(workflows/runner.py). Error types listed as non-retryable are outcomes a retry can't change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Generic, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from state_machines.lifecycle import Trigger
+    from subchange.domain.contracts import (
+        ChangeRequest,
+        InvoiceRecord,
+        PaymentRecord,
+        RefundTicketRecord,
+    )
+    from subchange.domain.step_io import (
+        Admission,
+        ApplyInput,
+        ApplyOutput,
+        ChargeInput,
+        CloseChangeInput,
+        CloseSalesCaseInput,
+        DatedRequest,
+        OpenChangeOutput,
+        QuoteOutcome,
+        RefundChargeInput,
+        RefundChargeOutput,
+        RefundTicketInput,
+        SalesCaseInput,
+        SalesCaseOutput,
+    )
+
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+
+
+@dataclass(frozen=True)
+class StepPolicy:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    # A failure other than one of the non-retryable business outcomes may have moved money.
+    moves_money: bool = False
+
+    def may_have_moved_money(self, error_type: str | None) -> bool:
+        return self.moves_money and error_type not in self.retry.non_retryable_error_types
+
+
+def policy(seconds: int, attempts: int, max_interval: int, *non_retryable: str,
+           moves_money: bool = False) -> StepPolicy:
+    return StepPolicy(
+        start_to_close=timedelta(seconds=seconds),
+        retry=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=max_interval),
+                          maximum_attempts=attempts,
+                          non_retryable_error_types=list(non_retryable)),
+        moves_money=moves_money)
+
+
+DATABASE = policy(20, 6, 15)
+
+
+@dataclass(frozen=True)
+class Step(Generic[ArgT, ResultT]):
+    name: str  # the activity type, the step of `status` and the metrics label
+    result_type: type[ResultT] | None
+    policy: StepPolicy
+    summary: Callable[[ArgT], str]
+    advances: Trigger | None = None  # fired when the step succeeds and admits the change
+    cancellable: bool = True  # False: it finishes a change already decided
+
+
+OPEN_CHANGE: Step[ChangeRequest, OpenChangeOutput] = Step(
+    "open_change", OpenChangeOutput, DATABASE,
+    lambda request: f"open the change record of {request.request_id}")
+AUTHORIZE_ADMIN: Step[ChangeRequest, Admission] = Step(
+    "authorize_admin", Admission, DATABASE,
+    lambda request: f"is {request.requested_by} an active admin of {request.org_id}?",
+    advances=Trigger.AUTHORIZE)
+VALIDATE_CHANGE: Step[DatedRequest, Admission] = Step(
+    "validate_change", Admission, DATABASE,
+    lambda dated: f"check {dated.request.describe()} against the seat and plan rules",
+    advances=Trigger.VALIDATE)
+QUOTE_CHANGE: Step[DatedRequest, QuoteOutcome] = Step(
+    "quote_change", QuoteOutcome, DATABASE,
+    lambda dated: f"price the change as of {dated.change_date}", advances=Trigger.QUOTE)
+OPEN_SALES_CASE: Step[SalesCaseInput, SalesCaseOutput] = Step(
+    "open_sales_case", SalesCaseOutput, DATABASE,
+    lambda case: f"ask sales to approve {case.quote.amount_due} {case.quote.currency} "
+                 "(offline payer)",
+    advances=Trigger.ROUTE_TO_SALES)
+CLOSE_SALES_CASE: Step[CloseSalesCaseInput, None] = Step(
+    "close_sales_case", None, DATABASE, lambda close: f"close {close.case_id} as {close.outcome}",
+    cancellable=False)
+CHARGE: Step[ChargeInput, PaymentRecord] = Step(
+    "charge", PaymentRecord,
+    policy(30, 5, 20, "CardDeclined", "NoPaymentMethod", moves_money=True),
+    lambda charge: f"charge {charge.quote.amount_due} {charge.quote.currency} to the card",
+    advances=Trigger.CHARGE)
+REFUND_CHARGE: Step[RefundChargeInput, RefundChargeOutput] = Step(
+    "refund_charge", RefundChargeOutput, policy(30, 8, 60),
+    lambda _refund: "refund the charge of a cancelled change", cancellable=False)
+APPLY_CHANGE: Step[ApplyInput, ApplyOutput] = Step(
+    "apply_change", ApplyOutput, policy(20, 6, 15, "StaleSubscription"),
+    lambda apply: f"{apply.quote.old_plan}×{apply.quote.old_seats} → "
+                  f"{apply.quote.new_plan}×{apply.quote.new_seats}",
+    advances=Trigger.APPLY)
+EMAIL_INVOICE: Step[str, InvoiceRecord] = Step(
+    "email_invoice", InvoiceRecord, policy(30, 8, 60),
+    lambda invoice_number: f"email invoice {invoice_number} with its PDF",
+    advances=Trigger.INVOICE)
+OPEN_REFUND_TICKET: Step[RefundTicketInput, RefundTicketRecord] = Step(
+    "open_refund_ticket", RefundTicketRecord, DATABASE,
+    lambda ticket: f"ask for a refund of {ticket.quote.refundable_amount} "
+                   f"{ticket.quote.currency}")
+CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
+    "close_change", None, policy(20, 10, 60),
+    lambda close: f"record the {close.result.status.value} change and release the subscription",
+    cancellable=False)
+
+STEPS: tuple[Step, ...] = (
+    OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,
+    CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, EMAIL_INVOICE, OPEN_REFUND_TICKET,
+    CLOSE_CHANGE)
