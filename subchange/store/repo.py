@@ -95,13 +95,6 @@ def claim_subscription(*, session: Session, subscription_id: int, workflow_id: s
     return None
 
 
-def release_claim(*, session: Session, subscription_id: int) -> None:
-    claim = session.get(SubscriptionClaim, subscription_id)
-    if claim is not None:
-        session.delete(claim)
-        session.commit()
-
-
 def subscription_view(sub: Subscription) -> SubscriptionView:
     return SubscriptionView(plan=sub.plan, seats=sub.seats, pricing_model=sub.pricing_model,
                             period_start=sub.period_start, period_end=sub.period_end,
