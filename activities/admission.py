@@ -35,8 +35,8 @@ class AdmissionActivities:
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
             ctx = repo.load_context(session=session, org_id=request.org_id,
-                                    product=request.product)
-            rejection = rules.authorize(self.deps.catalog, request, ctx)
+                                    product=request.product, requested_by=request.requested_by)
+            rejection = rules.authorize_requester(self.deps.catalog, request, ctx)
             # Every attempt is audited (R1), an unknown org's too; once per change, not per retry.
             repo.record_audit(
                 session=session, org_id=request.org_id, actor=request.requested_by,
@@ -53,18 +53,16 @@ class AdmissionActivities:
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
             ctx = repo.load_context(session=session, org_id=request.org_id,
-                                    product=request.product)
-            _, rejection = rules.validate(self.deps.catalog, request, ctx, step.change_date)
+                                    product=request.product, requested_by=request.requested_by)
+            _, rejection = rules.validate_change(self.deps.catalog, request, ctx,
+                                                 step.change_date)
             if rejection is None:
-                assert ctx.subscription is not None and ctx.subscription.id is not None
+                assert ctx.subscription is not None
                 holder = repo.claim_subscription(session=session,
                                                  subscription_id=ctx.subscription.id,
                                                  workflow_id=workflow_id)
                 if holder is not None:
-                    rejection = rules.reject(
-                        "change_in_progress",
-                        f"another change ({holder}) to this subscription is in progress; "
-                        "wait for it to end or cancel it, then try again")
+                    rejection = rules.subscription_taken(holder)
         return Admission(rejection=rejection)
 
     @activity.defn(name="quote_change")
@@ -72,8 +70,9 @@ class AdmissionActivities:
         request = step.request
         with self.deps.sessions() as session:
             ctx = repo.load_context(session=session, org_id=request.org_id,
-                                    product=request.product)
-        target, rejection = rules.validate(self.deps.catalog, request, ctx, step.change_date)
+                                    product=request.product, requested_by=request.requested_by)
+        target, rejection = rules.validate_change(self.deps.catalog, request, ctx,
+                                                  step.change_date)
         if rejection is not None:
             return QuoteOutcome(rejection=rejection)
         assert target is not None and ctx.org is not None and ctx.subscription is not None

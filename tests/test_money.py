@@ -17,6 +17,7 @@ from babel.numbers import get_currency_precision
 
 from subchange.domain.catalog import default_catalog
 from subchange.domain.contracts import ChangeRequest, Quote
+from subchange.domain.facts import Organisation, SubscriptionTerms
 from subchange.domain.money import (
     SUPPORTED_CURRENCIES,
     minor_unit_digits,
@@ -26,7 +27,6 @@ from subchange.domain.money import (
 )
 from subchange.domain.quoting import build_quote
 from subchange.domain.rules import Target
-from subchange.store.tables import Org, Subscription
 
 CATALOG_JSON = json.loads(
     (Path(__file__).resolve().parent.parent / "subchange" / "domain" / "catalog.json").read_text("utf-8"))
@@ -52,11 +52,11 @@ def quote_for(*, product: str, plan: str, seats: int, currency: str = "JPY",
               new_seats: int | None = None) -> Quote:
     """Quote a change of an in-memory subscription (no database needed for arithmetic)."""
     model = pricing_model or ("all_employee" if product == "one" else "per_agent")
-    org = Org(id="money", name="Money KK", currency=currency, billing_email="b@money.example")
-    sub = Subscription(org_id="money", product=product, plan=plan, seats=seats,
-                       pricing_model=model, billing_period=billing_period,
-                       period_start=period[0], period_end=period[1], payment_method="online",
-                       unit_price=unit_price)
+    org = Organisation(id="money", currency=currency)
+    sub = SubscriptionTerms(id=1, product=product, plan=plan, seats=seats, pricing_model=model,
+                            billing_period=billing_period, period_start=period[0],
+                            period_end=period[1], payment_method="online",
+                            unit_price=unit_price, version=1)
     change = ({"kind": "plan", "plan": new_plan} if new_plan
               else {"kind": "seats", "seats": new_seats})
     request = ChangeRequest(request_id="req-money", org_id="money", product=product,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from subchange.domain import rules
+from subchange.domain.catalog import BillingPeriod
 from subchange.domain.contracts import (
     ChangeRequest,
     ChangeResult,
@@ -13,7 +17,7 @@ from subchange.domain.contracts import (
     Quote,
     SubscriptionView,
 )
-from subchange.domain.rules import ChangeContext
+from subchange.domain.facts import ChangeContext, Organisation, Requester, SubscriptionTerms
 from subchange.store.tables import (
     AppliedChange,
     AuditLog,
@@ -33,12 +37,46 @@ class StaleSubscription(Exception):
     """The subscription changed after the change was quoted."""
 
 
-def load_context(*, session: Session, org_id: str, product: str) -> ChangeContext:
+def load_context(*, session: Session, org_id: str, product: str, requested_by: str
+                 ) -> ChangeContext:
+    """The facts the rules judge a change of this subscription by."""
     org = session.get(Org, org_id)
-    users = list(session.exec(select(OrgUser).where(OrgUser.org_id == org_id)))
     sub = session.exec(select(Subscription).where(Subscription.org_id == org_id,
                                                   Subscription.product == product)).first()
-    return ChangeContext(org=org, users=users, subscription=sub)
+    # The organisation's users are read here, and only here, to find the requester and count
+    # the seat holders (R4): few enough to count in Python.
+    users = list(session.exec(select(OrgUser).where(OrgUser.org_id == org_id)))
+    return ChangeContext(
+        org=Organisation(id=org.id, currency=org.currency) if org is not None else None,
+        requester=_requester(users, requested_by),
+        subscription=_terms(sub) if sub is not None else None,
+        active_seat_holders=_active_seat_holders(users, product, sub.pricing_model)
+        if sub is not None else 0)
+
+
+def _requester(users: list[OrgUser], email: str) -> Requester | None:
+    user = next((u for u in users if u.email.lower() == email.lower()), None)
+    if user is None:
+        return None
+    return Requester(email=user.email, role=user.role, primary_contact=user.primary_contact,
+                     active=user.active)
+
+
+def _active_seat_holders(users: list[OrgUser], product: str, pricing_model: str) -> int:
+    if rules.counts_every_active_user(pricing_model):
+        return sum(1 for u in users if u.active)
+    return sum(1 for u in users if u.active and product in u.products)
+
+
+def _terms(sub: Subscription) -> SubscriptionTerms:
+    assert sub.id is not None
+    return SubscriptionTerms(
+        id=sub.id, product=sub.product, plan=sub.plan, seats=sub.seats,
+        pricing_model=sub.pricing_model,
+        billing_period=cast(BillingPeriod, sub.billing_period),
+        period_start=sub.period_start, period_end=sub.period_end,
+        payment_method=cast(Literal["online", "offline"], sub.payment_method),
+        unit_price=sub.unit_price, version=sub.version)
 
 
 def record_audit(*, session: Session, org_id: str, actor: str, action: str, outcome: str,
@@ -119,14 +157,14 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
     sub = session.exec(select(Subscription).where(Subscription.org_id == request.org_id,
                                                   Subscription.product == request.product)).one()
     before = subscription_view(sub)
-    # A downgrade adds what it switched off; an upgrade turns back on what the new plan has.
-    disabled = (set(sub.disabled_features) | set(quote.features_switched_off)) - target_features
     values = {
         "plan": quote.new_plan,
         "seats": quote.new_seats,
         "period_start": quote.new_period_start,
         "period_end": quote.new_period_end,
-        "disabled_features": sorted(disabled),
+        "disabled_features": rules.features_disabled_after(
+            disabled=sub.disabled_features, switched_off=quote.features_switched_off,
+            target_features=target_features),
         "unit_price": sub.unit_price if quote.new_plan == quote.old_plan else None,
         "version": sub.version + 1,
         "updated_at": utcnow(),
