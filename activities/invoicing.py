@@ -14,14 +14,14 @@ from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from sqlmodel import select
 from temporalio import activity
 
 from activities import Dependencies
 from subchange.domain.contracts import InvoiceRecord, PaymentRecord, Quote
 from subchange.domain.money import format_money
 from subchange.faults import pause_point
-from subchange.store.tables import Invoice, Org, utcnow
+from subchange.store import invoices
+from subchange.store.tables import Invoice, Org
 
 
 def render_invoice(invoice: Invoice, org: Org) -> EmailMessage:
@@ -77,25 +77,22 @@ class InvoiceActivities:
     def email_invoice(self, invoice_number: str) -> InvoiceRecord:
         settings = self.deps.settings
         with self.deps.sessions() as session:
-            invoice = session.exec(select(Invoice).where(Invoice.number == invoice_number)).one()
-            record = InvoiceRecord(number=invoice_number, amount=invoice.amount,
-                                   currency=invoice.currency, emailed_to=invoice.emailed_to)
-            if invoice.email_status == "sent":
-                return record
-            org = session.get(Org, invoice.org_id)
-            assert org is not None
-            invoice.email_status = "sending"
-            invoice.message_id = f"<{invoice_number}.{invoice.workflow_id}@subchange>"
-            session.add(invoice)
-            session.commit()
-            message = render_invoice(invoice, org)
-            message["From"] = settings.mail_from
-            pause_point(settings, "email.before_send")
-            with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
-                smtp.send_message(message)
-            pause_point(settings, "email.after_send")
-            invoice.email_status, invoice.sent_at = "sent", utcnow()
-            session.add(invoice)
-            session.commit()
-            activity.logger.info("invoice %s emailed", invoice_number)
+            invoice, org = invoices.invoice_to_email(session=session, number=invoice_number)
+        record = InvoiceRecord(number=invoice_number, amount=invoice.amount,
+                               currency=invoice.currency, emailed_to=invoice.emailed_to)
+        if invoice.email_status == "sent":
+            return record
+        with self.deps.sessions() as session:
+            invoice = invoices.mark_sending(
+                session=session, number=invoice_number,
+                message_id=f"<{invoice_number}.{invoice.workflow_id}@subchange>")
+        message = render_invoice(invoice, org)
+        message["From"] = settings.mail_from
+        pause_point(settings, "email.before_send")
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
+            smtp.send_message(message)
+        pause_point(settings, "email.after_send")
+        with self.deps.sessions() as session:
+            invoices.mark_sent(session=session, number=invoice_number)
+        activity.logger.info("invoice %s emailed", invoice_number)
         return record

@@ -1,48 +1,39 @@
-"""Reads and writes of the service's database, one unit of work per call (keyword-only)."""
+"""Subscriptions: the facts a change is judged by (load_context), the card on file, and applying
+a quoted change, atomically and once per workflow id (SPEC step 5)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, cast
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from subchange.domain import rules
 from subchange.domain.catalog import BillingPeriod
-from subchange.domain.contracts import (
-    ChangeRequest,
-    ChangeResult,
-    PaymentRecord,
-    Quote,
-    SubscriptionView,
-)
+from subchange.domain.contracts import ChangeRequest, PaymentRecord, Quote, SubscriptionView
 from subchange.domain.facts import ChangeContext, Organisation, Requester, SubscriptionTerms
-from subchange.store.tables import (
-    AppliedChange,
-    AuditLog,
-    ChangeRecord,
-    GatewayCall,
-    Invoice,
-    Org,
-    OrgUser,
-    Subscription,
-    SubscriptionClaim,
-    invoice_ref,
-    utcnow,
-)
+from subchange.store.audit import add_audit_entry
+from subchange.store.invoices import change_invoice, issue_invoice
+from subchange.store.tables import AppliedChange, Org, OrgUser, Subscription, utcnow
 
 
 class StaleSubscription(Exception):
     """The subscription changed after the change was quoted."""
 
 
+@dataclass(frozen=True)
+class CardOnFile:
+    customer_id: str
+    payment_method_id: str
+
+
 def load_context(*, session: Session, org_id: str, product: str, requested_by: str
                  ) -> ChangeContext:
     """The facts the rules judge a change of this subscription by."""
     org = session.get(Org, org_id)
-    sub = session.exec(select(Subscription).where(Subscription.org_id == org_id,
-                                                  Subscription.product == product)).first()
+    sub = session.exec(_subscription_of(org_id, product)).first()
     # The organisation's users are read here, and only here, to find the requester and count
     # the seat holders (R4): few enough to count in Python.
     users = list(session.exec(select(OrgUser).where(OrgUser.org_id == org_id)))
@@ -79,58 +70,17 @@ def _terms(sub: Subscription) -> SubscriptionTerms:
         unit_price=sub.unit_price, version=sub.version)
 
 
-def record_audit(*, session: Session, org_id: str, actor: str, action: str, outcome: str,
-                 detail: str = "", workflow_id: str | None = None) -> None:
-    """Add an audit entry; with a workflow id, at most one per (workflow id, action)."""
-    if workflow_id is not None and session.exec(select(AuditLog.id).where(
-            AuditLog.workflow_id == workflow_id, AuditLog.action == action)).first() is not None:
-        return
-    session.add(AuditLog(org_id=org_id, actor=actor, action=action, outcome=outcome,
-                         detail=detail[:1000], workflow_id=workflow_id))
+def card_on_file(*, session: Session, org_id: str, product: str) -> CardOnFile | None:
+    """The gateway customer and payment method the subscription is charged to, if it has both."""
+    sub = session.exec(_subscription_of(org_id, product)).one()
+    if not (sub.gateway_customer_id and sub.gateway_payment_method_id):
+        return None
+    return CardOnFile(customer_id=sub.gateway_customer_id,
+                      payment_method_id=sub.gateway_payment_method_id)
 
 
-def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
-                ) -> ChangeResult | None:
-    """Register the change; return the stored result when this workflow id already ended."""
-    record = session.get(ChangeRecord, workflow_id)
-    if record is not None:
-        return ChangeResult.model_validate(record.result) if record.result else None
-    session.add(ChangeRecord(workflow_id=workflow_id, request_id=request.request_id,
-                             org_id=request.org_id, product=request.product,
-                             kind=request.change.kind, requested_by=request.requested_by))
-    try:
-        session.commit()
-    except IntegrityError:  # a concurrent attempt registered it first
-        session.rollback()
-    return None
-
-
-def close_change(*, session: Session, workflow_id: str, result: ChangeResult) -> None:
-    record = session.get(ChangeRecord, workflow_id)
-    if record is not None and record.result is None:
-        record.status = result.status.value
-        record.result = result.model_dump(mode="json")
-        record.updated_at = utcnow()
-        session.add(record)
-    for claim in session.exec(select(SubscriptionClaim)
-                              .where(SubscriptionClaim.workflow_id == workflow_id)):
-        session.delete(claim)
-    session.commit()
-
-
-def claim_subscription(*, session: Session, subscription_id: int, workflow_id: str) -> str | None:
-    """Take the subscription for this change. Returns the workflow id of another holder, if any."""
-    claim = session.get(SubscriptionClaim, subscription_id)
-    if claim is not None:
-        return None if claim.workflow_id == workflow_id else claim.workflow_id
-    session.add(SubscriptionClaim(subscription_id=subscription_id, workflow_id=workflow_id))
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        claim = session.get(SubscriptionClaim, subscription_id)
-        return None if claim is None or claim.workflow_id == workflow_id else claim.workflow_id
-    return None
+def is_applied(*, session: Session, workflow_id: str) -> bool:
+    return session.get(AppliedChange, workflow_id) is not None
 
 
 def subscription_view(sub: Subscription) -> SubscriptionView:
@@ -149,13 +99,11 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
     only recorded as switched off)."""
     done = session.get(AppliedChange, workflow_id)
     if done is not None:
-        sub = session.get(Subscription, done.subscription_id)
-        invoice = session.exec(select(Invoice).where(Invoice.workflow_id == workflow_id)).one()
-        assert sub is not None and invoice.number is not None
+        invoice = change_invoice(session=session, workflow_id=workflow_id)
+        assert invoice.number is not None
         return SubscriptionView.model_validate(done.after), invoice.number
 
-    sub = session.exec(select(Subscription).where(Subscription.org_id == request.org_id,
-                                                  Subscription.product == request.product)).one()
+    sub = session.exec(_subscription_of(request.org_id, request.product)).one()
     before = subscription_view(sub)
     values = {
         "plan": quote.new_plan,
@@ -190,31 +138,17 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
                               after=after.model_dump(mode="json")))
     org = session.get(Org, request.org_id)
     assert org is not None
-    invoice = Invoice(workflow_id=workflow_id, org_id=org.id, product=request.product,
-                      amount=quote.amount_due, currency=quote.currency,
-                      emailed_to=org.billing_email, quote=quote.model_dump(mode="json"),
-                      payment=payment.model_dump(mode="json"))
-    session.add(invoice)
-    session.flush()
-    assert invoice.id is not None
-    invoice.number = invoice_ref(invoice.id, invoice.created_at)
-    record_audit(session=session, org_id=org.id, actor=request.requested_by,
-                 action=f"apply_{request.change.kind}_change", outcome="applied",
-                 detail=f"{before.plan}/{before.seats} -> {after.plan}/{after.seats}",
-                 workflow_id=workflow_id)
+    invoice = issue_invoice(session=session, workflow_id=workflow_id, org=org,
+                            product=request.product, quote=quote, payment=payment)
+    add_audit_entry(session=session, org_id=org.id, actor=request.requested_by,
+                    action=f"apply_{request.change.kind}_change", outcome="applied",
+                    detail=f"{before.plan}/{before.seats} -> {after.plan}/{after.seats}",
+                    workflow_id=workflow_id)
     session.commit()
+    assert invoice.number is not None
     return after, invoice.number
 
 
-def gateway_call(*, session: Session, workflow_id: str, step: str) -> GatewayCall | None:
-    return session.get(GatewayCall, (workflow_id, step))
-
-
-def save_gateway_call(*, session: Session, call: GatewayCall) -> None:
-    call.updated_at = utcnow()
-    session.add(call)
-    session.commit()
-
-
-def is_applied(*, session: Session, workflow_id: str) -> bool:
-    return session.get(AppliedChange, workflow_id) is not None
+def _subscription_of(org_id: str, product: str) -> SelectOfScalar[Subscription]:
+    return select(Subscription).where(Subscription.org_id == org_id,
+                                      Subscription.product == product)
