@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session
 from temporalio import activity
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest
 from subchange.domain.facts import ChangeContext

@@ -16,7 +16,7 @@ from email.utils import formatdate
 
 from temporalio import activity
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain.contracts import InvoiceRecord, PaymentRecord, Quote
 from subchange.domain.money import format_money
 from subchange.faults import pause_point

@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.adapters.gateway import CardDeclined
 from subchange.domain.contracts import PaymentRecord
 from subchange.domain.money import to_minor_units

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain.money import format_money
 from subchange.domain.step_io import CloseSalesCaseInput, SalesCaseInput, SalesCaseOutput
 from subchange.store import cases

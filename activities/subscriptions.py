@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain.step_io import ApplyInput, ApplyOutput
 from subchange.faults import pause_point
 from subchange.store import subscriptions

@@ -6,7 +6,7 @@ from urllib.parse import quote as url_quote
 
 from temporalio import activity
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain.contracts import RefundTicketRecord
 from subchange.domain.step_io import RefundTicketInput
 from subchange.store import cases

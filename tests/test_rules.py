@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
-from activities import Dependencies
 from activities.admission import AdmissionActivities
+from activities.dependencies import Dependencies
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest, Rejection
 from subchange.domain.rules import Target
