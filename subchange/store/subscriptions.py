@@ -119,7 +119,8 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
     }
     result = session.execute(
         update(Subscription)
-        .where(col(Subscription.id) == sub.id, col(Subscription.version) == quote.subscription_version)
+        .where(col(Subscription.id) == sub.id,
+               col(Subscription.version) == quote.subscription_version)
         .values(**values))
     if result.rowcount != 1:
         session.rollback()
