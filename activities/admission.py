@@ -34,8 +34,8 @@ class AdmissionActivities:
     @activity.defn(name="open_change")
     def open_change(self, request: ChangeRequest) -> OpenChangeOutput:
         with self.deps.sessions() as session:
-            previous = changes.open_change(session=session, workflow_id=activity.info().workflow_id,
-                                        request=request)
+            previous = changes.open_change(
+                session=session, workflow_id=activity.info().workflow_id, request=request)
         return OpenChangeOutput(previous_result=previous)
 
     @activity.defn(name="authorize_admin")
@@ -88,4 +88,4 @@ class AdmissionActivities:
     def close_change(self, close: CloseChangeInput) -> None:
         with self.deps.sessions() as session:
             changes.close_change(session=session, workflow_id=activity.info().workflow_id,
-                              result=close.result)
+                                 result=close.result)

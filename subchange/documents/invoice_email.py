@@ -1,7 +1,7 @@
 """The invoice email (R10): what one applied change's invoice says in the message to the
 organisation's billing address, with the invoice as a PDF attachment (invoice_pdf.py).
 
-A pure function of the invoice row and its organisation, bar the Date header.
+A pure function of the invoice and its organisation, bar the Date header.
 """
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from subchange.documents.invoice_pdf import render_invoice_pdf
+from subchange.documents.invoice_pdf import Addressee, IssuedInvoice, render_invoice_pdf
 from subchange.domain.contracts import PaymentRecord, Quote
 from subchange.domain.money import format_money
-from subchange.store.tables import Invoice, Org
 
 
-def invoice_message_id(invoice: Invoice) -> str:
+def invoice_message_id(invoice: IssuedInvoice) -> str:
     """The Message-ID of the invoice's email, the same on every attempt, so that a message sent
     twice after a crash is one message to the mail systems that dedupe."""
     return f"<{invoice.number}.{invoice.workflow_id}@subchange>"
 
 
-def render_invoice_email(invoice: Invoice, org: Org) -> EmailMessage:
+def render_invoice_email(invoice: IssuedInvoice, org: Addressee) -> EmailMessage:
     """The email of an invoice: a plain-text summary with the PDF attached. `From` is the
     sender's to set (subchange.adapters.mail)."""
     quote = Quote.model_validate(invoice.quote)
