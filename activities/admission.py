@@ -3,11 +3,13 @@ R5, R7) while claiming the subscription, and quote it (R8). Close it when it end
 
 from __future__ import annotations
 
+from sqlmodel import Session
 from temporalio import activity
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest
+from subchange.domain.facts import ChangeContext
 from subchange.domain.quoting import build_quote
 from subchange.domain.step_io import (
     Admission,
@@ -16,35 +18,39 @@ from subchange.domain.step_io import (
     OpenChangeOutput,
     QuoteOutcome,
 )
-from subchange.store import repo
+from subchange.store import audit, changes, subscriptions
 
 
 class AdmissionActivities:
     def __init__(self, deps: Dependencies) -> None:
         self.deps = deps
 
+    @staticmethod
+    def _context(session: Session, request: ChangeRequest) -> ChangeContext:
+        return subscriptions.load_context(session=session, org_id=request.org_id,
+                                          product=request.product,
+                                          requested_by=request.requested_by)
+
     @activity.defn(name="open_change")
     def open_change(self, request: ChangeRequest) -> OpenChangeOutput:
         with self.deps.sessions() as session:
-            previous = repo.open_change(session=session, workflow_id=activity.info().workflow_id,
-                                        request=request)
+            previous = changes.open_change(
+                session=session, workflow_id=activity.info().workflow_id, request=request)
         return OpenChangeOutput(previous_result=previous)
 
     @activity.defn(name="authorize_admin")
     def authorize_admin(self, request: ChangeRequest) -> Admission:
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
-            ctx = repo.load_context(session=session, org_id=request.org_id,
-                                    product=request.product)
-            rejection = rules.authorize(self.deps.catalog, request, ctx)
+            ctx = self._context(session, request)
+            rejection = rules.authorize_requester(self.deps.catalog, request, ctx)
             # Every attempt is audited (R1), an unknown org's too; once per change, not per retry.
-            repo.record_audit(
+            audit.record_audit(
                 session=session, org_id=request.org_id, actor=request.requested_by,
                 action=f"request_{request.change.kind}_change",
                 outcome="denied" if rejection else "authorized",
                 detail=rejection.reason if rejection else request.describe(),
                 workflow_id=workflow_id)
-            session.commit()
         return Admission(rejection=rejection)
 
     @activity.defn(name="validate_change")
@@ -52,28 +58,25 @@ class AdmissionActivities:
         request = step.request
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
-            ctx = repo.load_context(session=session, org_id=request.org_id,
-                                    product=request.product)
-            _, rejection = rules.validate(self.deps.catalog, request, ctx, step.change_date)
+            ctx = self._context(session, request)
+            _, rejection = rules.validate_change(self.deps.catalog, request, ctx,
+                                                 step.change_date)
             if rejection is None:
-                assert ctx.subscription is not None and ctx.subscription.id is not None
-                holder = repo.claim_subscription(session=session,
-                                                 subscription_id=ctx.subscription.id,
-                                                 workflow_id=workflow_id)
+                assert ctx.subscription is not None
+                holder = changes.claim_subscription(session=session,
+                                                    subscription_id=ctx.subscription.id,
+                                                    workflow_id=workflow_id)
                 if holder is not None:
-                    rejection = rules.reject(
-                        "change_in_progress",
-                        f"another change ({holder}) to this subscription is in progress; "
-                        "wait for it to end or cancel it, then try again")
+                    rejection = rules.subscription_taken(holder)
         return Admission(rejection=rejection)
 
     @activity.defn(name="quote_change")
     def quote_change(self, step: DatedRequest) -> QuoteOutcome:
         request = step.request
         with self.deps.sessions() as session:
-            ctx = repo.load_context(session=session, org_id=request.org_id,
-                                    product=request.product)
-        target, rejection = rules.validate(self.deps.catalog, request, ctx, step.change_date)
+            ctx = self._context(session, request)
+        target, rejection = rules.validate_change(self.deps.catalog, request, ctx,
+                                                  step.change_date)
         if rejection is not None:
             return QuoteOutcome(rejection=rejection)
         assert target is not None and ctx.org is not None and ctx.subscription is not None
@@ -84,5 +87,5 @@ class AdmissionActivities:
     @activity.defn(name="close_change")
     def close_change(self, close: CloseChangeInput) -> None:
         with self.deps.sessions() as session:
-            repo.close_change(session=session, workflow_id=activity.info().workflow_id,
-                              result=close.result)
+            changes.close_change(session=session, workflow_id=activity.info().workflow_id,
+                                 result=close.result)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.adapters.gateway import CardDeclined
 from subchange.domain.contracts import PaymentRecord
 from subchange.domain.money import to_minor_units
 from subchange.domain.step_io import ChargeInput, RefundChargeInput, RefundChargeOutput
 from subchange.faults import pause_point
-from subchange.store import repo
-from subchange.store.tables import GatewayCall, Subscription
+from subchange.store import ledger, subscriptions
+from subchange.store.tables import GatewayCall
 
 CHARGE, REFUND = "charge", "refund"
 
@@ -24,7 +23,7 @@ class PaymentActivities:
 
     def _save(self, call: GatewayCall) -> None:
         with self.deps.sessions() as session:
-            repo.save_gateway_call(session=session, call=session.merge(call))
+            ledger.save_gateway_call(session=session, call=call)
 
     @activity.defn(name="charge")
     def charge(self, charge: ChargeInput) -> PaymentRecord:
@@ -33,14 +32,13 @@ class PaymentActivities:
         quote, request = charge.quote, charge.request
         gateway, settings = self.deps.gateway, self.deps.settings
         with self.deps.sessions() as session:
-            call = repo.gateway_call(session=session, workflow_id=workflow_id, step=CHARGE)
-            sub = session.exec(select(Subscription).where(
-                Subscription.org_id == request.org_id,
-                Subscription.product == request.product)).one()
+            call = ledger.gateway_call(session=session, workflow_id=workflow_id, step=CHARGE)
+            card = subscriptions.card_on_file(session=session, org_id=request.org_id,
+                                              product=request.product)
         if call is not None and call.status == "succeeded":
             return self._record(call)
         if call is None or call.external_id is None:
-            if not (sub.gateway_customer_id and sub.gateway_payment_method_id):
+            if card is None:
                 raise ApplicationError(f"{request.org_id} has no card on file for "
                                        f"{request.product}", type="NoPaymentMethod",
                                        non_retryable=True)
@@ -50,8 +48,8 @@ class PaymentActivities:
             try:
                 call.external_id = gateway.create_intent(
                     amount_minor=to_minor_units(quote.amount_due, quote.currency),
-                    currency=quote.currency, customer_id=sub.gateway_customer_id,
-                    method_id=sub.gateway_payment_method_id,
+                    currency=quote.currency, customer_id=card.customer_id,
+                    method_id=card.payment_method_id,
                     metadata={"workflow_id": workflow_id, "org_id": request.org_id,
                               "product": request.product})
             except CardDeclined as declined:
@@ -91,11 +89,11 @@ class PaymentActivities:
         """Compensation: refund a charged change that was cancelled before it was applied."""
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
-            call = repo.gateway_call(session=session, workflow_id=workflow_id, step=REFUND)
+            call = ledger.gateway_call(session=session, workflow_id=workflow_id, step=REFUND)
         if call is not None and call.status == "succeeded" and call.external_id:
             return RefundChargeOutput(refund_id=call.external_id, amount=call.amount or 0)
         with self.deps.sessions() as session:
-            if repo.is_applied(session=session, workflow_id=workflow_id):
+            if subscriptions.is_applied(session=session, workflow_id=workflow_id):
                 raise ApplicationError("the change is applied to the subscription: its charge "
                                        "stays (a refund would give the change away)",
                                        type="ChangeApplied", non_retryable=True)
@@ -118,7 +116,7 @@ class PaymentActivities:
         """The intent of this change that took money, when the charge step's outcome is unknown
         to the workflow (it failed for good after the gateway may have confirmed)."""
         with self.deps.sessions() as session:
-            call = repo.gateway_call(session=session, workflow_id=workflow_id, step=CHARGE)
+            call = ledger.gateway_call(session=session, workflow_id=workflow_id, step=CHARGE)
         if call is None or call.external_id is None:
             return None
         state = self.deps.gateway.intent_state(call.external_id)

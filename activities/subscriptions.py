@@ -5,10 +5,10 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain.step_io import ApplyInput, ApplyOutput
 from subchange.faults import pause_point
-from subchange.store import repo
+from subchange.store import subscriptions
 
 
 class SubscriptionActivities:
@@ -22,11 +22,11 @@ class SubscriptionActivities:
         pause_point(self.deps.settings, "apply.before_commit")
         try:
             with self.deps.sessions() as session:
-                subscription, invoice_number = repo.apply_change(
+                subscription, invoice_number = subscriptions.apply_change(
                     session=session, workflow_id=activity.info().workflow_id,
                     request=apply.request, quote=apply.quote, payment=apply.payment,
                     target_features=target_features)
-        except repo.StaleSubscription as stale:
+        except subscriptions.StaleSubscription as stale:
             raise ApplicationError(str(stale), type="StaleSubscription",
                                    non_retryable=True) from None
         pause_point(self.deps.settings, "apply.after_commit")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import quote as url_quote
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 from temporalio import activity
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain.contracts import RefundTicketRecord
 from subchange.domain.step_io import RefundTicketInput
+from subchange.store import cases
 from subchange.store.tables import RefundTicket, ticket_ref
 
 
@@ -27,25 +26,12 @@ class TicketActivities:
     def open_refund_ticket(self, ticket: RefundTicketInput) -> RefundTicketRecord:
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
-            row = self._find(session, workflow_id)
-            if row is None:
-                session.add(RefundTicket(
-                    workflow_id=workflow_id, org_id=ticket.request.org_id,
-                    product=ticket.request.product, amount=ticket.quote.refundable_amount,
-                    currency=ticket.quote.currency, invoice_number=ticket.invoice_number,
-                    change_link=self.change_link(workflow_id),
-                    requested_by=ticket.request.requested_by))
-                try:
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()
-                row = self._find(session, workflow_id)
-            assert row is not None and row.id is not None
-            return RefundTicketRecord(id=ticket_ref(row.id), amount=row.amount,
-                                      currency=row.currency, invoice_number=row.invoice_number,
-                                      change_link=row.change_link)
-
-    @staticmethod
-    def _find(session, workflow_id: str) -> RefundTicket | None:
-        return session.exec(select(RefundTicket)
-                            .where(RefundTicket.workflow_id == workflow_id)).first()
+            row = cases.open_refund_ticket(session=session, ticket=RefundTicket(
+                workflow_id=workflow_id, org_id=ticket.request.org_id,
+                product=ticket.request.product, amount=ticket.quote.refundable_amount,
+                currency=ticket.quote.currency, invoice_number=ticket.invoice_number,
+                change_link=self.change_link(workflow_id),
+                requested_by=ticket.request.requested_by))
+        assert row.id is not None
+        return RefundTicketRecord(id=ticket_ref(row.id), amount=row.amount, currency=row.currency,
+                                  invoice_number=row.invoice_number, change_link=row.change_link)

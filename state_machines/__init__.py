@@ -1,1 +1,1 @@
-"""Pure rules as `transitions` state machines: plan tiers (R5, R7) and the change lifecycle."""
+"""Pure rules as `transitions` state machines: plan tiers (R5, R6, R7) and the change lifecycle."""

@@ -42,8 +42,9 @@ def move_trigger(target: str) -> str:
     return f"move_to_{target}"
 
 
-class _Subscription:
-    """The model the machine drives: a tier plus what the guards need to know."""
+class _TierPosition:
+    """The model the machine drives: a subscription's tier (the machine's state) and its active
+    agents, which the guards of R7 compare with each tier's limit."""
 
     def __init__(self, active_agents: int) -> None:
         self.active_agents = active_agents
@@ -68,8 +69,8 @@ class PlanTierMachine:
                         }
                     )
 
-    def _model_at(self, tier: str, active_agents: int) -> _Subscription:
-        model = _Subscription(active_agents)
+    def _model_at(self, tier: str, active_agents: int) -> _TierPosition:
+        model = _TierPosition(active_agents)
         for tier_id, limit in self._limits.items():
             setattr(model, "fits_" + tier_id,
                     (lambda lim=limit: lim is None or model.active_agents <= lim))

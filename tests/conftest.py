@@ -19,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.adapters.gateway import Gateway
 from subchange.app.fixtures import load_fixture, parse_fixture
 from subchange.app.wiring import build_worker

@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 from sqlmodel import func, select
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
 from subchange.domain.contracts import (
     CancelRequest,

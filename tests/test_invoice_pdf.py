@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from activities.invoicing import render_invoice
+from subchange.documents.invoice_email import render_invoice_email
 from subchange.documents.invoice_pdf import installed_fonts, render_invoice_pdf
 from subchange.domain.contracts import ChangeStatus
 from subchange.store.tables import Invoice, Org
@@ -97,7 +97,7 @@ def test_japanese_org_name_never_breaks_the_email(fonts):
     billed_to = next(line for line in text.splitlines() if line.startswith("Billed to:"))
     assert billed_to.endswith("(acme), billing@acme.example")
 
-    message = render_invoice(invoice, acme(JAPANESE_NAME))  # the email step's own renderer
+    message = render_invoice_email(invoice, acme(JAPANESE_NAME))  # the email step's own renderer
     assert JAPANESE_NAME in message.get_body(("plain",)).get_content()
     [pdf] = list(message.iter_attachments())
     assert (pdf.get_content_type(), pdf.get_filename()) == ("application/pdf",

@@ -13,12 +13,12 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
-from activities import Dependencies
 from activities.admission import AdmissionActivities
+from activities.dependencies import Dependencies
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest, Rejection
 from subchange.domain.rules import Target
-from subchange.store import repo
+from subchange.store import subscriptions
 from subchange.store.tables import AuditLog
 from tests.support import org_document
 
@@ -55,15 +55,17 @@ def request(org_id: str, product: str, by: str, change: dict[str, Any]) -> Chang
 
 def authorize(deps: Dependencies, req: ChangeRequest) -> Rejection | None:
     with deps.sessions() as session:
-        ctx = repo.load_context(session=session, org_id=req.org_id, product=req.product)
-    return rules.authorize(deps.catalog, req, ctx)
+        ctx = subscriptions.load_context(session=session, org_id=req.org_id, product=req.product,
+                                         requested_by=req.requested_by)
+    return rules.authorize_requester(deps.catalog, req, ctx)
 
 
 def validate(deps: Dependencies, req: ChangeRequest, change_date=None
              ) -> tuple[Target | None, Rejection | None]:
     with deps.sessions() as session:
-        ctx = repo.load_context(session=session, org_id=req.org_id, product=req.product)
-    return rules.validate(deps.catalog, req, ctx, change_date or today())
+        ctx = subscriptions.load_context(session=session, org_id=req.org_id, product=req.product,
+                                         requested_by=req.requested_by)
+    return rules.validate_change(deps.catalog, req, ctx, change_date or today())
 
 
 def seats(n: int) -> dict[str, Any]:
@@ -264,7 +266,8 @@ def test_the_free_desk_tier_allows_at_most_its_agent_count(deps, new_org):
 
 def test_a_change_outside_the_billing_period_is_refused(deps, small_suite):
     with deps.sessions() as session:
-        ctx = repo.load_context(session=session, org_id=small_suite, product="one")
+        ctx = subscriptions.load_context(session=session, org_id=small_suite, product="one",
+                                         requested_by=f"admin@{small_suite}.example")
     late = ctx.subscription.period_end + timedelta(days=1)
     _, rejection = validate(deps, request(small_suite, "one", "admin", seats(6)), late)
     assert rejection is not None and rejection.reason_code == "billing_period_closed"

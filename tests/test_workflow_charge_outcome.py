@@ -19,9 +19,10 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities import Dependencies, all_activities
 from activities.admission import AdmissionActivities
+from activities.dependencies import Dependencies
 from activities.payments import PaymentActivities
+from activities.registry import all_activities
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
 from subchange.domain.step_io import ChargeInput, CloseChangeInput

@@ -24,7 +24,7 @@ from sqlmodel import select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities import Dependencies
+from activities.dependencies import Dependencies
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatusView, Quote
 from subchange.store.tables import AuditLog, ChangeRecord, RefundTicket, SalesCase, Subscription
 from tests.support import DECLINED_ON_CHARGE_CARD, GOOD_CARD, current_period, org_document

@@ -10,7 +10,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities import Dependencies, all_activities
+from activities.dependencies import Dependencies
+from activities.registry import all_activities
 from subchange.adapters.gateway import Gateway
 from subchange.domain.catalog import default_catalog
 from subchange.settings import Settings

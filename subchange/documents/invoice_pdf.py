@@ -1,6 +1,6 @@
 """The PDF invoice attached to the invoice email (R10), rendered with fpdf2.
 
-A pure function of the invoice row and its organisation: the same invoice gives the same bytes
+A pure function of the invoice and its organisation: the same invoice gives the same bytes
 (the PDF's creation date is the invoice's, and fpdf2 derives the file ID from the content), so a
 retried email step attaches an identical file.
 
@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 from fpdf import FPDF
 
 from subchange.domain.contracts import PaymentRecord, Quote
 from subchange.domain.money import format_money, round_money
-from subchange.store.tables import Invoice, Org
 
 FONT_CANDIDATES: tuple[Path, ...] = tuple(Path(p) for p in (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",            # Debian fonts-dejavu-core
@@ -33,6 +33,26 @@ FONT_CANDIDATES: tuple[Path, ...] = tuple(Path(p) for p in (
     "/usr/share/fonts/truetype/noto/NotoSansJP-Regular.ttf",
 ))
 CORE_FONT, CORE_ENCODING = "Helvetica", "windows-1252"
+
+
+class IssuedInvoice(Protocol):
+    """What the invoice documents read of an issued invoice (a subchange.store.tables.Invoice)."""
+
+    number: str | None
+    workflow_id: str
+    amount: Decimal
+    emailed_to: str
+    message_id: str | None
+    quote: dict  # a Quote, as JSON
+    payment: dict  # a PaymentRecord, as JSON
+    created_at: datetime
+
+
+class Addressee(Protocol):
+    """Whom the invoice is addressed to (a subchange.store.tables.Org)."""
+
+    id: str
+    name: str
 
 
 def installed_fonts() -> list[Path]:
@@ -86,13 +106,13 @@ def _ascii(ch: str) -> str:
     return folded or "?"
 
 
-def _created(invoice: Invoice) -> datetime:
+def _created(invoice: IssuedInvoice) -> datetime:
     created = invoice.created_at
     return created.replace(tzinfo=UTC) if created.tzinfo is None else created
 
 
-def render_invoice_pdf(invoice: Invoice, org: Org, *, fonts: Sequence[Path] | None = None
-                       ) -> bytes:
+def render_invoice_pdf(invoice: IssuedInvoice, org: Addressee, *,
+                       fonts: Sequence[Path] | None = None) -> bytes:
     """The invoice as PDF bytes: line items, proration period, pricing model, tax-free totals
     in the organisation's currency. `fonts` defaults to the installed FONT_CANDIDATES."""
     quote = Quote.model_validate(invoice.quote)

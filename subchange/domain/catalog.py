@@ -68,10 +68,6 @@ class Product(BaseModel):
     def has_tier(self, tier_id: str) -> bool:
         return any(t.id == tier_id for t in self.tiers)
 
-    @property
-    def all_features(self) -> frozenset[str]:
-        return frozenset(f for t in self.tiers for f in t.features)
-
 
 class Catalog(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -1,5 +1,6 @@
-"""Pydantic contracts: the workflow's input and result, its query and updates, and the activities'
-inputs and outputs. Rows live in tables.py; these are payloads."""
+"""Pydantic contracts, the public ones of SPEC section 7: the workflow's input and result, its
+query and updates. The activities' inputs and outputs are in step_io.py; rows live in
+subchange/store/tables.py; these are payloads."""
 
 from __future__ import annotations
 

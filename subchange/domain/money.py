@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import format_currency
 
 # Digits of each currency's minor unit, as CLDR has them (a test checks this against babel).
 # A table rather than a babel call: contracts round with it inside the workflow sandbox, where
@@ -20,10 +20,6 @@ def minor_unit_digits(currency: str) -> int:
     if currency not in MINOR_UNIT_DIGITS:
         raise ValueError(f"unsupported currency {currency!r}; expected one of {SUPPORTED_CURRENCIES}")
     return MINOR_UNIT_DIGITS[currency]
-
-
-def cldr_minor_unit_digits(currency: str) -> int:
-    return get_currency_precision(currency)
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:

@@ -9,31 +9,31 @@ from dateutil.relativedelta import relativedelta
 
 from subchange.domain.catalog import Catalog
 from subchange.domain.contracts import ChangeRequest, Quote
+from subchange.domain.facts import Organisation, SubscriptionTerms
 from subchange.domain.money import prorate, round_money
 from subchange.domain.rules import Target
-from subchange.store.tables import Org, Subscription
 
 
 def period_length(period: str) -> relativedelta:
     return relativedelta(months=1) if period == "monthly" else relativedelta(years=1)
 
 
-def unit_prices(catalog: Catalog, org: Org, sub: Subscription, target_plan: str
+def unit_prices(catalog: Catalog, org: Organisation, sub: SubscriptionTerms, target_plan: str
                 ) -> tuple[Decimal, Decimal]:
     """Old and new unit price. A negotiated price overrides the catalog for the plan it was
     negotiated for; a move to another plan is priced from the catalog."""
 
     def listed(plan: str) -> Decimal:
         return catalog.unit_price(product=sub.product, tier=plan, pricing_model=sub.pricing_model,
-                                  currency=org.currency, period=sub.billing_period)  # type: ignore[arg-type]
+                                  currency=org.currency, period=sub.billing_period)
 
     old = sub.unit_price if sub.unit_price is not None else listed(sub.plan)
     new = old if target_plan == sub.plan else listed(target_plan)
     return old, new
 
 
-def build_quote(*, catalog: Catalog, org: Org, sub: Subscription, request: ChangeRequest,
-                target: Target, change_date: date) -> Quote:
+def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
+                request: ChangeRequest, target: Target, change_date: date) -> Quote:
     old_price, new_price = unit_prices(catalog, org, sub, target.plan)
     currency = org.currency
     starts_new_period = target.plan != sub.plan and old_price == 0 and new_price > 0
@@ -55,8 +55,8 @@ def build_quote(*, catalog: Catalog, org: Org, sub: Subscription, request: Chang
     zero = round_money(Decimal(0), currency)
     return Quote(
         org_id=org.id, product=sub.product, kind=request.change.kind,
-        pricing_model=sub.pricing_model, billing_period=sub.billing_period,  # type: ignore[arg-type]
-        currency=currency, payment_method=sub.payment_method,  # type: ignore[arg-type]
+        pricing_model=sub.pricing_model, billing_period=sub.billing_period,
+        currency=currency, payment_method=sub.payment_method,
         old_plan=sub.plan, new_plan=target.plan, old_seats=sub.seats, new_seats=target.seats,
         old_unit_price=old_price, new_unit_price=new_price,
         period_start=sub.period_start, period_end=sub.period_end, change_date=change_date,

@@ -1,34 +1,27 @@
-"""Business rules R1-R7 as pure functions over loaded rows: who may change, and what is valid.
+"""The business rules of SPEC section 2 as pure functions over the facts of one change
+(subchange.domain.facts): who may change a subscription (R1, R12), whether the change is valid
+(R2, R3, R4, R5, R7), which features a plan move leaves disabled (R6), and one change at a time.
 
-Activities load the rows and record outcomes; `starter.py quote` runs the same rules read-only.
+`validate_change` runs the validity checks in a fixed order, so the same rejection wins when
+several apply. Activities load the facts and record the outcome; `starter.py quote` runs the same
+rules read-only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
 from state_machines.plan_tiers import MoveVerdict, PlanTierMachine
-from subchange.domain.catalog import Catalog
+from subchange.domain.catalog import Catalog, Product
 from subchange.domain.contracts import ChangeRequest, Rejection, SeatChange
-from subchange.store.tables import Org, OrgUser, Subscription
+from subchange.domain.facts import ChangeContext, SubscriptionTerms
 
 ADMIN_ROLES = ("admin", "super_admin")
 
 
-@dataclass
-class ChangeContext:
-    """What the rules need to know about one organisation and one of its subscriptions."""
-
-    org: Org | None
-    users: list[OrgUser]
-    subscription: Subscription | None
-
-    def user(self, email: str) -> OrgUser | None:
-        return next((u for u in self.users if u.email.lower() == email.lower()), None)
-
-
-@dataclass
+@dataclass(frozen=True)
 class Target:
     """The validated outcome of a change: where the subscription ends up."""
 
@@ -41,12 +34,13 @@ def reject(code: str, reason: str) -> Rejection:
     return Rejection(reason_code=code, reason=reason)
 
 
-def authorize(catalog: Catalog, request: ChangeRequest, ctx: ChangeContext) -> Rejection | None:
+def authorize_requester(catalog: Catalog, request: ChangeRequest, ctx: ChangeContext
+                        ) -> Rejection | None:
     """R1, R12: suite changes by org admins; help-desk changes by the primary contact or a
     super admin. The requester must be an active user of the same organisation."""
     if ctx.org is None:
         return reject("unknown_org", f"organisation {request.org_id!r} does not exist")
-    user = ctx.user(request.requested_by)
+    user = ctx.requester
     if user is None or not user.active:
         return reject("not_authorized",
                       f"{request.requested_by} is not an active user of {request.org_id}")
@@ -63,72 +57,119 @@ def authorize(catalog: Catalog, request: ChangeRequest, ctx: ChangeContext) -> R
     return None
 
 
-def active_seat_holders(ctx: ChangeContext, product: str) -> int:
-    """R4: under all_employee every active user counts; otherwise those assigned the product."""
-    assert ctx.subscription is not None
-    if ctx.subscription.pricing_model == "all_employee":
-        return sum(1 for u in ctx.users if u.active)
-    return sum(1 for u in ctx.users if u.active and product in u.products)
+def counts_every_active_user(pricing_model: str) -> bool:
+    """R4: under all_employee every active user of the organisation counts toward the seat floor
+    (R2); under any other pricing model only the active users assigned the product do."""
+    return pricing_model == "all_employee"
 
 
-def validate(catalog: Catalog, request: ChangeRequest, ctx: ChangeContext, change_date: date
-             ) -> tuple[Target | None, Rejection | None]:
-    """R2, R3, R5, R7: is the requested change valid for the subscription as it stands?"""
-    sub = ctx.subscription
-    if sub is None:
-        return None, reject("unknown_subscription",
-                            f"{request.org_id} has no {request.product} subscription")
-    if not sub.period_start <= change_date < sub.period_end:
-        return None, reject(
-            "billing_period_closed",
-            f"the billing period {sub.period_start} .. {sub.period_end} does not include "
-            f"{change_date}; renew the subscription before changing it")
-    product = catalog.product(request.product)
-    tier = product.tier(sub.plan)
-    active = active_seat_holders(ctx, request.product)
+def check_billing_period(terms: SubscriptionTerms, change_date: date) -> Rejection | None:
+    """SPEC section 5: a change is prorated within the billing period [period_start, period_end)
+    it falls in; after the period ends the subscription has to be renewed first."""
+    if terms.period_start <= change_date < terms.period_end:
+        return None
+    return reject(
+        "billing_period_closed",
+        f"the billing period {terms.period_start} .. {terms.period_end} does not include "
+        f"{change_date}; renew the subscription before changing it")
+
+
+def check_seat_bounds(product: Product, terms: SubscriptionTerms, seats: int) -> Rejection | None:
+    """R3: at least 1 seat on a paid plan, at most the plan's maximum; the current count is a
+    no-op, refused rather than charged."""
+    tier, unit = product.tier(terms.plan), product.seat_unit
+    if seats == terms.seats:
+        return reject("no_change", f"the subscription already has {seats} {unit}s")
+    if seats < 1 and not tier.is_free:
+        return reject("seat_bounds", f"a paid plan needs at least 1 {unit}")
+    if seats > tier.max_seats:
+        return reject("seat_bounds",
+                      f"{terms.plan} allows at most {tier.max_seats} {unit}s, {seats} requested")
+    return None
+
+
+def check_seat_floor(product: Product, seats: int, active: int) -> Rejection | None:
+    """R2: no fewer seats than active seat holders (counted as R4 says), and the rejection says
+    how many to deactivate first."""
+    if seats >= active:
+        return None
     unit = product.seat_unit
+    return reject(
+        "seat_floor",
+        f"{active} {unit}s are active, so seats can't go below {active}: deactivate "
+        f"{active - seats} user(s) who left, then reduce")
 
-    if isinstance(request.change, SeatChange):
-        seats = request.change.seats
-        if seats == sub.seats:
-            return None, reject("no_change", f"the subscription already has {seats} {unit}s")
-        if seats < 1 and not tier.is_free:
-            return None, reject("seat_bounds", f"a paid plan needs at least 1 {unit}")
-        if seats > tier.max_seats:
-            return None, reject("seat_bounds",
-                                f"{sub.plan} allows at most {tier.max_seats} {unit}s, "
-                                f"{seats} requested")
-        if seats < active:
-            return None, reject(
-                "seat_floor",
-                f"{active} {unit}s are active, so seats can't go below {active}: deactivate "
-                f"{active - seats} user(s) who left, then reduce")
-        return Target(plan=sub.plan, seats=seats), None
 
-    target_plan = request.change.plan
+def check_plan_move(product: Product, terms: SubscriptionTerms, target_plan: str, active: int
+                    ) -> tuple[Target | None, Rejection | None]:
+    """R5: only the catalog's moves, a forbidden one naming the allowed route; R7: the target
+    tier's agent limit; and the seat floor of the move (R2), whose seats are the current ones cut
+    to the target's maximum. The target lists the features the move switches off (R6)."""
+    if not product.has_tier(terms.plan):  # the catalog lost the current plan: a bug, not a rule
+        raise KeyError(terms.plan)
+    unit = product.seat_unit
     if not product.has_tier(target_plan):
         tiers = ", ".join(t.id for t in product.tiers)
         return None, reject("unknown_plan",
-                            f"{request.product} has no plan {target_plan!r}; plans: {tiers}")
-    answer = PlanTierMachine(product).check_move(sub.plan, target_plan, active_agents=active)
+                            f"{terms.product} has no plan {target_plan!r}; plans: {tiers}")
+    answer = PlanTierMachine(product).check_move(terms.plan, target_plan, active_agents=active)
     if answer.verdict is MoveVerdict.SAME_TIER:
         return None, reject("no_change", f"the subscription is already on {target_plan}")
     if answer.verdict is MoveVerdict.FORBIDDEN:
         route = " → ".join(answer.route)
         return None, reject(
             "forbidden_move",
-            f"{sub.plan} → {target_plan} is not a direct move"
+            f"{terms.plan} → {target_plan} is not a direct move"
             + (f"; the allowed route is {route}" if answer.route else ""))
+    target_tier = product.tier(target_plan)
     if answer.verdict is MoveVerdict.OVER_AGENT_LIMIT:
         return None, reject(
             "agent_limit",
-            f"{target_plan} allows {product.tier(target_plan).agent_limit} active {unit}s and "
+            f"{target_plan} allows {target_tier.agent_limit} active {unit}s and "
             f"{active} are active: deactivate {answer.agents_to_deactivate} {unit}(s) first")
-    target_tier = product.tier(target_plan)
-    seats = min(sub.seats, target_tier.max_seats)
+    seats = min(terms.seats, target_tier.max_seats)
     if seats < active:
         return None, reject("seat_floor",
                             f"{target_plan} allows at most {target_tier.max_seats} {unit}s and "
                             f"{active} are active: deactivate {active - seats} first")
     return Target(plan=target_plan, seats=seats,
                   features_switched_off=answer.features_switched_off), None
+
+
+def validate_change(catalog: Catalog, request: ChangeRequest, ctx: ChangeContext,
+                    change_date: date) -> tuple[Target | None, Rejection | None]:
+    """Is the requested change valid for the subscription as it stands? The checks in order:
+    the subscription exists, its billing period, then R3 and R2 for seats or R5, R7 and R2 for
+    a plan."""
+    terms = ctx.subscription
+    if terms is None:
+        return None, reject("unknown_subscription",
+                            f"{request.org_id} has no {request.product} subscription")
+    rejection = check_billing_period(terms, change_date)
+    if rejection is not None:
+        return None, rejection
+    product = catalog.product(request.product)
+    if isinstance(request.change, SeatChange):
+        seats = request.change.seats
+        rejection = check_seat_bounds(product, terms, seats)
+        if rejection is None:
+            rejection = check_seat_floor(product, seats, ctx.active_seat_holders)
+        if rejection is not None:
+            return None, rejection
+        return Target(plan=terms.plan, seats=seats), None
+    return check_plan_move(product, terms, request.change.plan, ctx.active_seat_holders)
+
+
+def features_disabled_after(*, disabled: Iterable[str], switched_off: Iterable[str],
+                            target_features: Iterable[str]) -> list[str]:
+    """R6: a move deletes no data. What a downgrade switches off joins the features already
+    disabled; whatever the new plan has is turned back on."""
+    return sorted((set(disabled) | set(switched_off)) - set(target_features))
+
+
+def subscription_taken(holder: str) -> Rejection:
+    """One change at a time per subscription (not a numbered rule: the claim of the validation
+    step): a second change is refused while another, `holder`, is in progress."""
+    return reject("change_in_progress",
+                  f"another change ({holder}) to this subscription is in progress; "
+                  "wait for it to end or cancel it, then try again")

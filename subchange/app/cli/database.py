@@ -22,7 +22,7 @@ from subchange.domain import rules
 from subchange.domain.catalog import default_catalog
 from subchange.domain.quoting import build_quote
 from subchange.settings import Settings
-from subchange.store import repo
+from subchange.store import subscriptions
 from subchange.store.db import make_engine, session_factory
 from subchange.store.migrate import upgrade
 
@@ -59,12 +59,14 @@ def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.database_url)
     upgrade(engine.url)
     with session_factory(engine)() as session:
-        ctx = repo.load_context(session=session, org_id=request.org_id, product=request.product)
+        ctx = subscriptions.load_context(session=session, org_id=request.org_id,
+                                         product=request.product,
+                                         requested_by=request.requested_by)
     today = datetime.now(UTC).date()
-    rejection = rules.authorize(catalog, request, ctx)
+    rejection = rules.authorize_requester(catalog, request, ctx)
     target = None
     if rejection is None:
-        target, rejection = rules.validate(catalog, request, ctx, today)
+        target, rejection = rules.validate_change(catalog, request, ctx, today)
     if rejection is not None:
         emit({"rejected": rejection.model_dump()})
         return EXIT_FAILED

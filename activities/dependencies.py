@@ -1,0 +1,18 @@
+"""What every activity class is built with, once per worker (subchange.app.wiring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from subchange.adapters.gateway import Gateway
+from subchange.domain.catalog import Catalog
+from subchange.settings import Settings
+from subchange.store.db import SessionFactory
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    settings: Settings
+    sessions: SessionFactory
+    catalog: Catalog
+    gateway: Gateway

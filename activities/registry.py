@@ -1,0 +1,28 @@
+"""Every activity of the change pipeline, bound to one set of dependencies, for a worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from activities.admission import AdmissionActivities
+from activities.dependencies import Dependencies
+from activities.invoicing import InvoiceActivities
+from activities.payments import PaymentActivities
+from activities.sales import SalesActivities
+from activities.subscriptions import SubscriptionActivities
+from activities.tickets import TicketActivities
+
+
+def all_activities(deps: Dependencies) -> list[Callable]:
+    admission, payments = AdmissionActivities(deps), PaymentActivities(deps)
+    sales, subscriptions = SalesActivities(deps), SubscriptionActivities(deps)
+    invoices, tickets = InvoiceActivities(deps), TicketActivities(deps)
+    return [
+        admission.open_change, admission.authorize_admin, admission.validate_change,
+        admission.quote_change, admission.close_change,
+        payments.charge, payments.refund_charge,
+        sales.open_sales_case, sales.close_sales_case,
+        subscriptions.apply_change,
+        invoices.email_invoice,
+        tickets.open_refund_ticket,
+    ]

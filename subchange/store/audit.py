@@ -1,0 +1,26 @@
+"""The audit log: who attempted what on which organisation, and how it ended (R1)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from subchange.store.tables import AuditLog
+
+
+def add_audit_entry(*, session: Session, org_id: str, actor: str, action: str, outcome: str,
+                    detail: str = "", workflow_id: str | None = None) -> None:
+    """Add an entry to the caller's transaction; with a workflow id, at most one per
+    (workflow id, action), so a retried step is recorded once."""
+    if workflow_id is not None and session.exec(select(AuditLog.id).where(
+            AuditLog.workflow_id == workflow_id, AuditLog.action == action)).first() is not None:
+        return
+    session.add(AuditLog(org_id=org_id, actor=actor, action=action, outcome=outcome,
+                         detail=detail[:1000], workflow_id=workflow_id))
+
+
+def record_audit(*, session: Session, org_id: str, actor: str, action: str, outcome: str,
+                 detail: str = "", workflow_id: str | None = None) -> None:
+    """Add an entry (as add_audit_entry does) and commit it."""
+    add_audit_entry(session=session, org_id=org_id, actor=actor, action=action, outcome=outcome,
+                    detail=detail, workflow_id=workflow_id)
+    session.commit()

@@ -1,0 +1,42 @@
+"""Work for people, one item per change: sales cases for offline payers (R9) and refund tickets
+for the payments team (R11)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from subchange.store.once import insert_once
+from subchange.store.tables import RefundTicket, SalesCase, utcnow
+
+
+def open_sales_case(*, session: Session, case: SalesCase) -> SalesCase:
+    """The change's sales case: `case`, unless its workflow id already has one."""
+    return insert_once(session=session, row=case,
+                       find=lambda: _sales_case(session, case.workflow_id))
+
+
+def close_sales_case(*, session: Session, workflow_id: str, outcome: str, by: str | None,
+                     note: str) -> None:
+    """Record how the open case ended; a case already closed keeps its first outcome."""
+    row = _sales_case(session, workflow_id)
+    if row is None or row.status != "open":
+        return
+    row.status, row.decided_by, row.note = outcome, by, note
+    row.decided_at = utcnow()
+    session.add(row)
+    session.commit()
+
+
+def open_refund_ticket(*, session: Session, ticket: RefundTicket) -> RefundTicket:
+    """The change's refund ticket: `ticket`, unless its workflow id already has one."""
+    return insert_once(session=session, row=ticket,
+                       find=lambda: _refund_ticket(session, ticket.workflow_id))
+
+
+def _sales_case(session: Session, workflow_id: str) -> SalesCase | None:
+    return session.exec(select(SalesCase).where(SalesCase.workflow_id == workflow_id)).first()
+
+
+def _refund_ticket(session: Session, workflow_id: str) -> RefundTicket | None:
+    return session.exec(select(RefundTicket)
+                        .where(RefundTicket.workflow_id == workflow_id)).first()

@@ -1,0 +1,45 @@
+"""Change records (one per workflow id, with the result once it has ended) and the claim that
+lets one change at a time hold a subscription."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from subchange.domain.contracts import ChangeRequest, ChangeResult
+from subchange.store.once import insert_once
+from subchange.store.tables import ChangeRecord, SubscriptionClaim, utcnow
+
+
+def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
+                ) -> ChangeResult | None:
+    """Register the change; return the stored result when this workflow id already ended."""
+    record = insert_once(
+        session=session,
+        row=ChangeRecord(workflow_id=workflow_id, request_id=request.request_id,
+                         org_id=request.org_id, product=request.product,
+                         kind=request.change.kind, requested_by=request.requested_by),
+        find=lambda: session.get(ChangeRecord, workflow_id))
+    return ChangeResult.model_validate(record.result) if record.result else None
+
+
+def close_change(*, session: Session, workflow_id: str, result: ChangeResult) -> None:
+    """Store the result (the first one wins) and release the change's claim."""
+    record = session.get(ChangeRecord, workflow_id)
+    if record is not None and record.result is None:
+        record.status = result.status.value
+        record.result = result.model_dump(mode="json")
+        record.updated_at = utcnow()
+        session.add(record)
+    for claim in session.exec(select(SubscriptionClaim)
+                              .where(SubscriptionClaim.workflow_id == workflow_id)):
+        session.delete(claim)
+    session.commit()
+
+
+def claim_subscription(*, session: Session, subscription_id: int, workflow_id: str) -> str | None:
+    """Take the subscription for this change. Returns the workflow id of another holder, if any."""
+    claim = insert_once(
+        session=session,
+        row=SubscriptionClaim(subscription_id=subscription_id, workflow_id=workflow_id),
+        find=lambda: session.get(SubscriptionClaim, subscription_id))
+    return None if claim.workflow_id == workflow_id else claim.workflow_id

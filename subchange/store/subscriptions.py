@@ -1,0 +1,155 @@
+"""Subscriptions: the facts a change is judged by (load_context), the card on file, and applying
+a quoted change, atomically and once per workflow id (SPEC step 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from subchange.domain import rules
+from subchange.domain.catalog import BillingPeriod
+from subchange.domain.contracts import ChangeRequest, PaymentRecord, Quote, SubscriptionView
+from subchange.domain.facts import ChangeContext, Organisation, Requester, SubscriptionTerms
+from subchange.store.audit import add_audit_entry
+from subchange.store.invoices import change_invoice, issue_invoice
+from subchange.store.tables import AppliedChange, Org, OrgUser, Subscription, utcnow
+
+
+class StaleSubscription(Exception):
+    """The subscription changed after the change was quoted."""
+
+
+@dataclass(frozen=True)
+class CardOnFile:
+    customer_id: str
+    payment_method_id: str
+
+
+def load_context(*, session: Session, org_id: str, product: str, requested_by: str
+                 ) -> ChangeContext:
+    """The facts the rules judge a change of this subscription by."""
+    org = session.get(Org, org_id)
+    sub = session.exec(_subscription_of(org_id, product)).first()
+    # The organisation's users are read here, and only here, to find the requester and count
+    # the seat holders (R4): few enough to count in Python.
+    users = list(session.exec(select(OrgUser).where(OrgUser.org_id == org_id)))
+    return ChangeContext(
+        org=Organisation(id=org.id, currency=org.currency) if org is not None else None,
+        requester=_requester(users, requested_by),
+        subscription=_terms(sub) if sub is not None else None,
+        active_seat_holders=_active_seat_holders(users, product, sub.pricing_model)
+        if sub is not None else 0)
+
+
+def _requester(users: list[OrgUser], email: str) -> Requester | None:
+    user = next((u for u in users if u.email.lower() == email.lower()), None)
+    if user is None:
+        return None
+    return Requester(email=user.email, role=user.role, primary_contact=user.primary_contact,
+                     active=user.active)
+
+
+def _active_seat_holders(users: list[OrgUser], product: str, pricing_model: str) -> int:
+    if rules.counts_every_active_user(pricing_model):
+        return sum(1 for u in users if u.active)
+    return sum(1 for u in users if u.active and product in u.products)
+
+
+def _terms(sub: Subscription) -> SubscriptionTerms:
+    assert sub.id is not None
+    return SubscriptionTerms(
+        id=sub.id, product=sub.product, plan=sub.plan, seats=sub.seats,
+        pricing_model=sub.pricing_model,
+        billing_period=cast(BillingPeriod, sub.billing_period),
+        period_start=sub.period_start, period_end=sub.period_end,
+        payment_method=cast(Literal["online", "offline"], sub.payment_method),
+        unit_price=sub.unit_price, version=sub.version)
+
+
+def card_on_file(*, session: Session, org_id: str, product: str) -> CardOnFile | None:
+    """The gateway customer and payment method the subscription is charged to, if it has both."""
+    sub = session.exec(_subscription_of(org_id, product)).one()
+    if not (sub.gateway_customer_id and sub.gateway_payment_method_id):
+        return None
+    return CardOnFile(customer_id=sub.gateway_customer_id,
+                      payment_method_id=sub.gateway_payment_method_id)
+
+
+def is_applied(*, session: Session, workflow_id: str) -> bool:
+    return session.get(AppliedChange, workflow_id) is not None
+
+
+def subscription_view(sub: Subscription) -> SubscriptionView:
+    return SubscriptionView(plan=sub.plan, seats=sub.seats, pricing_model=sub.pricing_model,
+                            period_start=sub.period_start, period_end=sub.period_end,
+                            disabled_features=list(sub.disabled_features))
+
+
+def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, quote: Quote,
+                 payment: PaymentRecord, target_features: frozenset[str]
+                 ) -> tuple[SubscriptionView, str]:
+    """Apply the quoted change and issue its invoice in one transaction, once per workflow id.
+
+    The update is a compare-and-set on the version the quote priced, so a change quoted against a
+    state that has since moved can never be applied over it (R6: data is kept, features are
+    only recorded as switched off)."""
+    done = session.get(AppliedChange, workflow_id)
+    if done is not None:
+        invoice = change_invoice(session=session, workflow_id=workflow_id)
+        assert invoice.number is not None
+        return SubscriptionView.model_validate(done.after), invoice.number
+
+    sub = session.exec(_subscription_of(request.org_id, request.product)).one()
+    before = subscription_view(sub)
+    values = {
+        "plan": quote.new_plan,
+        "seats": quote.new_seats,
+        "period_start": quote.new_period_start,
+        "period_end": quote.new_period_end,
+        "disabled_features": rules.features_disabled_after(
+            disabled=sub.disabled_features, switched_off=quote.features_switched_off,
+            target_features=target_features),
+        "unit_price": sub.unit_price if quote.new_plan == quote.old_plan else None,
+        "version": sub.version + 1,
+        "updated_at": utcnow(),
+    }
+    result = session.execute(
+        update(Subscription)
+        .where(col(Subscription.id) == sub.id,
+               col(Subscription.version) == quote.subscription_version)
+        .values(**values))
+    if result.rowcount != 1:
+        session.rollback()
+        if session.get(AppliedChange, workflow_id) is not None:
+            # An overlapping attempt of this same change (one that outlived its timeout)
+            # committed first: that is this change applied, not a stale quote.
+            return apply_change(session=session, workflow_id=workflow_id, request=request,
+                                quote=quote, payment=payment, target_features=target_features)
+        raise StaleSubscription(
+            f"the {request.product} subscription of {request.org_id} changed after it was quoted "
+            f"(quoted version {quote.subscription_version}, now {sub.version})")
+    session.refresh(sub)
+    after = subscription_view(sub)
+    session.add(AppliedChange(workflow_id=workflow_id, subscription_id=sub.id,
+                              before=before.model_dump(mode="json"),
+                              after=after.model_dump(mode="json")))
+    org = session.get(Org, request.org_id)
+    assert org is not None
+    invoice = issue_invoice(session=session, workflow_id=workflow_id, org=org,
+                            product=request.product, quote=quote, payment=payment)
+    add_audit_entry(session=session, org_id=org.id, actor=request.requested_by,
+                    action=f"apply_{request.change.kind}_change", outcome="applied",
+                    detail=f"{before.plan}/{before.seats} -> {after.plan}/{after.seats}",
+                    workflow_id=workflow_id)
+    session.commit()
+    assert invoice.number is not None
+    return after, invoice.number
+
+
+def _subscription_of(org_id: str, product: str) -> SelectOfScalar[Subscription]:
+    return select(Subscription).where(Subscription.org_id == org_id,
+                                      Subscription.product == product)
