@@ -28,7 +28,7 @@ from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import Settings
 from subchange.store.db import make_engine, session_factory
 from subchange.store.migrate import upgrade
-from tests.support import (
+from tests.helpers.services import (
     Mailbox,
     SmtpSink,
     binary,
@@ -124,7 +124,7 @@ async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Wor
 def process_env(dev_env, database_url, localstripe_url, smtp):
     """The environment of worker.py / starter.py processes against the suite's services, on a
     fresh task queue: process_env("cli", EXTRA_VAR="...")."""
-    from tests.process_support import service_env
+    from tests.helpers.processes import service_env
 
     def make(prefix: str, **extra: str) -> dict[str, str]:
         return service_env(temporal_address=dev_env.client.service_client.config.target_host,

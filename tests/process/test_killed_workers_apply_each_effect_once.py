@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from subchange.domain.contracts import ChangeResult, ChangeStatus
 from subchange.store.tables import AppliedChange, GatewayCall, Invoice
-from tests.process_support import (
+from tests.helpers.processes import (
     PAUSED_LINE,
     READY_LINE,
     WorkerProcess,
@@ -25,7 +25,7 @@ from tests.process_support import (
     subscription,
     succeeded_charges,
 )
-from tests.support import org_document
+from tests.helpers.services import org_document
 from tests.workflow_helpers import request_for, start_change
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from sqlmodel import Session, func, select
 from temporalio.service import RPCError, RPCStatusCode
 
 from subchange.store.tables import ChangeRecord, Org, OrgUser, Subscription
-from tests.process_support import (
+from tests.helpers.processes import (
     CliResult,
     WorkerProcess,
     change_rows,
@@ -23,7 +23,7 @@ from tests.process_support import (
     succeeded_charges,
     write_fixture,
 )
-from tests.support import DECLINED_ON_CHARGE_CARD, org_document
+from tests.helpers.services import DECLINED_ON_CHARGE_CARD, org_document
 
 pytestmark = pytest.mark.integration
 

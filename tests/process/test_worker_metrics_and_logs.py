@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.process_support import WorkerProcess, run_cli, write_fixture
-from tests.support import GOOD_CARD, free_port, org_document
+from tests.helpers.processes import WorkerProcess, run_cli, write_fixture
+from tests.helpers.services import GOOD_CARD, free_port, org_document
 
 pytestmark = pytest.mark.integration
 

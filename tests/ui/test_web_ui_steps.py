@@ -15,15 +15,15 @@ import pytest
 
 from subchange.dev.devstack import free_port, start_codec_server, start_temporal, stop_process
 from subchange.payload_keys import new_key_setting
-from tests.process_support import (
+from tests.helpers.processes import (
     WorkerProcess,
     park_a_change,
     run_cli,
     service_env,
     write_fixture,
 )
-from tests.support import org_document
-from tests.web_ui import Operator, chromium
+from tests.helpers.services import org_document
+from tests.helpers.web_ui import Operator, chromium
 
 CHROMIUM = chromium()
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(

@@ -27,7 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import Dependencies
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatusView, Quote
 from subchange.store.tables import AuditLog, ChangeRecord, RefundTicket, SalesCase, Subscription
-from tests.support import DECLINED_ON_CHARGE_CARD, GOOD_CARD, current_period, org_document
+from tests.helpers.services import DECLINED_ON_CHARGE_CARD, GOOD_CARD, current_period, org_document
 from tests.workflow_helpers import request_for, start_change
 from workflows.subscription_change import SubscriptionChange
 

@@ -20,7 +20,7 @@ from subchange.domain.contracts import ChangeRequest, Rejection
 from subchange.domain.rules import Target
 from subchange.store import repo
 from subchange.store.tables import AuditLog
-from tests.support import org_document
+from tests.helpers.services import org_document
 
 
 def today():

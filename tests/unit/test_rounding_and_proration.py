@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import pytest
 
+from subchange.dev.devstack import ROOT
 from subchange.domain.catalog import default_catalog
 from subchange.domain.contracts import ChangeRequest, Quote
 from subchange.domain.money import (
@@ -28,7 +28,7 @@ from subchange.domain.rules import Target
 from subchange.store.tables import Org, Subscription
 
 CATALOG_JSON = json.loads(
-    (Path(__file__).resolve().parent.parent / "subchange" / "domain" / "catalog.json").read_text("utf-8"))
+    (ROOT / "subchange" / "domain" / "catalog.json").read_text("utf-8"))
 
 # December has 31 days, so the prorated amounts of these examples are not whole numbers.
 DECEMBER = (date(2026, 12, 1), date(2027, 1, 1))

@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from subchange.app.wiring import build_dependencies
+from subchange.dev.devstack import ROOT
 from subchange.settings import Settings
 from subchange.store.migrate import (
     BASELINE,
@@ -27,9 +28,8 @@ from subchange.store.migrate import (
     script_directory,
     upgrade,
 )
-from tests.support import fresh_database
+from tests.helpers.services import fresh_database
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAD = script_directory().get_current_head()
 ALL_REVISIONS = tuple(reversed([s.revision for s in script_directory().walk_revisions()]))
 

@@ -21,7 +21,7 @@ from sqlmodel import Session, func, select
 
 from subchange.dev.devstack import ROOT
 from subchange.store.tables import AppliedChange, ChangeRecord, Invoice, RefundTicket, Subscription
-from tests.support import DECLINED_ON_CHARGE_CARD, org_document
+from tests.helpers.services import DECLINED_ON_CHARGE_CARD, org_document
 
 READY_LINE = "worker polling task queue"
 PAUSED_LINE = "fault injection: pausing at"

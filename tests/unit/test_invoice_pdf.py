@@ -16,8 +16,8 @@ from activities.invoicing import render_invoice
 from subchange.documents.invoice_pdf import installed_fonts, render_invoice_pdf
 from subchange.domain.contracts import ChangeStatus
 from subchange.store.tables import Invoice, Org
-from tests.support import current_period, org_document
-from tests.workflow_checks import ChangeDriver, admin, unique_org
+from tests.helpers.driver import ChangeDriver, admin, unique_org
+from tests.helpers.services import current_period, org_document
 
 JAPANESE_NAME = "株式会社アクメ"
 FONT_SETUPS = {"installed fonts": None, "core font only": []}

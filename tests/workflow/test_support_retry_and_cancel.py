@@ -26,8 +26,7 @@ from subchange.domain.contracts import (
     SalesDecision,
 )
 from subchange.domain.search_attributes import CHANGE_STATUS, CHANGE_STEP
-from tests.support import GOOD_CARD, time_skipping_server
-from tests.workflow_checks import (
+from tests.helpers.driver import (
     ChangeDriver,
     audit_entries,
     change_record,
@@ -45,6 +44,7 @@ from tests.workflow_checks import (
     wait_for_sales,
     wait_parked,
 )
+from tests.helpers.services import GOOD_CARD, time_skipping_server
 from tests.workflow_helpers import request_for
 from workflows.subscription_change import SubscriptionChange
 

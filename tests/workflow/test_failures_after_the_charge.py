@@ -25,7 +25,7 @@ from activities.payments import PaymentActivities
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
 from subchange.domain.step_io import ChargeInput, CloseChangeInput
-from tests.workflow_checks import (
+from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
     refunds_of,

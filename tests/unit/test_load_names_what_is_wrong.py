@@ -12,7 +12,7 @@ from sqlmodel import select
 from subchange.app import cli
 from subchange.settings import get_settings
 from subchange.store.tables import Org
-from tests.support import free_port, org_document
+from tests.helpers.services import free_port, org_document
 
 
 @pytest.fixture

@@ -2,15 +2,15 @@
 workflows could not replay fails the suite instead of production (guard new code paths with
 `workflow.patched(...)`).
 
-The histories in tests/histories/ were recorded from real runs (real activities, localstripe,
-SMTP) of representative changes: a charged seat increase, an offline change approved by sales,
+The histories in tests/workflow/histories/ were recorded from real runs (real activities,
+localstripe, SMTP) of representative changes: a charged seat increase, an offline change approved by sales,
 a declined card parked in awaiting_support then cancelled, a charged change compensated by a
 refund, and a repeated request answered from the recorded result. Replaying them needs neither
 a server nor a database.
 
 Regenerate them (after an intended, patched change, or to add a scenario) with:
 
-    REGENERATE_HISTORIES=1 .venv/bin/pytest tests/test_replay.py -q
+    REGENERATE_HISTORIES=1 .venv/bin/pytest tests/workflow/test_committed_histories_replay.py -q
 
 which runs the scenarios against the time-skipping server and rewrites the JSON files (the
 replays then run on the new files); commit them with the workflow change. Never regenerate to
@@ -37,8 +37,7 @@ from subchange.domain.contracts import (
     SalesDecision,
     workflow_id_for,
 )
-from tests.support import GOOD_CARD
-from tests.workflow_checks import (
+from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
     start_declined_change,
@@ -47,6 +46,7 @@ from tests.workflow_checks import (
     wait_for_sales,
     wait_parked,
 )
+from tests.helpers.services import GOOD_CARD
 from tests.workflow_helpers import request_for
 from workflows.subscription_change import SubscriptionChange
 

@@ -1,6 +1,6 @@
 """The README's Web UI pictures, taken in headless Chromium of the running demo (`make demo`):
 
-    .venv/bin/python -m tests.screenshots            # writes docs/web-ui-*.png
+    .venv/bin/python -m tests.ui.screenshots         # writes docs/web-ui-*.png
 
 It signs in to the demo's codec server with the token in var/devstack.env, as an operator would,
 so the pictures show decrypted payloads.
@@ -17,7 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 from subchange.app.client import connect
 from subchange.dev.devstack import ROOT, Stack
 from subchange.settings import get_settings
-from tests.web_ui import Operator, chromium
+from tests.helpers.web_ui import Operator, chromium
 
 WAITING = 'ChangeStep="awaiting_support"'
 COLUMNS = ["OrgId", "Product", "ChangeKind", "ChangeStep", "ChangeStatus"]

@@ -10,7 +10,7 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from subchange.domain.contracts import ChangeStatus
-from tests.workflow_checks import (
+from tests.helpers.driver import (
     ChangeDriver,
     admin,
     audit_entries,
