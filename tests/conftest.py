@@ -8,39 +8,38 @@
 
 from __future__ import annotations
 
-import os
+import functools
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
+import stripe
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import Dependencies
-from subchange.adapters.gateway import Gateway
-from subchange.app.fixtures import load_fixture, parse_fixture
 from subchange.app.wiring import build_worker
-from subchange.domain.catalog import default_catalog
-from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import Settings
-from subchange.store.db import make_engine, session_factory
-from subchange.store.migrate import upgrade
+from tests.helpers.documents import load_document
+from tests.helpers.observers import Mailbox, stripe_client
 from tests.helpers.services import (
-    Mailbox,
     SmtpSink,
-    binary,
+    database_kind,
+    dev_server,
     fresh_database,
-    start_localstripe,
-    stop_process,
+    localstripe,
+    migrated_engine,
+    smtp_sink,
+    suite_dependencies,
+    suite_settings,
     time_skipping_server,
 )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"database: {os.environ.get('TEST_DATABASE', 'sqlite')}"
+    return f"database: {database_kind()}"
 
 
 @pytest.fixture(scope="session")
@@ -51,38 +50,38 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = make_engine(database_url)
-    upgrade(engine.url)
-    yield engine
-    engine.dispose()
+    with migrated_engine(database_url) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="session")
 def localstripe_url() -> Iterator[str]:
-    process, url = start_localstripe(from_scratch=True)
-    yield url
-    stop_process(process)
+    with localstripe() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def smtp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpSink]:
-    sink = SmtpSink(tmp_path_factory.mktemp("mail"))
-    sink.start()
-    yield sink
-    sink.stop()
+    with smtp_sink(tmp_path_factory.mktemp("mail")) as sink:
+        yield sink
 
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, localstripe_url: str, smtp: SmtpSink) -> Settings:
-    return Settings(_env_file=None, database_url=database_url, stripe_api_base=localstripe_url,
-                    stripe_api_key="sk_test_suite", smtp_host="127.0.0.1", smtp_port=smtp.port,
-                    task_queue="unused-default")
+    return suite_settings(database_url=database_url, localstripe_url=localstripe_url,
+                          smtp_port=smtp.port)
 
 
 @pytest.fixture(scope="session")
 def deps(settings: Settings, engine: sa.Engine) -> Dependencies:
-    return Dependencies(settings=settings, sessions=session_factory(engine),
-                        catalog=default_catalog(), gateway=Gateway(settings))
+    return suite_dependencies(settings, engine)
+
+
+@pytest.fixture(scope="session")
+def gateway(settings: Settings) -> stripe.StripeClient:
+    """The payment gateway as the payments team reads it (the stripe SDK on localstripe), not
+    the application's adapter."""
+    return stripe_client(settings.stripe_api_base, settings.stripe_api_key)
 
 
 @pytest.fixture
@@ -93,15 +92,7 @@ def mailbox(smtp: SmtpSink) -> Mailbox:
 @pytest.fixture
 def load(deps: Dependencies):
     """Load a fixture document (dict) through the real loader, as `starter.py load` does."""
-
-    def _load(document: dict) -> None:
-        import json
-
-        with deps.sessions() as session:
-            load_fixture(parse_fixture(json.dumps(document)), session=session,
-                         gateway=deps.gateway, settings=deps.settings)
-
-    return _load
+    return functools.partial(load_document, deps)
 
 
 @pytest.fixture(scope="session")
@@ -112,25 +103,22 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture(scope="session")
 async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter, search_attributes=ALL_KEYS,
-        dev_server_existing_path=binary("temporal"),
-        ui=False)
-    yield env
-    await env.shutdown()
+    async with dev_server() as env:
+        yield env
 
 
 @pytest.fixture(scope="session")
 def process_env(dev_env, database_url, localstripe_url, smtp):
     """The environment of worker.py / starter.py processes against the suite's services, on a
-    fresh task queue: process_env("cli", EXTRA_VAR="...")."""
+    fresh task queue: process_env("cli", EXTRA_VAR="..."), or on a given one:
+    process_env("crash", task_queue="crash-1")."""
     from tests.helpers.processes import service_env
 
-    def make(prefix: str, **extra: str) -> dict[str, str]:
+    def make(prefix: str, *, task_queue: str | None = None, **extra: str) -> dict[str, str]:
         return service_env(temporal_address=dev_env.client.service_client.config.target_host,
                            database_url=database_url, localstripe_url=localstripe_url,
-                           smtp_port=smtp.port, task_queue=f"{prefix}-{uuid.uuid4().hex[:8]}",
-                           **extra)
+                           smtp_port=smtp.port,
+                           task_queue=task_queue or f"{prefix}-{uuid.uuid4().hex[:8]}", **extra)
 
     return make
 

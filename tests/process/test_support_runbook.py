@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
+from subchange.dev.devstack import binary
 from tests.helpers.processes import WorkerProcess, park_a_change, run_cli
-from tests.helpers.services import binary
 
 pytestmark = pytest.mark.integration
 

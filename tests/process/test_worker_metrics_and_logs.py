@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers.processes import WorkerProcess, run_cli, write_fixture
-from tests.helpers.services import GOOD_CARD, free_port, org_document
+from subchange.dev.devstack import free_port
+from tests.helpers.documents import GOOD_CARD, org_document, write_fixture
+from tests.helpers.processes import WorkerProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,8 @@ def env(process_env, metrics_port) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def worker(env, tmp_path_factory) -> Iterator[WorkerProcess]:
-    with WorkerProcess(env, tmp_path_factory.mktemp("metrics") / "worker.log").running() as process:
+    log = tmp_path_factory.mktemp("metrics") / "worker.log"
+    with WorkerProcess(env, log).running() as process:
         yield process
 
 
@@ -75,7 +77,8 @@ def test_a_charged_change_shows_in_the_service_and_sdk_metrics(env, worker, metr
     assert sample(after, "temporal_workflow_completed") >= 2  # the SDK's own metrics
 
     log = worker.output()
-    assert "sk_test" not in log and GOOD_CARD not in log and "@" not in log  # no keys, cards, emails
+    # No keys, card numbers or email addresses.
+    assert "sk_test" not in log and GOOD_CARD not in log and "@" not in log
     records = [json.loads(line) for line in log.splitlines() if line.strip()]  # JSON lines only
     steps = {(r["temporal_activity"]["activity_type"], r["message"].split(" ")[0])
              for r in records if "temporal_activity" in r}

@@ -15,14 +15,8 @@ import pytest
 
 from subchange.dev.devstack import free_port, start_codec_server, start_temporal, stop_process
 from subchange.payload_keys import new_key_setting
-from tests.helpers.processes import (
-    WorkerProcess,
-    park_a_change,
-    run_cli,
-    service_env,
-    write_fixture,
-)
-from tests.helpers.services import org_document
+from tests.helpers.documents import org_document, write_fixture
+from tests.helpers.processes import WorkerProcess, park_a_change, run_cli, service_env
 from tests.helpers.web_ui import Operator, chromium
 
 CHROMIUM = chromium()

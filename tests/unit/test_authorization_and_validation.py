@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
 from activities import Dependencies
@@ -19,8 +18,8 @@ from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest, Rejection
 from subchange.domain.rules import Target
 from subchange.store import repo
-from subchange.store.tables import AuditLog
-from tests.helpers.services import org_document
+from tests.helpers.documents import org_document
+from tests.helpers.observers import audit_entries
 
 
 def today():
@@ -156,16 +155,11 @@ def run_authorize_step(deps: Dependencies, req: ChangeRequest):
     return env.run(AdmissionActivities(deps).authorize_admin, req)
 
 
-def audit_entries(deps: Dependencies, workflow_id: str) -> list[AuditLog]:
-    with deps.sessions() as session:
-        return list(session.exec(select(AuditLog).where(AuditLog.workflow_id == workflow_id)))
-
-
 def test_a_refused_attempt_is_recorded_in_the_audit_log(deps, staffed_org):
     req = request(staffed_org, "desk", "admin", plan("enterprise"))
     decision = run_authorize_step(deps, req)
     assert decision.rejection is not None
-    [entry] = audit_entries(deps, req.workflow_id)
+    [entry] = audit_entries(deps, workflow_id=req.workflow_id)
     assert (entry.org_id, entry.actor, entry.outcome) == (staffed_org, req.requested_by,
                                                           "denied")
     assert entry.detail == decision.rejection.reason
@@ -174,7 +168,7 @@ def test_a_refused_attempt_is_recorded_in_the_audit_log(deps, staffed_org):
 def test_an_authorized_attempt_is_recorded_too(deps, staffed_org):
     req = request(staffed_org, "one", "admin", seats(12))
     assert run_authorize_step(deps, req).rejection is None
-    [entry] = audit_entries(deps, req.workflow_id)
+    [entry] = audit_entries(deps, workflow_id=req.workflow_id)
     assert (entry.actor, entry.outcome) == (req.requested_by, "authorized")
 
 
@@ -345,5 +339,5 @@ def test_an_attempt_on_an_unknown_organisation_is_audited_once_across_retries(de
     req = request(org_id, "one", "admin@nobody.example", seats(3))
     for _ in range(2):  # an activity retry runs the step again
         assert run_authorize_step(deps, req).rejection.reason_code == "unknown_org"
-    [entry] = audit_entries(deps, req.workflow_id)
+    [entry] = audit_entries(deps, workflow_id=req.workflow_id)
     assert (entry.org_id, entry.outcome) == (org_id, "denied")

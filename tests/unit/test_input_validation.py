@@ -25,7 +25,7 @@ from subchange.domain.contracts import (
 )
 from subchange.settings import ConfigurationError, Settings, get_settings
 from subchange.store.tables import Org, OrgUser, Subscription
-from tests.helpers.services import DECLINED_CARD, GOOD_CARD, org_document
+from tests.helpers.documents import DECLINED_CARD, GOOD_CARD, org_document
 
 # --- the workflow input and update arguments -----------------------------------------------
 

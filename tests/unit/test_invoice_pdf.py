@@ -3,33 +3,21 @@ and from the email a real change sends through the SMTP server to the Maildir.""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from decimal import Decimal
-from email.message import Message
 from typing import Any
 
 import pytest
-from pypdf import PdfReader
 
 from activities.invoicing import render_invoice
 from subchange.documents.invoice_pdf import installed_fonts, render_invoice_pdf
 from subchange.domain.contracts import ChangeStatus
 from subchange.store.tables import Invoice, Org
-from tests.helpers.driver import ChangeDriver, admin, unique_org
-from tests.helpers.services import current_period, org_document
+from tests.helpers.documents import JAPANESE_NAME, admin, current_period, org_document, unique_org
+from tests.helpers.driver import ChangeDriver
+from tests.helpers.observers import pdf_attachments, pdf_text
 
-JAPANESE_NAME = "株式会社アクメ"
 FONT_SETUPS = {"installed fonts": None, "core font only": []}
-
-
-def pdf_text(data: bytes) -> str:
-    reader = PdfReader(io.BytesIO(data))
-    return "\n".join(page.extract_text() for page in reader.pages)
-
-
-def pdf_attachments(message: Message) -> list[Message]:
-    return [part for part in message.walk() if part.get_content_type() == "application/pdf"]
 
 
 def make_invoice(*, currency: str, old_price: str, new_price: str, amount: str,

@@ -10,9 +10,10 @@ import pytest
 from sqlmodel import select
 
 from subchange.app import cli
+from subchange.dev.devstack import free_port
 from subchange.settings import get_settings
 from subchange.store.tables import Org
-from tests.helpers.services import free_port, org_document
+from tests.helpers.documents import org_document
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""The migrations in subchange/migrations make exactly the schema of the models, on SQLite and on
-PostgreSQL (TEST_DATABASE=postgresql), and `python -m subchange.store.migrate` / worker start-up apply
-them safely: twice, concurrently, and on a database made by `create_all` before migrations."""
+"""The migrations in subchange/store/migrations make exactly the schema of the models, on SQLite
+and on PostgreSQL (TEST_DATABASE=postgresql), and `python -m subchange.store.migrate` / worker
+start-up apply them safely: twice, concurrently, and on a database made by `create_all` before
+migrations."""
 
 from __future__ import annotations
 

@@ -24,9 +24,8 @@ from subchange.domain.contracts import ChangeStatus
 from subchange.domain.search_attributes import initial_search_attributes
 from subchange.payload_keys import new_key_setting, parse_keys
 from subchange.settings import Settings
-from tests.helpers.driver import ChangeDriver, load_suite, unique_org, wait_parked
-from tests.helpers.services import DECLINED_ON_CHARGE_CARD
-from tests.workflow_helpers import request_for
+from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, unique_org
+from tests.helpers.driver import ChangeDriver, load_suite, request_for, wait_parked
 from workflows.subscription_change import SubscriptionChange
 
 KEYS = new_key_setting("k1")

@@ -3,10 +3,10 @@ workflows could not replay fails the suite instead of production (guard new code
 `workflow.patched(...)`).
 
 The histories in tests/workflow/histories/ were recorded from real runs (real activities,
-localstripe, SMTP) of representative changes: a charged seat increase, an offline change approved by sales,
-a declined card parked in awaiting_support then cancelled, a charged change compensated by a
-refund, and a repeated request answered from the recorded result. Replaying them needs neither
-a server nor a database.
+localstripe, SMTP) of representative changes: a charged seat increase, an offline change
+approved by sales, a declined card parked in awaiting_support then cancelled, a charged change
+compensated by a refund, and a repeated request answered from the recorded result. Replaying
+them needs neither a server nor a database.
 
 Regenerate them (after an intended, patched change, or to add a scenario) with:
 
@@ -37,17 +37,16 @@ from subchange.domain.contracts import (
     SalesDecision,
     workflow_id_for,
 )
+from tests.helpers.documents import GOOD_CARD, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
+    request_for,
     start_declined_change,
-    unique_org,
     wait_for,
     wait_for_sales,
     wait_parked,
 )
-from tests.helpers.services import GOOD_CARD
-from tests.workflow_helpers import request_for
 from workflows.subscription_change import SubscriptionChange
 
 HISTORIES = Path(__file__).parent / "histories"

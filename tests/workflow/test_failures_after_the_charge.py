@@ -25,15 +25,9 @@ from activities.payments import PaymentActivities
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
 from subchange.domain.step_io import ChargeInput, CloseChangeInput
-from tests.helpers.driver import (
-    ChangeDriver,
-    load_suite,
-    refunds_of,
-    subscription_row,
-    succeeded_charges,
-    unique_org,
-    wait_parked,
-)
+from tests.helpers.documents import unique_org
+from tests.helpers.driver import ChangeDriver, load_suite, wait_parked
+from tests.helpers.observers import refunds_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
 
 SUPPORT = "support@vendor.example"
@@ -58,7 +52,7 @@ async def charge_then_fail_worker(time_skipping_env, deps: Dependencies, task_qu
 
 
 async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
-        charge_then_fail_worker, time_skipping_env, load, deps, mailbox):
+        charge_then_fail_worker, time_skipping_env, load, deps, gateway, mailbox):
     changes = ChangeDriver(time_skipping_env.client, charge_then_fail_worker.task_queue,
                            time_skipping_env, load)
     org = unique_org("lost")
@@ -67,14 +61,15 @@ async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
                                                                       "seats": 35})
     view = await wait_parked(handle)
     assert view.step == "charge" and "DatabaseGone" in view.last_error
-    [paid] = succeeded_charges(deps, org, "one")  # the money moved; the workflow doesn't know
+    # The money moved; the workflow doesn't know.
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
 
     ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
 
     assert "refunded" in ack.message
     result = await changes.result(handle)
     assert result.status is ChangeStatus.CANCELLED
-    [refund] = refunds_of(deps, paid.payment_intent)
+    [refund] = refunds_of(gateway, paid.payment_intent)
     assert (refund.amount, refund.id) == (paid.amount, result.payment.refund_id)
     assert subscription_row(deps, org, "one").seats == 30
     assert mailbox.messages(to=f"billing@{org}.example") == []

@@ -10,20 +10,18 @@ import pytest
 from dateutil.relativedelta import relativedelta
 
 from subchange.domain.contracts import ChangeStatus
-from tests.helpers.driver import (
-    ChangeDriver,
-    admin,
+from tests.helpers.documents import admin, members, unique_org
+from tests.helpers.driver import ChangeDriver
+from tests.helpers.money_oracle import in_minor_units, recomputed_amount
+from tests.helpers.observers import (
+    assert_untouched,
     audit_entries,
     charges,
-    in_minor_units,
     mail_text,
-    members,
     payment_intent,
-    recomputed_amount,
     refund_ticket_row,
     subscription_row,
     succeeded_charges,
-    unique_org,
 )
 
 
@@ -32,17 +30,10 @@ def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
     return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
 
 
-def assert_nothing_happened(deps, mailbox, org: str, product: str, *, seats: int) -> None:
-    assert succeeded_charges(deps, org, product) == []
-    assert mailbox.messages(to=f"billing@{org}.example") == []
-    sub = subscription_row(deps, org, product)
-    assert (sub.seats, sub.version) == (seats, 1)
-
-
 # --- seat changes of the suite (R4, R8, R10, R11) ----------------------------------------------
 
 async def test_all_employee_reduction_moves_no_money_and_confirms_once(
-        changes, deps, mailbox):
+        changes, deps, gateway, mailbox):
     org = unique_org("ae")
     await changes.load(org, users=[admin(org), *members(org, 20, products=["one"])],
                       subscriptions=[{"product": "one", "plan": "enterprise", "seats": 35,
@@ -60,7 +51,7 @@ async def test_all_employee_reduction_moves_no_money_and_confirms_once(
     assert quote.amount == recomputed_amount(quote) < 0
     assert quote.amount_due == 0 and quote.refundable_amount == -quote.amount
     assert result.payment.method == "none" and result.payment.charge_id is None
-    assert charges(deps, org, "one") == []
+    assert charges(gateway, subscription_row(deps, org, "one")) == []
     assert result.subscription.seats == 32 and subscription_row(deps, org, "one").seats == 32
     assert result.refund_ticket is None  # R11: no refund unless asked for
 
@@ -74,7 +65,7 @@ async def test_all_employee_reduction_moves_no_money_and_confirms_once(
     assert f"{int(quote.refundable_amount):,}" in body and "not refunded" in body
 
 
-async def test_flexible_increase_is_charged_once_in_yen(changes, deps,
+async def test_flexible_increase_is_charged_once_in_yen(changes, deps, gateway,
                                                         mailbox):
     org = unique_org("flex")
     await changes.load(org, users=[admin(org)], subscriptions=[
@@ -87,11 +78,11 @@ async def test_flexible_increase_is_charged_once_in_yen(changes, deps,
     quote = result.quote
     assert (quote.pricing_model, quote.currency) == ("flexible_user", "JPY")
     assert quote.amount_due == quote.amount == recomputed_amount(quote) > 0
-    paid = succeeded_charges(deps, org, "one")
+    paid = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert len(paid) == 1
     assert paid[0].id == result.payment.charge_id
     assert (paid[0].amount, paid[0].currency) == (int(quote.amount_due), "jpy")
-    intent = payment_intent(deps, result.payment.intent_id)
+    intent = payment_intent(gateway, result.payment.intent_id)
     assert intent.status == "succeeded" and intent.metadata["workflow_id"] == result.workflow_id
     assert result.subscription.seats == 35
     mails = mailbox.messages(to=f"billing@{org}.example")
@@ -99,7 +90,7 @@ async def test_flexible_increase_is_charged_once_in_yen(changes, deps,
     assert result.invoice.amount == quote.amount_due
 
 
-async def test_usd_subscription_is_charged_in_cents(changes, deps):
+async def test_usd_subscription_is_charged_in_cents(changes, deps, gateway):
     org = unique_org("usd")
     await changes.load(org, currency="USD", users=[admin(org)], subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}])
@@ -111,7 +102,7 @@ async def test_usd_subscription_is_charged_in_cents(changes, deps):
     quote = result.quote
     assert quote.currency == "USD" and quote.amount_due == recomputed_amount(quote) > 0
     assert quote.amount_due == quote.amount_due.quantize(Decimal("0.01"))
-    [paid] = succeeded_charges(deps, org, "one")
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert paid.currency == "usd"
     assert paid.amount == in_minor_units(quote.amount_due, "USD") == int(quote.amount_due * 100)
 
@@ -139,7 +130,7 @@ def _requester(case: str, org: str, other: str) -> tuple[str, str, list[dict]]:
 
 @pytest.mark.parametrize("case", ["member", "inactive_admin", "admin_of_other_org",
                                   "desk_admin_not_primary_contact"])
-async def test_unauthorised_requester_is_rejected_and_audited(changes, deps,
+async def test_unauthorised_requester_is_rejected_and_audited(changes, deps, gateway,
                                                               mailbox, case):
     org, other = unique_org("r1"), unique_org("r1other")
     product, requester, users = _requester(case, org, other)
@@ -155,8 +146,8 @@ async def test_unauthorised_requester_is_rejected_and_audited(changes, deps,
     assert result.status is ChangeStatus.REJECTED
     assert result.reason_code == "not_authorized" and requester in result.reason
     assert result.quote is None and result.payment is None
-    assert_nothing_happened(deps, mailbox, org, product, seats=seats)
-    denied = [e for e in audit_entries(deps, org) if e.workflow_id == result.workflow_id]
+    assert_untouched(deps, gateway, mailbox, org, product, seats=seats)
+    denied = [e for e in audit_entries(deps, org=org) if e.workflow_id == result.workflow_id]
     assert [(e.actor, e.outcome) for e in denied] == [(requester, "denied")]
 
 
@@ -182,7 +173,7 @@ async def test_rights_are_per_product(changes, deps, mailbox):
 # --- R2, R3, R4: seat floor and bounds ---------------------------------------------------------
 
 @pytest.mark.parametrize("pricing_model, active", [("flexible_user", 6), ("all_employee", 9)])
-async def test_seat_floor_says_how_many_to_deactivate(changes, deps, mailbox,
+async def test_seat_floor_says_how_many_to_deactivate(changes, deps, gateway, mailbox,
                                                       pricing_model, active):
     org = unique_org("floor")
     # 1 admin + 5 assigned + 3 active but not assigned the suite + 4 who left (inactive).
@@ -198,7 +189,7 @@ async def test_seat_floor_says_how_many_to_deactivate(changes, deps, mailbox,
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "seat_floor")
     assert f"{active} users are active" in result.reason
     assert f"deactivate {active - 4} user" in result.reason
-    assert_nothing_happened(deps, mailbox, org, "one", seats=12)
+    assert_untouched(deps, gateway, mailbox, org, "one", seats=12)
 
 
 @pytest.mark.parametrize("seats, code, says", [
@@ -206,7 +197,7 @@ async def test_seat_floor_says_how_many_to_deactivate(changes, deps, mailbox,
     (0, "seat_bounds", "at least 1 user"),
     (10001, "seat_bounds", "at most 10000 users, 10001 requested"),
 ])
-async def test_seat_bounds_and_no_op(changes, deps, mailbox, seats, code,
+async def test_seat_bounds_and_no_op(changes, deps, gateway, mailbox, seats, code,
                                      says):
     org = unique_org("bounds")
     await changes.load(org, users=[admin(org)], subscriptions=[
@@ -217,7 +208,7 @@ async def test_seat_bounds_and_no_op(changes, deps, mailbox, seats, code,
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, code)
     assert says in result.reason
-    assert_nothing_happened(deps, mailbox, org, "one", seats=10)
+    assert_untouched(deps, gateway, mailbox, org, "one", seats=10)
 
 
 # --- R5, R6, R7, R11: help-desk plan moves -----------------------------------------------------
@@ -230,7 +221,7 @@ async def load_desk(changes: ChangeDriver, org: str, *, plan: str, seats: int,
 
 
 async def test_enterprise_to_standard_is_rejected_naming_the_route(changes,
-                                                                   deps, mailbox):
+                                                                   deps, gateway, mailbox):
     org = unique_org("route")
     await load_desk(changes, org, plan="enterprise", seats=5)
 
@@ -239,11 +230,11 @@ async def test_enterprise_to_standard_is_rejected_naming_the_route(changes,
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "forbidden_move")
     assert "enterprise → professional → standard" in result.reason
-    assert_nothing_happened(deps, mailbox, org, "desk", seats=5)
+    assert_untouched(deps, gateway, mailbox, org, "desk", seats=5)
     assert subscription_row(deps, org, "desk").plan == "enterprise"
 
 
-async def test_downgrade_to_free_over_agent_limit_is_rejected(changes, deps,
+async def test_downgrade_to_free_over_agent_limit_is_rejected(changes, deps, gateway,
                                                               mailbox):
     org = unique_org("free")
     await load_desk(changes, org, plan="standard", seats=6, agents=5)  # the admin is the 6th agent
@@ -254,11 +245,11 @@ async def test_downgrade_to_free_over_agent_limit_is_rejected(changes, deps,
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "agent_limit")
     assert f"{6} are active" in result.reason and f"deactivate {6 - limit}" in result.reason
-    assert_nothing_happened(deps, mailbox, org, "desk", seats=6)
+    assert_untouched(deps, gateway, mailbox, org, "desk", seats=6)
 
 
 async def test_desk_downgrade_with_refund_request_opens_a_ticket(changes,
-                                                                 deps, mailbox):
+                                                                 deps, gateway, mailbox):
     org = unique_org("down")
     await load_desk(changes, org, plan="enterprise", seats=5, agents=2)
     desk = deps.catalog.product("desk")
@@ -271,7 +262,7 @@ async def test_desk_downgrade_with_refund_request_opens_a_ticket(changes,
     quote = result.quote
     assert (quote.old_plan, quote.new_plan, quote.new_seats) == ("enterprise", "professional", 5)
     assert quote.amount == recomputed_amount(quote) < 0 and quote.amount_due == 0
-    assert charges(deps, org, "desk") == []
+    assert charges(gateway, subscription_row(deps, org, "desk")) == []
     # R6: nothing is deleted; what the lower tier lacks is recorded as switched off.
     assert set(quote.features_switched_off) == lost
     assert set(result.subscription.disabled_features) == lost
@@ -288,7 +279,7 @@ async def test_desk_downgrade_with_refund_request_opens_a_ticket(changes,
     assert "Switched off" in mail_text(mail) and "ai_assistant" in mail_text(mail)
 
 
-async def test_upgrade_from_free_charges_a_full_new_period(changes, deps,
+async def test_upgrade_from_free_charges_a_full_new_period(changes, deps, gateway,
                                                            mailbox):
     org = unique_org("up")
     await load_desk(changes, org, plan="free", seats=2, agents=1)
@@ -305,7 +296,7 @@ async def test_upgrade_from_free_charges_a_full_new_period(changes, deps,
     assert quote.amount_due == quote.new_seats * standard_price == 2 * standard_price
     assert quote.new_period_start == quote.change_date
     assert quote.new_period_end == quote.change_date + relativedelta(months=1)
-    [paid] = succeeded_charges(deps, org, "desk")
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "desk"))
     assert paid.amount == int(quote.amount_due) and paid.id == result.payment.charge_id
     row = subscription_row(deps, org, "desk")
     assert (row.plan, row.period_start, row.period_end) == (

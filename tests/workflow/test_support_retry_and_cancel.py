@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,27 +24,31 @@ from subchange.domain.contracts import (
     RetryRequest,
     SalesDecision,
 )
-from subchange.domain.search_attributes import CHANGE_STATUS, CHANGE_STEP
+from tests.helpers.documents import GOOD_CARD, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
-    audit_entries,
-    change_record,
-    charges,
     load_suite,
-    mail_text,
-    refunds_of,
-    sales_case_row,
+    refused,
+    request_for,
     start_declined_change,
-    subscription_row,
-    succeeded_charges,
-    unique_org,
     wait_ended,
     wait_for,
     wait_for_sales,
     wait_parked,
 )
-from tests.helpers.services import GOOD_CARD, time_skipping_server
-from tests.workflow_helpers import request_for
+from tests.helpers.observers import (
+    assert_untouched,
+    audit_entries,
+    change_record,
+    charges,
+    mail_text,
+    refunds_of,
+    sales_case_row,
+    search_attributes,
+    subscription_row,
+    succeeded_charges,
+)
+from tests.helpers.services import time_skipping_server
 from workflows.subscription_change import SubscriptionChange
 
 SALES = "sales@vendor.example"
@@ -57,41 +60,13 @@ def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
     return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
 
 
-async def search_attributes(handle: WorkflowHandle, expected: tuple[str, str]
-                            ) -> tuple[str | None, str | None]:
-    """ChangeStep and ChangeStatus as the server lists them, once they read `expected` (the
-    workflow task that upserts them may reach the server just after the query shows the state).
-    """
-    seen: tuple[str | None, str | None] = (None, None)
-    for _ in range(100):
-        described = (await handle.describe()).typed_search_attributes
-        seen = (described.get(CHANGE_STEP), described.get(CHANGE_STATUS))
-        if seen == expected:
-            break
-        await asyncio.sleep(0.05)
-    return seen
-
-
-async def refused(handle: WorkflowHandle, update: str, arg) -> str:
-    with pytest.raises(WorkflowUpdateFailedError) as failure:
-        await handle.execute_update(update, arg)
-    return str(failure.value.cause)
-
-
 def failed_charge_attempts(view) -> int:
     return sum(1 for step in view.history if step.step == "charge" and step.outcome == "failed")
 
 
-def assert_untouched(deps, mailbox, org: str, *, seats: int = 30, version: int = 1) -> None:
-    assert succeeded_charges(deps, org, "one") == []
-    assert mailbox.messages(to=f"billing@{org}.example") == []
-    sub = subscription_row(deps, org, "one")
-    assert (sub.seats, sub.version) == (seats, version)
-
-
 # --- declined card: awaiting_support, cancel and retry -----------------------------------------
 
-async def test_declined_card_parks_for_support_and_cancel_changes_nothing(changes, deps,
+async def test_declined_card_parks_for_support_and_cancel_changes_nothing(changes, deps, gateway,
                                                                           mailbox):
     org = unique_org("decl")
     handle = await start_declined_change(changes, org)
@@ -101,7 +76,7 @@ async def test_declined_card_parks_for_support_and_cancel_changes_nothing(change
     assert "support" in view.waiting_for
     expected = ("awaiting_support", "running")
     assert await search_attributes(handle, expected) == expected
-    assert [c.status for c in charges(deps, org, "one")] == ["failed"]
+    assert [c.status for c in charges(gateway, subscription_row(deps, org, "one"))] == ["failed"]
     assert "no sales decision is awaited" in await refused(
         handle, "sales_decision", SalesDecision(approved=True, by=SALES))
 
@@ -113,12 +88,12 @@ async def test_declined_card_parks_for_support_and_cancel_changes_nothing(change
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert SUPPORT in result.reason and "card expired" in result.reason
     assert result.subscription is None and result.invoice is None
-    assert_untouched(deps, mailbox, org)
+    assert_untouched(deps, gateway, mailbox, org)
     expected = ("cancelled", "cancelled")
     assert await search_attributes(handle, expected) == expected
 
 
-async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, mailbox):
+async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, gateway, mailbox):
     org = unique_org("retry")
     handle = await start_declined_change(changes, org)
     await wait_parked(handle)
@@ -129,20 +104,20 @@ async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, mail
     view = await wait_for(handle, lambda v: v.state == "awaiting_support"
                           and failed_charge_attempts(v) == 2, "a second decline")
     assert "declined" in view.last_error
-    assert succeeded_charges(deps, org, "one") == []
+    assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
 
     await load_suite(changes, org, card=GOOD_CARD)  # the customer updated the card on file
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
     result = await changes.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
-    [paid] = succeeded_charges(deps, org, "one")
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert paid.id == result.payment.charge_id and paid.amount == int(result.quote.amount_due)
     assert result.subscription.seats == subscription_row(deps, org, "one").seats == 35
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
 
 
-async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(changes, deps,
+async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(changes, deps, gateway,
                                                                            mailbox):
     """Compensation: the card is charged, then applying fails for good because the
     subscription was changed elsewhere meanwhile; cancelling refunds the charge."""
@@ -156,7 +131,8 @@ async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(chang
     view = await wait_for(handle, lambda v: v.state == "awaiting_support"
                           and v.step == "apply_change", "a failed apply")
     assert "StaleSubscription" in view.last_error
-    [paid] = succeeded_charges(deps, org, "one")  # the money moved before apply failed
+    # The money moved before apply failed.
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
 
     ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
 
@@ -164,7 +140,7 @@ async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(chang
     result = await changes.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert result.payment.charge_id == paid.id and result.payment.refund_id
-    [refund] = refunds_of(deps, result.payment.intent_id)
+    [refund] = refunds_of(gateway, result.payment.intent_id)
     assert refund.id == result.payment.refund_id
     assert (refund.amount, refund.status) == (paid.amount, "succeeded")
     sub = subscription_row(deps, org, "one")
@@ -209,7 +185,7 @@ async def test_offline_increase_approved_by_sales_completes(changes, deps, mailb
     assert result.invoice.amount == result.quote.amount_due > 0
 
 
-async def test_offline_reduction_rejected_by_sales_changes_nothing(changes, deps, mailbox):
+async def test_offline_reduction_rejected_by_sales_changes_nothing(changes, deps, gateway, mailbox):
     org = unique_org("sales-no")
     await load_suite(changes, org, card=None)
     handle = await changes.start(org, "one", f"admin@{org}.example",
@@ -222,11 +198,11 @@ async def test_offline_reduction_rejected_by_sales_changes_nothing(changes, deps
     result = await changes.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "sales_rejected")
     assert SALES in result.reason and "contract floor" in result.reason
-    assert_untouched(deps, mailbox, org)
+    assert_untouched(deps, gateway, mailbox, org)
     assert sales_case_row(deps, handle.id).status == "rejected"
 
 
-async def test_cancel_while_awaiting_sales_closes_the_case(changes, deps, mailbox):
+async def test_cancel_while_awaiting_sales_closes_the_case(changes, deps, gateway, mailbox):
     org = unique_org("sales-cancel")
     await load_suite(changes, org, card=None)
     handle = await changes.start(org, "one", f"admin@{org}.example",
@@ -240,7 +216,7 @@ async def test_cancel_while_awaiting_sales_closes_the_case(changes, deps, mailbo
     result = await changes.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert sales_case_row(deps, handle.id).status == "cancelled"
-    assert_untouched(deps, mailbox, org)
+    assert_untouched(deps, gateway, mailbox, org)
 
 
 @pytest.fixture
@@ -251,7 +227,7 @@ async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
-async def test_sales_decision_expires_after_the_timeout(own_clock, deps, load, mailbox):
+async def test_sales_decision_expires_after_the_timeout(own_clock, deps, gateway, load, mailbox):
     env = own_clock
     async with build_worker(env.client, deps, task_queue=f"tq-{uuid.uuid4().hex[:10]}",
                             fail_workflows_on_bugs=True) as worker:
@@ -270,12 +246,12 @@ async def test_sales_decision_expires_after_the_timeout(own_clock, deps, load, m
     assert (result.status, result.reason_code) == (ChangeStatus.EXPIRED,
                                                    "sales_decision_timeout")
     assert sales_case_row(deps, handle.id).status == "expired"
-    assert_untouched(deps, mailbox, org)
+    assert_untouched(deps, gateway, mailbox, org)
 
 
 # --- concurrent and repeated requests ----------------------------------------------------------
 
-async def test_second_change_while_one_is_in_flight_is_rejected(changes, deps, mailbox):
+async def test_second_change_while_one_is_in_flight_is_rejected(changes, deps, gateway, mailbox):
     org = unique_org("busy")
     first = await start_declined_change(changes, org)
     await wait_parked(first)
@@ -286,7 +262,7 @@ async def test_second_change_while_one_is_in_flight_is_rejected(changes, deps, m
     assert first.id in second.reason
     await first.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
     await wait_ended(first)
-    assert_untouched(deps, mailbox, org)
+    assert_untouched(deps, gateway, mailbox, org)
 
     # Once the first change has ended, the subscription is free again.
     await load_suite(changes, org, card=GOOD_CARD)
@@ -295,7 +271,7 @@ async def test_second_change_while_one_is_in_flight_is_rejected(changes, deps, m
     assert subscription_row(deps, org, "one").seats == 40
 
 
-async def test_simultaneous_changes_never_apply_over_each_other(changes, deps, mailbox):
+async def test_simultaneous_changes_never_apply_over_each_other(changes, deps, gateway, mailbox):
     org = unique_org("race")
     await load_suite(changes, org)
     handles = await asyncio.gather(*(
@@ -317,12 +293,12 @@ async def test_simultaneous_changes_never_apply_over_each_other(changes, deps, m
         seats = result.subscription.seats
     sub = subscription_row(deps, org, "one")
     assert (sub.seats, sub.version) == (seats, 1 + len(completed))
-    paid = succeeded_charges(deps, org, "one")
+    paid = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert sorted(c.id for c in paid) == sorted(r.payment.charge_id for r in completed)
     assert len(mailbox.messages(to=f"billing@{org}.example")) == len(completed)
 
 
-async def test_the_same_request_started_twice_is_one_change(changes, deps, mailbox):
+async def test_the_same_request_started_twice_is_one_change(changes, deps, gateway, mailbox):
     org = unique_org("twice")
     await load_suite(changes, org)
     request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
@@ -341,7 +317,7 @@ async def test_the_same_request_started_twice_is_one_change(changes, deps, mailb
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert again == result
     assert (await search_attributes(rerun, ("requested", "completed")))[1] == "completed"
-    [paid] = succeeded_charges(deps, org, "one")
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert paid.id == result.payment.charge_id
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
     sub = subscription_row(deps, org, "one")
@@ -355,8 +331,8 @@ async def test_the_same_request_started_twice_is_one_change(changes, deps, mailb
     ("product", {"product": "crm"}, "unknown product 'crm'"),
     ("requested_by", {"requested_by": "not-an-email"}, "email"),
 ])
-async def test_invalid_input_is_rejected_naming_the_field(changes, deps, mailbox, field, patch,
-                                                          says):
+async def test_invalid_input_is_rejected_naming_the_field(changes, deps, gateway, mailbox, field,
+                                                          patch, says):
     org = unique_org("bad")
     await load_suite(changes, org)
     raw = {**request_for(org, "one", f"admin@{org}.example",
@@ -370,11 +346,11 @@ async def test_invalid_input_is_rejected_naming_the_field(changes, deps, mailbox
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "invalid_request")
     assert field in result.reason and says in result.reason
     assert change_record(deps, handle.id) is None
-    assert audit_entries(deps, org) == []
-    assert_untouched(deps, mailbox, org)
+    assert audit_entries(deps, org=org) == []
+    assert_untouched(deps, gateway, mailbox, org)
 
 
-async def test_input_under_another_workflow_id_is_rejected(changes, deps, mailbox):
+async def test_input_under_another_workflow_id_is_rejected(changes, deps, gateway, mailbox):
     org = unique_org("wid")
     await load_suite(changes, org)
     request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
@@ -386,11 +362,11 @@ async def test_input_under_another_workflow_id_is_rejected(changes, deps, mailbo
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "invalid_request")
     assert request.workflow_id in result.reason
-    assert change_record(deps, handle.id) is None and audit_entries(deps, org) == []
-    assert_untouched(deps, mailbox, org)
+    assert change_record(deps, handle.id) is None and audit_entries(deps, org=org) == []
+    assert_untouched(deps, gateway, mailbox, org)
 
 
-async def test_a_cancellation_through_temporal_releases_the_subscription(changes, deps,
+async def test_a_cancellation_through_temporal_releases_the_subscription(changes, deps, gateway,
                                                                         mailbox):
     """The Web UI's "Request cancellation" ends the change like the cancel update: the
     subscription is free for the next change and nothing was charged."""
@@ -403,7 +379,7 @@ async def test_a_cancellation_through_temporal_releases_the_subscription(changes
     result = await changes.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert "through Temporal" in result.reason
-    assert_untouched(deps, mailbox, org)
+    assert_untouched(deps, gateway, mailbox, org)
     await load_suite(changes, org, card=GOOD_CARD)
     after = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
     assert after.status is ChangeStatus.COMPLETED, after.reason
