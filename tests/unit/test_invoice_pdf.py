@@ -1,21 +1,19 @@
 """The PDF invoice (R10): what a reader of the PDF sees, read back with pypdf, from the renderer
-and from the email a real change sends through the SMTP server to the Maildir."""
+and from the email step's own renderer. The email a real change sends is
+tests/workflow/test_invoice_email_carries_the_pdf.py."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 from activities.invoicing import render_invoice
 from subchange.documents.invoice_pdf import installed_fonts, render_invoice_pdf
-from subchange.domain.contracts import ChangeStatus
 from subchange.store.tables import Invoice, Org
-from tests.helpers.documents import JAPANESE_NAME, admin, current_period, org_document, unique_org
-from tests.helpers.driver import ChangeDriver
-from tests.helpers.observers import pdf_attachments, pdf_text
+from tests.helpers.documents import JAPANESE_NAME
+from tests.helpers.observers import pdf_text
 
 FONT_SETUPS = {"installed fonts": None, "core font only": []}
 
@@ -41,8 +39,6 @@ def make_invoice(*, currency: str, old_price: str, new_price: str, amount: str,
 def acme(name: str = "Acme KK", currency: str = "JPY") -> Org:
     return Org(id="acme", name=name, currency=currency, billing_email="billing@acme.example")
 
-
-# --- the renderer ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fonts", FONT_SETUPS.values(), ids=FONT_SETUPS.keys())
 @pytest.mark.parametrize(("currency", "prices", "amounts"), [
@@ -98,39 +94,3 @@ def test_installed_fonts_are_used_when_present():
     if not installed_fonts():
         pytest.skip("no Unicode TTF font installed: the core font is used")
     assert b"/FontFile2" in render_invoice_pdf(invoice, acme())  # an embedded TrueType font
-
-
-# --- end to end --------------------------------------------------------------------------------
-
-@pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
-
-
-async def load_named(changes: ChangeDriver, org: str, name: str, **subscription: Any) -> None:
-    start, end = current_period((await changes.env.get_current_time()).date())
-    document = org_document(org, users=[admin(org)], subscriptions=[
-        {"period_start": str(start), "period_end": str(end), **subscription}])
-    document["orgs"][0]["name"] = name
-    changes.reload(document)
-
-
-async def test_invoice_email_carries_one_pdf_with_the_amount_charged(changes, mailbox):
-    org = unique_org("pdf")
-    await load_named(changes, org, JAPANESE_NAME, product="one", plan="enterprise", seats=30,
-                     pricing_model="flexible_user")
-
-    result = await changes.run(org, "one", f"admin@{org}.example",
-                               {"kind": "seats", "seats": 35})
-
-    assert result.status is ChangeStatus.COMPLETED, result.reason
-    charged = result.payment.amount
-    assert charged == result.invoice.amount == result.quote.amount_due > 0
-    [mail] = mailbox.messages(to=f"billing@{org}.example")
-    [pdf] = pdf_attachments(mail)
-    assert pdf.get_filename() == f"{result.invoice.number}.pdf"
-    text = pdf_text(pdf.get_payload(decode=True))
-    assert f"Invoice number: {result.invoice.number}" in text
-    assert f"Total (tax-free): ¥{int(charged):,}" in text
-    quote = result.quote
-    assert f"Proration period: {quote.change_date} to {quote.new_period_end}" in text
