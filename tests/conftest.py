@@ -1,40 +1,37 @@
-"""Shared fixtures: the real components of SPEC section 6, started locally.
+"""Fixtures every room shares: the real services of SPEC section 6, started once a session from
+their pip packages (tests/helpers/services.py), and the suite's handles on them.
 
 - Database: a fresh SQLite file, or a fresh PostgreSQL database when TEST_DATABASE=postgresql.
 - Payments: a localstripe server process. Email: an aiosmtpd server writing to a Maildir.
-- Temporal: the time-skipping test server by default, the dev server for integration tests,
-  both from their pip packages (nothing downloads).
+
+Each room's own conftest.py adds what only that room uses: unit/ the settings environment,
+workflow/ the time-skipping test server and a worker in this process, process/ the dev server
+and the environment of worker.py / starter.py processes, ui/ a dev server with its Web UI, the
+codec server and Chromium; deploy/ reads files and needs nothing.
 """
 
 from __future__ import annotations
 
 import functools
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 import stripe
-from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities import Dependencies
-from subchange.app.wiring import build_worker
 from subchange.settings import Settings
 from tests.helpers.documents import load_document
 from tests.helpers.observers import Mailbox, stripe_client
 from tests.helpers.services import (
     SmtpSink,
     database_kind,
-    dev_server,
     fresh_database,
     localstripe,
     migrated_engine,
     smtp_sink,
     suite_dependencies,
     suite_settings,
-    time_skipping_server,
 )
 
 
@@ -93,50 +90,3 @@ def mailbox(smtp: SmtpSink) -> Mailbox:
 def load(deps: Dependencies):
     """Load a fixture document (dict) through the real loader, as `starter.py load` does."""
     return functools.partial(load_document, deps)
-
-
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    async with time_skipping_server() as env:
-        yield env
-
-
-@pytest.fixture(scope="session")
-async def dev_env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WorkflowEnvironment]:
-    async with dev_server() as env:
-        yield env
-
-
-@pytest.fixture(scope="session")
-def process_env(dev_env, database_url, localstripe_url, smtp):
-    """The environment of worker.py / starter.py processes against the suite's services, on a
-    fresh task queue: process_env("cli", EXTRA_VAR="..."), or on a given one:
-    process_env("crash", task_queue="crash-1")."""
-    from tests.helpers.processes import service_env
-
-    def make(prefix: str, *, task_queue: str | None = None, **extra: str) -> dict[str, str]:
-        return service_env(temporal_address=dev_env.client.service_client.config.target_host,
-                           database_url=database_url, localstripe_url=localstripe_url,
-                           smtp_port=smtp.port,
-                           task_queue=task_queue or f"{prefix}-{uuid.uuid4().hex[:8]}", **extra)
-
-    return make
-
-
-@pytest.fixture
-def task_queue() -> str:
-    return f"tq-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def ts_worker(time_skipping_env: WorkflowEnvironment, deps: Dependencies,
-                    task_queue: str) -> AsyncIterator[Worker]:
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
-                            fail_workflows_on_bugs=True) as worker:
-        yield worker
-
-
-@pytest.fixture
-def ts_client(time_skipping_env: WorkflowEnvironment) -> Client:
-    return time_skipping_env.client
-

@@ -254,18 +254,6 @@ def test_test_cards_are_refused_against_a_live_gateway(deps):
 
 # --- configuration ---------------------------------------------------------------------------
 
-@pytest.fixture
-def environment(monkeypatch, tmp_path):
-    """A clean environment without a .env file; get_settings is cached, so clear it around."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("SMTP_PORT", "SALES_DECISION_TIMEOUT", "STRIPE_API_KEY", "TASK_QUEUE",
-                 "DATABASE_URL", "STRIPE_API_BASE"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
-
-
 @pytest.mark.parametrize(("name", "value", "problem"), [
     ("SMTP_PORT", "smtp", "valid integer"),
     ("SMTP_PORT", "70000", "less than or equal to 65535"),

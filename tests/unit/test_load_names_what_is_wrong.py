@@ -11,22 +11,18 @@ from sqlmodel import select
 
 from subchange.app import cli
 from subchange.dev.devstack import free_port
-from subchange.settings import get_settings
 from subchange.store.tables import Org
 from tests.helpers.documents import org_document
 
 
 @pytest.fixture
-def configured(monkeypatch, settings, tmp_path):
+def configured(environment, settings):
     """starter.py's environment: the suite's services, no .env file."""
-    monkeypatch.chdir(tmp_path)
     for name, value in {"DATABASE_URL": settings.database_url,
                         "STRIPE_API_BASE": settings.stripe_api_base,
                         "STRIPE_API_KEY": settings.stripe_api_key}.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield monkeypatch
-    get_settings.cache_clear()
+        environment.setenv(name, value)
+    return environment
 
 
 @pytest.mark.parametrize("url", ["foo", "mysql://root@localhost/db"])

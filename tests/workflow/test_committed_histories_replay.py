@@ -57,11 +57,6 @@ REGENERATE = os.environ.get("REGENERATE_HISTORIES") == "1"
 
 # --- recording (REGENERATE_HISTORIES=1), before the replays that read the files -------------
 
-@pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
-
-
 async def _completed_charge(changes: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-charge")
     await load_suite(changes, org)

@@ -21,7 +21,6 @@ from subchange.domain.contracts import (
 )
 from tests.helpers.documents import GOOD_CARD, unique_org
 from tests.helpers.driver import (
-    ChangeDriver,
     load_suite,
     request_for,
     start_declined_change,
@@ -39,11 +38,6 @@ from tests.helpers.observers import (
 from workflows.subscription_change import SubscriptionChange
 
 SUPPORT = "support@vendor.example"
-
-
-@pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
 
 
 # --- concurrent and repeated requests ----------------------------------------------------------

@@ -7,17 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from subchange.domain.contracts import ChangeStatus
 from tests.helpers.documents import JAPANESE_NAME, admin, current_period, org_document, unique_org
 from tests.helpers.driver import ChangeDriver
 from tests.helpers.observers import pdf_attachments, pdf_text
-
-
-@pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
 
 
 async def load_named(changes: ChangeDriver, org: str, name: str, **subscription: Any) -> None:

@@ -24,12 +24,6 @@ from tests.helpers.observers import (
     succeeded_charges,
 )
 
-
-@pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
-
-
 # --- seat changes of the suite (R4, R8, R10, R11) ----------------------------------------------
 
 async def test_all_employee_reduction_moves_no_money_and_confirms_once(

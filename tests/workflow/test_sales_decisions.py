@@ -43,11 +43,6 @@ SALES = "sales@vendor.example"
 SUPPORT = "support@vendor.example"
 
 
-@pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
-
-
 async def test_offline_increase_approved_by_sales_completes(changes, deps, mailbox):
     org = unique_org("sales-ok")
     await load_suite(changes, org, card=None)

@@ -8,8 +8,6 @@ Everything runs through the real workflow and activities, localstripe and the SM
 
 from __future__ import annotations
 
-import pytest
-
 from subchange.domain.contracts import (
     CancelRequest,
     ChangeStatus,
@@ -18,7 +16,6 @@ from subchange.domain.contracts import (
 )
 from tests.helpers.documents import GOOD_CARD, unique_org
 from tests.helpers.driver import (
-    ChangeDriver,
     load_suite,
     refused,
     start_declined_change,
@@ -37,11 +34,6 @@ from workflows.subscription_change import SubscriptionChange
 
 SALES = "sales@vendor.example"
 SUPPORT = "support@vendor.example"
-
-
-@pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
 
 
 def failed_charge_attempts(view) -> int:
