@@ -1,0 +1,72 @@
+"""Fixture documents, the organisations `starter.py load` reads: orgs with their users and
+subscriptions, the test cards localstripe knows, billing periods around a day, fresh org ids;
+written to a file for the CLI, or loaded through the real loader."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+
+from activities.dependencies import Dependencies
+from subchange.app.fixtures import load_fixture, parse_fixture
+
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"  # the gateway declines it (at attach time in localstripe)
+DECLINED_ON_CHARGE_CARD = "4000000000000341"  # attaches, then every charge is declined
+JAPANESE_NAME = "株式会社アクメ"  # an org name outside Latin-1, for the PDF and the email
+
+
+def unique_org(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def admin(org: str, **fields: Any) -> dict[str, Any]:
+    return {"email": f"admin@{org}.example", "role": "admin", "primary_contact": True,
+            "products": ["one", "desk"], **fields}
+
+
+def members(org: str, count: int, *, products: list[str], active: bool = True,
+            prefix: str = "user") -> list[dict[str, Any]]:
+    return [{"email": f"{prefix}{i}@{org}.example", "role": "member", "active": active,
+             "products": products} for i in range(count)]
+
+
+def current_period(today: date | None = None, period: str = "monthly") -> tuple[date, date]:
+    """A billing period that contains today (UTC), as the workflow's clock sees it."""
+    today = today or datetime.now(UTC).date()
+    start = today.replace(day=1)
+    if period == "yearly":
+        start = today.replace(month=1, day=1)
+        return start, start + relativedelta(years=1)
+    return start, start + relativedelta(months=1)
+
+
+def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, Any]],
+                 subscriptions: list[dict[str, Any]]) -> dict[str, Any]:
+    start, end = current_period()
+    subs = []
+    for sub in subscriptions:
+        subs.append({"pricing_model": "all_employee" if sub["product"] == "one" else "per_agent",
+                     "billing_period": "monthly", "period_start": str(start),
+                     "period_end": str(end), "payment_method": "online", "card": GOOD_CARD,
+                     "unit_price": None, **sub})
+    return {"orgs": [{"id": org_id, "name": f"{org_id} KK", "currency": currency,
+                      "billing_email": f"billing@{org_id}.example", "users": users,
+                      "subscriptions": subs}]}
+
+
+def write_fixture(path: Path, document: dict) -> Path:
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    return path
+
+
+def load_document(deps: Dependencies, document: dict) -> None:
+    """Load a fixture document through the real loader, as `starter.py load` does."""
+    with deps.sessions() as session:
+        load_fixture(parse_fixture(json.dumps(document)), session=session,
+                     gateway=deps.gateway, settings=deps.settings)

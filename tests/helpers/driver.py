@@ -1,0 +1,155 @@
+"""Starting and driving changes the way every client does (workflow id change-<request_id>), and
+waiting for the states they reach, through the workflow's `status` query and result.
+
+On the time-skipping test server, awaiting `handle.result()` unlocks the clock, and the server
+then jumps to its next pending timer, which can be the ten-year execution timeout of a workflow
+that already ended: a session-wide clock jump that closes every billing period. So these
+helpers wait by polling the `status` query and fetch results with auto time skipping disabled;
+days pass only through an explicit `env.sleep(...)`. Billing periods are taken from the server's
+clock, not the machine's, so a clock moved by another test can't break them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatusView
+from subchange.domain.search_attributes import initial_search_attributes
+from tests.helpers.documents import (
+    DECLINED_ON_CHARGE_CARD,
+    GOOD_CARD,
+    admin,
+    current_period,
+    org_document,
+)
+from workflows.subscription_change import SubscriptionChange
+
+SETTLE_LIMIT_SECONDS = 60  # a guard against hanging, not a timing assertion
+
+
+def request_for(org: str, product: str, by: str, change: dict[str, Any], *,
+                refund: bool = False, request_id: str | None = None) -> ChangeRequest:
+    return ChangeRequest.model_validate({
+        "request_id": request_id or f"req-{uuid.uuid4().hex[:12]}", "org_id": org,
+        "product": product, "requested_by": by, "change": change, "request_refund": refund})
+
+
+async def start_change(client: Client, task_queue: str, request: ChangeRequest,
+                       *, search_attributes: bool = True) -> WorkflowHandle:
+    return await client.start_workflow(
+        SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
+        task_queue=task_queue,
+        search_attributes=initial_search_attributes(request) if search_attributes else None)
+
+
+# --- waiting for a state -----------------------------------------------------------------------
+
+async def status_of(handle: WorkflowHandle) -> ChangeStatusView:
+    return await handle.query(SubscriptionChange.status)
+
+
+async def wait_for(handle: WorkflowHandle, condition: Callable[[ChangeStatusView], bool],
+                   what: str) -> ChangeStatusView:
+    """Poll the `status` query until the condition holds (never awaits the result, which on the
+    time-skipping server would fast-forward any durable wait)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_LIMIT_SECONDS
+    view = None
+    while loop.time() < deadline:
+        view = await status_of(handle)
+        if condition(view):
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never reached {what}; last status: {view}")
+
+
+async def wait_parked(handle: WorkflowHandle) -> ChangeStatusView:
+    return await wait_for(handle, lambda v: v.state == "awaiting_support",
+                          "awaiting_support")
+
+
+async def wait_for_sales(handle: WorkflowHandle) -> ChangeStatusView:
+    return await wait_for(handle, lambda v: v.state == "awaiting_sales" and bool(v.waiting_for),
+                          "awaiting_sales")
+
+
+async def wait_ended(handle: WorkflowHandle) -> ChangeStatusView:
+    return await wait_for(handle, lambda v: v.result is not None, "an end")
+
+
+async def refused(handle: WorkflowHandle, update: str, arg) -> str:
+    """Send an update the workflow must refuse; returns why it refused."""
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(update, arg)
+    return str(failure.value.cause)
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+class ChangeDriver:
+    """Loads organisations and runs changes on one worker's task queue."""
+
+    def __init__(self, client: Client, task_queue: str, env: WorkflowEnvironment,
+                 load: Callable[[dict], None]) -> None:
+        self.client, self.task_queue, self.env, self._load = client, task_queue, env, load
+
+    async def load(self, org: str, *, users: list[dict[str, Any]],
+                   subscriptions: list[dict[str, Any]], currency: str = "JPY") -> None:
+        """Load through the real loader, with billing periods around the server's today."""
+        start, end = current_period((await self.env.get_current_time()).date())
+        subs = [{"period_start": str(start), "period_end": str(end), **s} for s in subscriptions]
+        self._load(org_document(org, currency=currency, users=users, subscriptions=subs))
+
+    def reload(self, document: dict) -> None:
+        self._load(document)
+
+    async def start(self, org: str, product: str, by: str, change: dict[str, Any], *,
+                    refund: bool = False, request_id: str | None = None) -> WorkflowHandle:
+        return await self.start_request(request_for(org, product, by, change, refund=refund,
+                                                    request_id=request_id))
+
+    async def start_request(self, request: ChangeRequest) -> WorkflowHandle:
+        return await start_change(self.client, self.task_queue, request)
+
+    async def run(self, org: str, product: str, by: str, change: dict[str, Any], *,
+                  refund: bool = False) -> ChangeResult:
+        return await self.settle(await self.start(org, product, by, change, refund=refund))
+
+    async def settle(self, handle: WorkflowHandle) -> ChangeResult:
+        """The result of a change that must end on its own; fails (instead of hanging) when it
+        parks in awaiting_support or waits for sales."""
+        view = await wait_for(handle, lambda v: v.result is not None or v.waiting_for is not None,
+                              "an end")
+        assert view.result is not None, (
+            f"{handle.id} stopped in {view.state}, waiting for {view.waiting_for}: "
+            f"{view.last_error}")
+        return await self.result(handle)
+
+    async def result(self, handle: WorkflowHandle) -> ChangeResult:
+        """The workflow's own result, once the status query shows it ended."""
+        await wait_ended(handle)
+        with self.env.auto_time_skipping_disabled():
+            return await handle.result()
+
+
+async def load_suite(changes: ChangeDriver, org: str, *, seats: int = 30,
+                     card: str | None = GOOD_CARD) -> None:
+    """A flexible_user suite subscription, paid by `card`, or offline when card is None."""
+    await changes.load(org, users=[admin(org)], subscriptions=[{
+        "product": "one", "plan": "enterprise", "seats": seats, "pricing_model": "flexible_user",
+        "card": card, "payment_method": "online" if card else "offline"}])
+
+
+async def start_declined_change(changes: ChangeDriver, org: str, seats: int = 35
+                                ) -> WorkflowHandle:
+    """A seat increase charged to a card the gateway declines on every charge."""
+    await load_suite(changes, org, card=DECLINED_ON_CHARGE_CARD)
+    return await changes.start(org, "one", f"admin@{org}.example",
+                               {"kind": "seats", "seats": seats})

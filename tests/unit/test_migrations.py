@@ -1,0 +1,165 @@
+"""The migrations in subchange/store/migrations make exactly the schema of the models, on SQLite
+and on PostgreSQL (TEST_DATABASE=postgresql), and `python -m subchange.store.migrate` / worker
+start-up apply them safely: twice, concurrently, and on a database made by `create_all` before
+migrations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from subchange.app.wiring import build_dependencies
+from subchange.dev.devstack import ROOT
+from subchange.settings import Settings
+from subchange.store.migrate import (
+    BASELINE,
+    VERSION_TABLE,
+    MigrationError,
+    downgrade,
+    script_directory,
+    upgrade,
+)
+from tests.helpers.services import fresh_database
+
+HEAD = script_directory().get_current_head()
+ALL_REVISIONS = tuple(reversed([s.revision for s in script_directory().walk_revisions()]))
+
+
+@pytest.fixture
+def fresh_url(tmp_path: Path) -> Iterator[str]:
+    """An empty database of the kind the suite runs on."""
+    with fresh_database(tmp_path, "subchange_migrations") as url:
+        yield url
+
+
+@pytest.fixture
+def db(fresh_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(fresh_url)
+    yield engine
+    engine.dispose()
+
+
+def schema_differences(engine: sa.Engine) -> list:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)
+
+
+def revision_of(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def tables_of(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names()) - {VERSION_TABLE}
+
+
+def add_org(engine: sa.Engine, org_id: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO org (id, name, currency, billing_email, updated_at) "
+            "VALUES (:id, 'Acme', 'EUR', 'billing@acme.example', CURRENT_TIMESTAMP)"),
+            {"id": org_id})
+
+
+def org_ids(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(connection.execute(sa.text("SELECT id FROM org ORDER BY id")).scalars())
+
+
+def test_upgrade_makes_exactly_the_schema_of_the_models(fresh_url, db):
+    result = upgrade(fresh_url)
+
+    assert result.applied == ALL_REVISIONS and result.after == HEAD
+    assert tables_of(db) == set(SQLModel.metadata.tables)
+    assert schema_differences(db) == []
+
+
+def test_upgrade_again_changes_nothing_and_keeps_the_data(fresh_url, db):
+    upgrade(fresh_url)
+    add_org(db, "acme")
+
+    again = upgrade(fresh_url)
+
+    assert again.applied == () and again.before == again.after == HEAD
+    assert "nothing to apply" in again.describe()
+    assert org_ids(db) == ["acme"]
+
+
+def test_downgrade_to_base_leaves_no_tables_and_can_be_upgraded_again(fresh_url, db):
+    upgrade(fresh_url)
+
+    result = downgrade(fresh_url, "base")
+
+    assert result.applied == tuple(reversed(ALL_REVISIONS))
+    assert tables_of(db) == set() and revision_of(db) is None
+    upgrade(fresh_url)
+    assert schema_differences(db) == []
+
+
+def test_tables_made_by_create_all_before_migrations_are_adopted(fresh_url, db):
+    SQLModel.metadata.create_all(db)  # what worker.py did before migrations existed
+    add_org(db, "acme")
+
+    result = upgrade(fresh_url)
+
+    assert result.adopted and result.before is None and result.after == HEAD
+    assert result.applied == ALL_REVISIONS[ALL_REVISIONS.index(BASELINE) + 1:]
+    assert org_ids(db) == ["acme"]
+    assert schema_differences(db) == []
+
+
+def test_part_of_the_tables_without_history_is_refused_and_left_alone(fresh_url, db):
+    SQLModel.metadata.tables["org"].create(db)
+
+    with pytest.raises(MigrationError, match="lacks applied_change.*subscription"):
+        upgrade(fresh_url)
+
+    assert tables_of(db) == {"org"} and revision_of(db) is None
+
+
+def test_workers_starting_together_migrate_once(fresh_url, db):
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: upgrade(fresh_url), range(4)))
+
+    assert sorted(len(r.applied) for r in results) == [0, 0, 0, len(ALL_REVISIONS)]
+    assert schema_differences(db) == []
+
+
+def test_worker_start_up_migrates_a_new_database(fresh_url, db):
+    build_dependencies(Settings(_env_file=None, database_url=fresh_url))
+
+    assert revision_of(db) == HEAD and schema_differences(db) == []
+
+
+def run_migrate(database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "subchange.store.migrate"], cwd=ROOT, env=env,
+                          check=False, capture_output=True, text=True, timeout=120)
+
+
+def test_migrate_command_says_what_it_did(fresh_url, db):
+    first, second = run_migrate(fresh_url), run_migrate(fresh_url)
+
+    assert first.returncode == 0, first.stderr
+    assert f"applied {', '.join(ALL_REVISIONS)}" in first.stdout
+    assert second.returncode == 0 and "nothing to apply" in second.stdout
+    assert revision_of(db) == HEAD
+
+
+@pytest.mark.parametrize("bad_url", ["not a url", "nosuchdb://host/db"])
+def test_migrate_command_exits_2_naming_database_url(bad_url):
+    completed = run_migrate(bad_url)
+
+    assert completed.returncode == 2
+    assert "DATABASE_URL" in completed.stderr and "Traceback" not in completed.stderr

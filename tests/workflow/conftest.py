@@ -1,0 +1,48 @@
+"""The workflow room: the real workflow and activities in a worker of this process, against the
+time-skipping test server shared by the session (days of waiting are skipped), with the real
+database, localstripe and SMTP sink of tests/conftest.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.dependencies import Dependencies
+from subchange.app.wiring import build_worker
+from tests.helpers.driver import ChangeDriver
+from tests.helpers.services import time_skipping_server
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    async with time_skipping_server() as env:
+        yield env
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"tq-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def ts_worker(time_skipping_env: WorkflowEnvironment, deps: Dependencies,
+                    task_queue: str) -> AsyncIterator[Worker]:
+    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
+                            fail_workflows_on_bugs=True) as worker:
+        yield worker
+
+
+@pytest.fixture
+def ts_client(time_skipping_env: WorkflowEnvironment) -> Client:
+    return time_skipping_env.client
+
+
+@pytest.fixture
+def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
+    """Loads organisations and runs changes on this test's worker."""
+    return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)

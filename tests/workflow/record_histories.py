@@ -1,0 +1,153 @@
+"""Re-record the workflow histories that tests/workflow/test_committed_histories_replay.py
+replays, after an intended (patched) change to `SubscriptionChange` or to add a scenario:
+
+    .venv/bin/python -m tests.workflow.record_histories                  # every scenario
+    .venv/bin/python -m tests.workflow.record_histories support_cancel   # some of them
+    .venv/bin/python -m tests.workflow.record_histories --out DIR        # elsewhere
+
+Each scenario runs as the workflow tests run: the real workflow and activities in a worker of
+this process, on the time-skipping test server, with a fresh database (SQLite, or PostgreSQL
+with TEST_DATABASE=postgresql), localstripe and the SMTP sink, all started here and stopped
+afterwards (the declined card and the stale subscription the scenarios provoke are logged as
+failed activities on the way). Each history is written to
+tests/workflow/histories/<scenario>.json. Then run the replay test on the new files and commit
+them with the workflow change; read that test's docstring first (never re-record to make a
+failing replay pass). The recorded events differ from run to run only in how workflow tasks
+are batched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import CancelRequest, ChangeStatus, RetryRequest, SalesDecision
+from tests.helpers.documents import GOOD_CARD, load_document, unique_org
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    request_for,
+    start_declined_change,
+    wait_for,
+    wait_for_sales,
+    wait_parked,
+)
+from tests.helpers.services import (
+    fresh_database,
+    localstripe,
+    migrated_engine,
+    smtp_sink,
+    suite_dependencies,
+    suite_settings,
+    time_skipping_server,
+)
+from workflows.subscription_change import SubscriptionChange
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def _completed_charge(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-charge")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 35})
+    assert (await changes.settle(handle)).status is ChangeStatus.COMPLETED
+    return handle
+
+
+async def _sales_approved(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-sales")
+    await load_suite(changes, org, card=None)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 28})
+    await wait_for_sales(handle)
+    await handle.execute_update(SubscriptionChange.sales_decision,
+                                SalesDecision(approved=True, by="sales@vendor.example"))
+    assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
+    return handle
+
+
+async def _support_cancel(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-cancel")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@x.example"))
+    assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
+    return handle
+
+
+async def _compensated_refund(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-refund")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+    await load_suite(changes, org, seats=31, card=GOOD_CARD)
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest())
+    await wait_for(handle, lambda v: v.state == "awaiting_support" and v.step == "apply_change",
+                   "a failed apply")
+    await handle.execute_update(SubscriptionChange.cancel, CancelRequest())
+    result = await changes.result(handle)
+    assert result.status is ChangeStatus.CANCELLED and result.payment.refund_id
+    return handle
+
+
+async def _repeated_request(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-again")
+    await load_suite(changes, org)
+    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
+    await changes.settle(await changes.start_request(request))
+    handle = await changes.start_request(request)  # a second run of the same workflow id
+    assert (await changes.settle(handle)).status is ChangeStatus.COMPLETED
+    return handle
+
+
+RECORDERS = {"completed_charge": _completed_charge, "sales_approved": _sales_approved,
+             "support_cancel": _support_cancel, "compensated_refund": _compensated_refund,
+             "repeated_request": _repeated_request}
+
+
+async def record(scenarios: list[str], out: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="subchange-histories-") as scratch:
+        root = Path(scratch)
+        with (fresh_database(root, "subchange_histories") as database_url,
+              migrated_engine(database_url) as engine, localstripe() as localstripe_url,
+              smtp_sink(root) as smtp):
+            deps = suite_dependencies(suite_settings(
+                database_url=database_url, localstripe_url=localstripe_url,
+                smtp_port=smtp.port), engine)
+            async with time_skipping_server() as env:
+                for scenario in scenarios:
+                    async with build_worker(env.client, deps,
+                                            task_queue=f"tq-{uuid.uuid4().hex[:10]}",
+                                            fail_workflows_on_bugs=True) as worker:
+                        changes = ChangeDriver(env.client, worker.task_queue, env,
+                                               functools.partial(load_document, deps))
+                        handle = await RECORDERS[scenario](changes)
+                        history = await handle.fetch_history()
+                    out.mkdir(parents=True, exist_ok=True)
+                    (out / f"{scenario}.json").write_text(history.to_json())
+                    print(f"recorded {scenario}: {out / f'{scenario}.json'}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.workflow.record_histories",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help=f"what to record (default: all of {', '.join(RECORDERS)})")
+    parser.add_argument("--out", type=Path, default=HISTORIES,
+                        help="where to write <scenario>.json (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if unknown := [name for name in args.scenarios if name not in RECORDERS]:
+        parser.error(f"no such scenario: {', '.join(unknown)} (there are {', '.join(RECORDERS)})")
+    asyncio.run(record(args.scenarios or list(RECORDERS), args.out))
+
+
+if __name__ == "__main__":
+    main()

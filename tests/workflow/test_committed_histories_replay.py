@@ -1,0 +1,59 @@
+"""Replay of committed workflow histories, so a change to `SubscriptionChange` that running
+workflows could not replay fails the suite instead of production (guard new code paths with
+`workflow.patched(...)`).
+
+The histories in tests/workflow/histories/ were recorded from real runs (real activities,
+localstripe, SMTP) of representative changes: a charged seat increase, an offline change
+approved by sales, a declined card parked in awaiting_support then cancelled, a charged change
+compensated by a refund, and a repeated request answered from the recorded result. Replaying
+them needs neither a server nor a database.
+
+Re-record them (after an intended, patched change, or to add a scenario) with the command
+
+    .venv/bin/python -m tests.workflow.record_histories [SCENARIO ...]
+
+which runs the scenarios of tests/workflow/record_histories.py against the time-skipping
+server and rewrites the JSON files; run this file again to replay the new ones and commit them
+with the workflow change. Never re-record to make a failing replay pass: a failure means
+workflows already running would break. After a patched change, keep the old files too (e.g. as
+`<scenario>_v1.json` and add the name to SCENARIOS), so both the old and the new path stay
+replayable.
+"""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from subchange.app.wiring import workflow_runner
+from subchange.domain.contracts import workflow_id_for
+from tests.workflow.record_histories import HISTORIES
+from workflows.subscription_change import SubscriptionChange
+
+SCENARIOS = ("completed_charge", "sales_approved", "support_cancel", "compensated_refund",
+             "repeated_request")
+
+
+async def committed_history(scenario: str) -> WorkflowHistory:
+    """A history file, under the workflow id its run had (the workflow checks the id against
+    the request, so replaying under another id would take another path)."""
+    path = HISTORIES / f"{scenario}.json"
+    assert path.exists(), f"{path} is missing; see this module's docstring to re-record it"
+    text = path.read_text()
+    started = WorkflowHistory.from_json("", text).events[0]
+    [request] = await pydantic_data_converter.decode(
+        started.workflow_execution_started_event_attributes.input.payloads, [dict])
+    return WorkflowHistory.from_json(workflow_id_for(request["request_id"]), text)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+async def test_committed_history_replays(scenario: str):
+    history = await committed_history(scenario)
+    replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter,
+                        workflow_runner=workflow_runner())
+
+    result = await replayer.replay_workflow(history)
+
+    assert result.replay_failure is None

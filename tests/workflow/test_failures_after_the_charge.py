@@ -1,0 +1,117 @@
+"""Workflow logic with stand-ins for failures the real components can't be made to produce on
+demand. Each stand-in wraps the real activity, so money, rows and emails are real; only the
+failure is simulated:
+
+- a charge step that takes the money and then fails for good (the database went away right after
+  the gateway confirmed): the workflow can't know whether money moved, so a cancel looks the
+  charge up and refunds it;
+- a close step that fails once after the change was decided: cancel is refused (there is nothing
+  left to cancel), retry finishes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities.admission import AdmissionActivities
+from activities.dependencies import Dependencies
+from activities.payments import PaymentActivities
+from activities.registry import all_activities
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
+from subchange.domain.step_io import ChargeInput, CloseChangeInput
+from tests.helpers.documents import unique_org
+from tests.helpers.driver import ChangeDriver, load_suite, wait_parked
+from tests.helpers.observers import refunds_of, subscription_row, succeeded_charges
+from workflows.subscription_change import SubscriptionChange
+
+SUPPORT = "support@vendor.example"
+
+
+@pytest.fixture
+async def charge_then_fail_worker(time_skipping_env, deps: Dependencies, task_queue
+                                  ) -> AsyncIterator[Worker]:
+    real = PaymentActivities(deps)
+
+    @activity.defn(name="charge")
+    def charge_then_lose_the_answer(charge: ChargeInput) -> PaymentRecord:
+        real.charge(charge)
+        raise ApplicationError("database unreachable after the gateway confirmed",
+                               type="DatabaseGone", non_retryable=True)
+
+    activities = [a if getattr(a, "__name__", "") != "charge" else charge_then_lose_the_answer
+                  for a in all_activities(deps)]
+    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
+                            fail_workflows_on_bugs=True, activities=activities) as running:
+        yield running
+
+
+async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
+        charge_then_fail_worker, time_skipping_env, load, deps, gateway, mailbox):
+    changes = ChangeDriver(time_skipping_env.client, charge_then_fail_worker.task_queue,
+                           time_skipping_env, load)
+    org = unique_org("lost")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    view = await wait_parked(handle)
+    assert view.step == "charge" and "DatabaseGone" in view.last_error
+    # The money moved; the workflow doesn't know.
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
+
+    ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
+
+    assert "refunded" in ack.message
+    result = await changes.result(handle)
+    assert result.status is ChangeStatus.CANCELLED
+    [refund] = refunds_of(gateway, paid.payment_intent)
+    assert (refund.amount, refund.id) == (paid.amount, result.payment.refund_id)
+    assert subscription_row(deps, org, "one").seats == 30
+    assert mailbox.messages(to=f"billing@{org}.example") == []
+
+
+@pytest.fixture
+async def flaky_close_worker(time_skipping_env, deps: Dependencies, task_queue
+                             ) -> AsyncIterator[Worker]:
+    """close_change fails for good on its first run (the database is down), then works."""
+    real, calls = AdmissionActivities(deps), []
+
+    @activity.defn(name="close_change")
+    def close_change_failing_once(close: CloseChangeInput) -> None:
+        calls.append(close)
+        if len(calls) == 1:
+            raise ApplicationError("database unreachable", type="DatabaseGone",
+                                   non_retryable=True)
+        return real.close_change(close)
+
+    activities = [a if getattr(a, "__name__", "") != "close_change" else close_change_failing_once
+                  for a in all_activities(deps)]
+    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
+                            fail_workflows_on_bugs=True, activities=activities) as running:
+        yield running
+
+
+async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
+        flaky_close_worker, time_skipping_env, load, deps):
+    changes = ChangeDriver(time_skipping_env.client, flaky_close_worker.task_queue,
+                           time_skipping_env, load)
+    org = unique_org("closing")
+    await load_suite(changes, org, seats=30)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 30})
+    view = await wait_parked(handle)
+    assert view.step == "close_change"
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
+    assert "retry it instead" in str(refused.value.cause)
+
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "no_change")

@@ -1,0 +1,140 @@
+"""Offline payers are routed to sales (R9): the change waits in awaiting_sales for the
+`sales_decision` update; approved, it completes and is invoiced for bank transfer; rejected or
+cancelled, nothing changes; undecided, it expires after the timeout (two weeks skipped on a
+clock of its own).
+
+Everything runs through the real workflow and activities, localstripe and the SMTP server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import (
+    CancelRequest,
+    ChangeStatus,
+    RetryRequest,
+    SalesDecision,
+)
+from tests.helpers.documents import unique_org
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    refused,
+    wait_ended,
+    wait_for_sales,
+)
+from tests.helpers.observers import (
+    assert_untouched,
+    mail_text,
+    sales_case_row,
+    search_attributes,
+    subscription_row,
+)
+from tests.helpers.services import time_skipping_server
+from workflows.subscription_change import SubscriptionChange
+
+SALES = "sales@vendor.example"
+SUPPORT = "support@vendor.example"
+
+
+async def test_offline_increase_approved_by_sales_completes(changes, deps, mailbox):
+    org = unique_org("sales-ok")
+    await load_suite(changes, org, card=None)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 35})
+
+    view = await wait_for_sales(handle)
+    case = sales_case_row(deps, handle.id)
+    assert case is not None and case.status == "open"
+    case_id = f"SC-{case.id:06d}"
+    assert case_id in view.waiting_for
+    expected = ("awaiting_sales", "running")
+    assert await search_attributes(handle, expected) == expected
+    assert "nothing to retry" in await refused(handle, "retry", RetryRequest(by=SUPPORT))
+
+    ack = await handle.execute_update(
+        SubscriptionChange.sales_decision,
+        SalesDecision(approved=True, by=SALES, note="PO 4711 received"))
+
+    assert case_id in ack.message and "approved" in ack.message
+    result = await changes.result(handle)
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    assert (result.payment.method, result.payment.sales_case) == ("offline", case_id)
+    assert result.payment.approved_by == SALES and result.payment.charge_id is None
+    assert result.subscription.seats == subscription_row(deps, org, "one").seats == 35
+    decided = sales_case_row(deps, handle.id)
+    assert (decided.status, decided.decided_by, decided.note) == (
+        "approved", SALES, "PO 4711 received")
+    [mail] = mailbox.messages(to=f"billing@{org}.example")
+    assert "Bank transfer" in mail_text(mail) and case_id in mail_text(mail)
+    assert result.invoice.amount == result.quote.amount_due > 0
+
+
+async def test_offline_reduction_rejected_by_sales_changes_nothing(changes, deps, gateway, mailbox):
+    org = unique_org("sales-no")
+    await load_suite(changes, org, card=None)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 25})
+    await wait_for_sales(handle)
+
+    await handle.execute_update(SubscriptionChange.sales_decision,
+                                SalesDecision(approved=False, by=SALES, note="contract floor"))
+
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "sales_rejected")
+    assert SALES in result.reason and "contract floor" in result.reason
+    assert_untouched(deps, gateway, mailbox, org)
+    assert sales_case_row(deps, handle.id).status == "rejected"
+
+
+async def test_cancel_while_awaiting_sales_closes_the_case(changes, deps, gateway, mailbox):
+    org = unique_org("sales-cancel")
+    await load_suite(changes, org, card=None)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 40})
+    await wait_for_sales(handle)
+
+    ack = await handle.execute_update(SubscriptionChange.cancel,
+                                      CancelRequest(by=f"admin@{org}.example"))
+
+    assert "nothing was charged" in ack.message
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert sales_case_row(deps, handle.id).status == "cancelled"
+    assert_untouched(deps, gateway, mailbox, org)
+
+
+@pytest.fixture
+async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of its own, so skipping two weeks here moves no other test's
+    clock (the session server's billing periods would close)."""
+    async with time_skipping_server() as env:
+        yield env
+
+
+async def test_sales_decision_expires_after_the_timeout(own_clock, deps, gateway, load, mailbox):
+    env = own_clock
+    async with build_worker(env.client, deps, task_queue=f"tq-{uuid.uuid4().hex[:10]}",
+                            fail_workflows_on_bugs=True) as worker:
+        changes = ChangeDriver(env.client, worker.task_queue, env, load)
+        org = unique_org("sales-late")
+        await load_suite(changes, org, card=None)
+        handle = await changes.start(org, "one", f"admin@{org}.example",
+                                     {"kind": "seats", "seats": 33})
+        await wait_for_sales(handle)
+
+        await env.sleep(deps.settings.sales_decision_timeout + timedelta(days=1))
+
+        view = await wait_ended(handle)
+        result = await changes.result(handle)
+    assert view.result == result
+    assert (result.status, result.reason_code) == (ChangeStatus.EXPIRED,
+                                                   "sales_decision_timeout")
+    assert sales_case_row(deps, handle.id).status == "expired"
+    assert_untouched(deps, gateway, mailbox, org)

@@ -1,0 +1,147 @@
+"""What support staff see when a change does not go straight through (SPEC sections 3 and 7): a
+declined card parks the change in awaiting_support, `retry` after the card is replaced charges
+once, `cancel` changes nothing, or refunds a charge whose change can't be applied
+(compensation), and a cancellation through Temporal (the Web UI's "Request cancellation") ends
+it like the update.
+
+Everything runs through the real workflow and activities, localstripe and the SMTP server."""
+
+from __future__ import annotations
+
+from subchange.domain.contracts import (
+    CancelRequest,
+    ChangeStatus,
+    RetryRequest,
+    SalesDecision,
+)
+from tests.helpers.documents import GOOD_CARD, unique_org
+from tests.helpers.driver import (
+    load_suite,
+    refused,
+    start_declined_change,
+    wait_for,
+    wait_parked,
+)
+from tests.helpers.observers import (
+    assert_untouched,
+    charges,
+    refunds_of,
+    search_attributes,
+    subscription_row,
+    succeeded_charges,
+)
+from workflows.subscription_change import SubscriptionChange
+
+SALES = "sales@vendor.example"
+SUPPORT = "support@vendor.example"
+
+
+def failed_charge_attempts(view) -> int:
+    return sum(1 for step in view.history if step.step == "charge" and step.outcome == "failed")
+
+# --- declined card: awaiting_support, cancel and retry -----------------------------------------
+
+async def test_declined_card_parks_for_support_and_cancel_changes_nothing(changes, deps, gateway,
+                                                                          mailbox):
+    org = unique_org("decl")
+    handle = await start_declined_change(changes, org)
+
+    view = await wait_parked(handle)
+    assert view.step == "charge" and "declined" in view.last_error
+    assert "support" in view.waiting_for
+    expected = ("awaiting_support", "running")
+    assert await search_attributes(handle, expected) == expected
+    assert [c.status for c in charges(gateway, subscription_row(deps, org, "one"))] == ["failed"]
+    assert "no sales decision is awaited" in await refused(
+        handle, "sales_decision", SalesDecision(approved=True, by=SALES))
+
+    ack = await handle.execute_update(SubscriptionChange.cancel,
+                                      CancelRequest(by=SUPPORT, reason="card expired"))
+
+    assert "nothing was charged" in ack.message
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert SUPPORT in result.reason and "card expired" in result.reason
+    assert result.subscription is None and result.invoice is None
+    assert_untouched(deps, gateway, mailbox, org)
+    expected = ("cancelled", "cancelled")
+    assert await search_attributes(handle, expected) == expected
+
+
+async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, gateway, mailbox):
+    org = unique_org("retry")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+
+    # A retry with the same card parks the change again, with the decline as the last error.
+    ack = await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+    assert "charge" in ack.message
+    view = await wait_for(handle, lambda v: v.state == "awaiting_support"
+                          and failed_charge_attempts(v) == 2, "a second decline")
+    assert "declined" in view.last_error
+    assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
+
+    await load_suite(changes, org, card=GOOD_CARD)  # the customer updated the card on file
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+
+    result = await changes.result(handle)
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
+    assert paid.id == result.payment.charge_id and paid.amount == int(result.quote.amount_due)
+    assert result.subscription.seats == subscription_row(deps, org, "one").seats == 35
+    assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
+
+
+async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(changes, deps, gateway,
+                                                                           mailbox):
+    """Compensation: the card is charged, then applying fails for good because the
+    subscription was changed elsewhere meanwhile; cancelling refunds the charge."""
+    org = unique_org("comp")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+    # While the change waits, the card is replaced and the seats are changed by another channel.
+    await load_suite(changes, org, seats=31, card=GOOD_CARD)
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+
+    view = await wait_for(handle, lambda v: v.state == "awaiting_support"
+                          and v.step == "apply_change", "a failed apply")
+    assert "StaleSubscription" in view.last_error
+    # The money moved before apply failed.
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
+
+    ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
+
+    assert "refunded" in ack.message
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert result.payment.charge_id == paid.id and result.payment.refund_id
+    [refund] = refunds_of(gateway, result.payment.intent_id)
+    assert refund.id == result.payment.refund_id
+    assert (refund.amount, refund.status) == (paid.amount, "succeeded")
+    sub = subscription_row(deps, org, "one")
+    assert (sub.seats, sub.version) == (31, 2)  # what the other channel set, nothing more
+    assert mailbox.messages(to=f"billing@{org}.example") == []
+    expected = ("compensated", "cancelled")
+    assert await search_attributes(handle, expected) == expected
+
+
+
+# --- cancelled through Temporal -------------------------------------------------------------------
+
+async def test_a_cancellation_through_temporal_releases_the_subscription(changes, deps, gateway,
+                                                                        mailbox):
+    """The Web UI's "Request cancellation" ends the change like the cancel update: the
+    subscription is free for the next change and nothing was charged."""
+    org = unique_org("tcancel")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+
+    await handle.cancel()
+
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert "through Temporal" in result.reason
+    assert_untouched(deps, gateway, mailbox, org)
+    await load_suite(changes, org, card=GOOD_CARD)
+    after = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
+    assert after.status is ChangeStatus.COMPLETED, after.reason
