@@ -70,11 +70,15 @@ class SubscriptionChange:
         self.lock = asyncio.Lock()
 
     @workflow.run
-    async def run(self, raw_request: dict[str, Any]) -> ChangeResult:
-        # The input is validated here, not by the converter, so a bad request from any client
-        # ends as a clear `invalid_request` rejection instead of a workflow task failing forever.
+    async def run(self, *arguments: Any) -> ChangeResult:
+        # The input is read here, untyped, not by the converter, so a bad one from any client
+        # (not an object, no argument, two) ends as an `invalid_request` rejection instead of a
+        # workflow task failing forever.
+        if len(arguments) != 1:
+            return self.end.invalid(
+                f"expected one argument, the change request, got {len(arguments)}")
         try:
-            self.change.request = request = ChangeRequest.model_validate(raw_request)
+            self.change.request = request = ChangeRequest.model_validate(arguments[0])
         except ValidationError as error:
             return self.end.invalid(describe_validation_error(error))
         if request.workflow_id != workflow.info().workflow_id:

@@ -141,6 +141,29 @@ async def test_invalid_input_is_rejected_naming_the_field(changes, deps, gateway
     assert_untouched(deps, gateway, mailbox, org)
 
 
+@pytest.mark.parametrize("arguments, says", [
+    (["x"], "input: Input should be a valid dictionary"),
+    ([[]], "input: Input should be a valid dictionary"),
+    ([None], "input: Input should be a valid dictionary"),
+    ([], "expected one argument, the change request, got 0"),
+    ([{}, {}], "expected one argument, the change request, got 2"),
+], ids=["string", "list", "null", "no-argument", "two-arguments"])
+async def test_malformed_input_from_any_client_ends_rejected(changes, deps, arguments, says):
+    """What `temporal workflow start --input '"x"'` (or none, or two) sends: the change ends
+    `invalid_request` at once instead of failing its first workflow task forever."""
+    workflow_id = f"change-malformed-{uuid.uuid4().hex[:8]}"
+    handle = await changes.client.start_workflow(
+        "SubscriptionChange", args=arguments, id=workflow_id, task_queue=changes.task_queue,
+        result_type=ChangeResult)
+
+    with changes.env.auto_time_skipping_disabled():
+        result = await asyncio.wait_for(handle.result(), timeout=30)
+
+    assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "invalid_request")
+    assert says in (result.reason or "")
+    assert change_record(deps, workflow_id) is None
+
+
 async def test_input_under_another_workflow_id_is_rejected(changes, deps, gateway, mailbox):
     org = unique_org("wid")
     await load_suite(changes, org)
