@@ -85,9 +85,6 @@ class SubscriptionChange:
             return self.end.invalid(
                 f"workflow id must be {request.workflow_id!r} (change-<request_id>)")
         self.change.publish()
-        opened = await self.steps.run(OPEN_CHANGE, request)
-        if opened.previous_result is not None:
-            return self.end.repeated(opened.previous_result)
         try:
             try:
                 return await self._change(request)
@@ -99,6 +96,9 @@ class SubscriptionChange:
     # --- the story ----------------------------------------------------------------------------
 
     async def _change(self, request: ChangeRequest) -> ChangeResult:
+        opened = await self.steps.run(OPEN_CHANGE, request)
+        if opened.previous_result is not None:
+            return self.end.repeated(opened.previous_result)
         today = workflow.now().date()
         admission = await self.steps.run(AUTHORIZE_ADMIN, request)
         if not admission.admitted:

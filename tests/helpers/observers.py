@@ -28,6 +28,7 @@ from subchange.store.tables import (
     RefundTicket,
     SalesCase,
     Subscription,
+    SubscriptionClaim,
 )
 
 # --- the gateway -------------------------------------------------------------------------------
@@ -88,6 +89,14 @@ def subscription_row(deps: Dependencies, org: str, product: str) -> Subscription
     with deps.sessions() as session:
         return session.exec(select(Subscription).where(Subscription.org_id == org,
                                                        Subscription.product == product)).one()
+
+
+def claim_of(deps: Dependencies, org: str, product: str) -> str | None:
+    """The workflow id holding the subscription for its change, or None when it is free."""
+    sub = subscription_row(deps, org, product)
+    with deps.sessions() as session:
+        claim = session.get(SubscriptionClaim, sub.id)
+        return claim.workflow_id if claim else None
 
 
 def sales_case_row(deps: Dependencies, workflow_id: str) -> SalesCase | None:

@@ -1,0 +1,93 @@
+"""A cancel that arrives before the change is registered (in the workflow's first task, or while
+`open_change` is parked because the database is down) cancels the change like any other early
+cancel: the update returns, the change ends `cancelled`, nothing is claimed, charged or sent.
+
+The parked case uses a stand-in that wraps the real `open_change` and fails it once for good, a
+failure the real database can't be made to produce on demand."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities.admission import AdmissionActivities
+from activities.dependencies import Dependencies
+from activities.registry import all_activities
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import CancelRequest, ChangeRequest, ChangeStatus
+from subchange.domain.step_io import OpenChangeOutput
+from tests.helpers.documents import unique_org
+from tests.helpers.driver import ChangeDriver, load_suite, request_for, start_change, wait_parked
+from tests.helpers.observers import assert_untouched, change_record, claim_of
+from workflows.subscription_change import SubscriptionChange
+
+SUPPORT = "support@vendor.example"
+
+
+@pytest.fixture
+async def open_fails_once_worker(time_skipping_env, deps: Dependencies, task_queue
+                                 ) -> AsyncIterator[Worker]:
+    real, calls = AdmissionActivities(deps), []
+
+    @activity.defn(name="open_change")
+    def open_change_failing_once(request: ChangeRequest) -> OpenChangeOutput:
+        calls.append(request)
+        if len(calls) == 1:
+            raise ApplicationError("database unreachable", type="DatabaseGone",
+                                   non_retryable=True)
+        return real.open_change(request)
+
+    activities = [a if getattr(a, "__name__", "") != "open_change" else open_change_failing_once
+                  for a in all_activities(deps)]
+    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
+                            fail_workflows_on_bugs=True, activities=activities) as running:
+        yield running
+
+
+async def test_cancel_while_open_change_is_parked_cancels_the_change(
+        open_fails_once_worker, time_skipping_env, load, deps, gateway, mailbox):
+    changes = ChangeDriver(time_skipping_env.client, open_fails_once_worker.task_queue,
+                           time_skipping_env, load)
+    org = unique_org("unopened")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    view = await wait_parked(handle)
+    assert view.step == "open_change" and "DatabaseGone" in (view.last_error or "")
+
+    ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
+
+    assert ack.message == "cancelled; nothing was charged or changed"
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert claim_of(deps, org, "one") is None
+    assert_untouched(deps, gateway, mailbox, org)
+
+
+async def test_cancel_in_the_first_workflow_task_cancels_the_change(
+        time_skipping_env, deps, load, gateway, mailbox, task_queue):
+    """The update is sent before any worker polls, so it arrives with the start itself."""
+    client = time_skipping_env.client
+    changes = ChangeDriver(client, task_queue, time_skipping_env, load)
+    org = unique_org("first")
+    await load_suite(changes, org)
+    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    handle = await start_change(client, task_queue, request)
+    cancel = asyncio.create_task(
+        handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT)))
+    await asyncio.sleep(0.5)  # the update is with the server before a worker asks for a task
+
+    async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
+        ack = await asyncio.wait_for(cancel, timeout=30)
+        result = await changes.result(handle)
+
+    assert ack.message == "cancelled; nothing was charged or changed"
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert claim_of(deps, org, "one") is None
+    assert change_record(deps, handle.id) is None or change_record(deps, handle.id).result
+    assert_untouched(deps, gateway, mailbox, org)
