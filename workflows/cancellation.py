@@ -43,17 +43,26 @@ class Cancellation:
         refusal = lifecycle.cancel_refusal()
         return f"can't cancel: {refusal}" if refusal is not None else None
 
+    def accept(self, request: CancelRequest) -> None:
+        self.request, self.outcome = request, None
+
+    def pending(self, lifecycle: ChangeLifecycle) -> bool:
+        """An accepted cancel that still fits the lifecycle, so it takes effect when it can."""
+        return self.request is not None and lifecycle.cancel_refusal() is None
+
     def raise_if_requested(self, lifecycle: ChangeLifecycle) -> None:
-        """At a step boundary: an accepted cancel that still fits the lifecycle takes effect."""
-        if self.request is not None and lifecycle.cancel_refusal() is None:
+        """At a step boundary, a pending cancel takes effect."""
+        if self.pending(lifecycle):
             raise CancelRequested
 
     def succeeded(self, message: str) -> None:
         self.outcome = CancelOutcome(message, took_effect=True)
 
     def too_late(self, reached: str) -> None:
-        """The change reached `reached` before an accepted cancel could take effect."""
+        """The change reached `reached` before an accepted cancel could take effect: the cancel
+        is refused and forgotten, so it wakes no parked step and a later one is judged anew."""
         if self.request is not None and self.outcome is None:
             self.outcome = CancelOutcome(
                 f"too late: the change was {reached} before the cancel took effect",
                 took_effect=False)
+            self.request = None

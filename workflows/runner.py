@@ -67,7 +67,7 @@ class StepRunner:
         change.publish()
         await workflow.wait_condition(
             lambda: self.retry_requested
-            or (step.cancellable and self.cancellation.requested))
+            or (step.cancellable and self.cancellation.pending(change.lifecycle)))
         change.progress.done(workflow.now(), "retry" if self.retry_requested else "cancel")
         self.retry_requested = False
         change.lifecycle.fire(Trigger.RESUME)

@@ -190,7 +190,7 @@ class SubscriptionChange:
     @workflow.update(name="cancel")
     async def cancel(self, request: CancelRequest) -> UpdateAck:
         async with self.lock:
-            self.cancellation.request = request
+            self.cancellation.accept(request)
             await workflow.wait_condition(lambda: self.cancellation.outcome is not None)
             outcome = self.cancellation.outcome
             assert outcome is not None
