@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session
 from temporalio import activity
 
+from activities.claims import SubscriptionClaims
 from activities.dependencies import Dependencies
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest
@@ -24,6 +25,7 @@ from subchange.store import audit, changes, subscriptions
 class AdmissionActivities:
     def __init__(self, deps: Dependencies) -> None:
         self.deps = deps
+        self.claims = SubscriptionClaims(deps)
 
     @staticmethod
     def _context(session: Session, request: ChangeRequest) -> ChangeContext:
@@ -63,11 +65,9 @@ class AdmissionActivities:
                                                  step.change_date)
             if rejection is None:
                 assert ctx.subscription is not None
-                holder = changes.claim_subscription(session=session,
-                                                    subscription_id=ctx.subscription.id,
-                                                    workflow_id=workflow_id)
-                if holder is not None:
-                    rejection = rules.subscription_taken(holder)
+                rejection = self.claims.claim(session=session, request=request,
+                                              subscription_id=ctx.subscription.id,
+                                              workflow_id=workflow_id)
         return Admission(rejection=rejection)
 
     @activity.defn(name="quote_change")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from subchange.adapters.gateway import Gateway
+from subchange.adapters.workflows import ChangeWorkflows
 from subchange.domain.catalog import Catalog
 from subchange.settings import Settings
 from subchange.store.db import SessionFactory
@@ -16,3 +17,5 @@ class Dependencies:
     sessions: SessionFactory
     catalog: Catalog
     gateway: Gateway
+    # Asks Temporal whether a change has ended; set by build_worker (None: only our records).
+    workflows: ChangeWorkflows | None = None

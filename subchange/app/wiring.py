@@ -3,8 +3,10 @@ runs the workflow and the activities. Used by worker.py, the replayer and the te
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -13,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.dependencies import Dependencies
 from activities.registry import all_activities
 from subchange.adapters.gateway import Gateway
+from subchange.adapters.workflows import ChangeWorkflows
 from subchange.domain.catalog import default_catalog
 from subchange.settings import Settings
 from subchange.store.db import make_engine, session_factory
@@ -44,6 +47,8 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
     """A worker for the service. `fail_workflows_on_bugs` (tests) fails a workflow whose code
     raises instead of retrying its task forever, the production behaviour that lets a fix be
     deployed under a stuck change. `activities` replaces the real ones (workflow-logic tests)."""
+    if deps.workflows is None:  # activities ask this client whether a claim's holder has ended
+        deps = replace(deps, workflows=ChangeWorkflows(client, asyncio.get_running_loop()))
     return Worker(
         client,
         task_queue=task_queue or deps.settings.task_queue,

@@ -1,9 +1,11 @@
 """Change records (one per workflow id, with the result once it has ended) and the claim that
-lets one change at a time hold a subscription."""
+lets one change at a time hold a subscription; a claim left behind by a change that ended without
+closing (terminated, timed out) is taken over or released, never silently overwritten."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlalchemy import delete, update
+from sqlmodel import Session, col, select
 
 from subchange.domain.contracts import ChangeRequest, ChangeResult
 from subchange.store.once import insert_once
@@ -43,3 +45,35 @@ def claim_subscription(*, session: Session, subscription_id: int, workflow_id: s
         row=SubscriptionClaim(subscription_id=subscription_id, workflow_id=workflow_id),
         find=lambda: session.get(SubscriptionClaim, subscription_id))
     return None if claim.workflow_id == workflow_id else claim.workflow_id
+
+
+def has_result(*, session: Session, workflow_id: str) -> bool:
+    record = session.get(ChangeRecord, workflow_id)
+    return record is not None and record.result is not None
+
+
+def claim_holder(*, session: Session, subscription_id: int) -> str | None:
+    claim = session.get(SubscriptionClaim, subscription_id)
+    return claim.workflow_id if claim else None
+
+
+def take_over_claim(*, session: Session, subscription_id: int, holder: str, workflow_id: str
+                    ) -> bool:
+    """Move the claim from `holder` (which has ended) to this change, in the caller's
+    transaction; False when another change moved it first (compare-and-set on the holder)."""
+    moved = session.execute(
+        update(SubscriptionClaim)
+        .where(col(SubscriptionClaim.subscription_id) == subscription_id,
+               col(SubscriptionClaim.workflow_id) == holder)
+        .values(workflow_id=workflow_id, claimed_at=utcnow()))
+    return moved.rowcount == 1
+
+
+def release_claim(*, session: Session, subscription_id: int, holder: str) -> bool:
+    """Free the subscription if `holder` still holds it; False when it no longer does."""
+    released = session.execute(
+        delete(SubscriptionClaim)
+        .where(col(SubscriptionClaim.subscription_id) == subscription_id,
+               col(SubscriptionClaim.workflow_id) == holder))
+    session.commit()
+    return released.rowcount == 1

@@ -79,6 +79,11 @@ def card_on_file(*, session: Session, org_id: str, product: str) -> CardOnFile |
                       payment_method_id=sub.gateway_payment_method_id)
 
 
+def subscription_id_of(*, session: Session, org_id: str, product: str) -> int | None:
+    sub = session.exec(_subscription_of(org_id, product)).first()
+    return sub.id if sub is not None else None
+
+
 def is_applied(*, session: Session, workflow_id: str) -> bool:
     return session.get(AppliedChange, workflow_id) is not None
 

@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--reject", dest="approve", action="store_false")
     decision.add_argument("--by", required=True, metavar="EMAIL")
     decision.add_argument("--note")
+    release = commands.add_parser(
+        "release-claim", help="free a subscription held by a change that ended without "
+                              "releasing it (terminated, timed out)")
+    release.add_argument("--org", required=True, help="organisation id")
+    release.add_argument("--product", required=True, choices=PRODUCT_IDS)
+    release.add_argument("--by", help="who asks (recorded in the audit log)")
     return parser
 
 
@@ -84,11 +90,12 @@ TEMPORAL_COMMANDS = {"change": cmd_change, "status": cmd_status, "retry": cmd_re
 def command_for(name: str):
     if name in TEMPORAL_COMMANDS:
         return TEMPORAL_COMMANDS[name]
-    # `load` and `quote` need SQLAlchemy, Stripe and the rules, which the Temporal commands (and
-    # `--help`) should not pay for at start-up.
-    from subchange.app.cli import database
+    # The commands that open the database need SQLAlchemy, Stripe and the rules, which the
+    # Temporal commands (and `--help`) should not pay for at start-up.
+    from subchange.app.cli import claims, database
 
-    return {"load": database.cmd_load, "quote": database.cmd_quote}[name]
+    return {"load": database.cmd_load, "quote": database.cmd_quote,
+            "release-claim": claims.cmd_release_claim}[name]
 
 
 def main(argv: list[str] | None = None) -> int:

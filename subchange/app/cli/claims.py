@@ -1,0 +1,45 @@
+"""`starter.py release-claim`: free a subscription held by a change that ended without
+releasing it (terminated, timed out). A holder that still runs keeps it: cancel that change."""
+
+from __future__ import annotations
+
+import argparse
+
+from subchange.adapters.workflows import ended_as
+from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_OK, CommandError, emit
+from subchange.app.client import connect
+from subchange.settings import Settings
+from subchange.store import audit, changes, subscriptions
+from subchange.store.db import make_engine, session_factory
+from subchange.store.migrate import upgrade
+
+
+async def cmd_release_claim(args: argparse.Namespace, settings: Settings) -> int:
+    engine = make_engine(settings.database_url)
+    upgrade(engine.url)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        subscription_id = subscriptions.subscription_id_of(session=session, org_id=args.org,
+                                                           product=args.product)
+        if subscription_id is None:
+            raise CommandError(f"--org/--product: {args.org} has no {args.product} "
+                               "subscription", EXIT_BAD_INPUT)
+        holder = changes.claim_holder(session=session, subscription_id=subscription_id)
+        if holder is None:
+            emit({"org_id": args.org, "product": args.product, "released": None,
+                  "message": "no change holds the subscription"})
+            return EXIT_OK
+        ended = ("closed" if changes.has_result(session=session, workflow_id=holder)
+                 else await ended_as(await connect(settings), holder))
+        if ended is None:
+            raise CommandError(f"{holder} is still running and holds the subscription; cancel "
+                               f"it instead: python starter.py cancel {holder}")
+        if changes.release_claim(session=session, subscription_id=subscription_id,
+                                 holder=holder):
+            audit.record_audit(session=session, org_id=args.org, actor=args.by or "support",
+                               action="release_claim", outcome="released",
+                               detail=f"{holder} held the {args.product} subscription and had "
+                                      f"ended ({ended})")
+    emit({"org_id": args.org, "product": args.product, "released": holder,
+          "holder_ended": ended})
+    return EXIT_OK

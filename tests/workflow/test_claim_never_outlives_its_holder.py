@@ -1,0 +1,76 @@
+"""One change at a time per subscription, but a claim never outlives the change that holds it:
+after `temporal workflow terminate` (or a run timeout set by a backend) the next change for the
+subscription takes the claim over, and the audit log says so. A holder that still runs keeps it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from subchange.domain.contracts import ChangeResult, ChangeStatus, SalesDecision
+from tests.helpers.documents import unique_org
+from tests.helpers.driver import load_suite, request_for, wait_for_sales
+from tests.helpers.observers import audit_entries, claim_of, subscription_row, succeeded_charges
+from workflows.subscription_change import SubscriptionChange
+
+SALES = "sales@vendor.example"
+
+
+async def test_a_terminated_change_leaves_the_subscription_to_the_next(changes, deps):
+    org = unique_org("terminated")
+    await load_suite(changes, org, card=None)  # offline payer: the change waits for sales
+    first = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
+    await wait_for_sales(first)
+    assert claim_of(deps, org, "one") == first.id
+    await first.terminate(reason="operator cleanup")
+
+    second = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 36})
+    await wait_for_sales(second)
+    assert claim_of(deps, org, "one") == second.id
+    [takeover] = [e for e in audit_entries(deps, org=org) if e.action == "take_over_claim"]
+    assert first.id in takeover.detail and "terminated" in takeover.detail
+    assert takeover.workflow_id == second.id
+
+    await second.execute_update(SubscriptionChange.sales_decision,
+                                SalesDecision(approved=True, by=SALES))
+    result = await changes.result(second)
+    assert result.status is ChangeStatus.COMPLETED
+    assert subscription_row(deps, org, "one").seats == 36
+    assert claim_of(deps, org, "one") is None
+
+
+async def test_a_timed_out_change_leaves_the_subscription_to_the_next(changes, deps, gateway):
+    org = unique_org("timedout")
+    await load_suite(changes, org, card=None)
+    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    first = await changes.client.start_workflow(
+        SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
+        task_queue=changes.task_queue, result_type=ChangeResult,
+        run_timeout=timedelta(hours=1))
+    await wait_for_sales(first)
+    await changes.env.sleep(timedelta(hours=2))  # the backend's run timeout ends it
+
+    await load_suite(changes, org)  # now paying by card
+    result = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                    "seats": 36})
+
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    assert len(succeeded_charges(gateway, subscription_row(deps, org, "one"))) == 1
+    assert any(e.action == "take_over_claim" and "timed_out" in e.detail
+               for e in audit_entries(deps, org=org))
+
+
+async def test_a_holder_that_still_runs_keeps_the_claim(changes, deps):
+    org = unique_org("holder")
+    await load_suite(changes, org, card=None)
+    first = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
+    await wait_for_sales(first)
+
+    second = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                    "seats": 36})
+
+    assert (second.status, second.reason_code) == (ChangeStatus.REJECTED, "change_in_progress")
+    assert claim_of(deps, org, "one") == first.id
+    assert not any(e.action == "take_over_claim" for e in audit_entries(deps, org=org))
