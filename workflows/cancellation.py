@@ -14,6 +14,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import Step
 
 
+# Workflows that recorded this patch let a step's attempt finish when Temporal cancels the change
+# (its outcome decides whether there is money to refund) and act on the cancel at the next step
+# boundary; older histories keep the behaviour they were recorded with.
+FINISH_STEP_ON_TEMPORAL_CANCEL = "finish-step-on-temporal-cancel"
+
+
 class CancelRequested(Exception):
     """Raised at a step boundary once support or the requester asked to cancel."""
 
@@ -28,6 +34,7 @@ class CancelOutcome:
 class Cancellation:
     request: CancelRequest | None = None
     outcome: CancelOutcome | None = None
+    temporal_cancel_taken: bool = False
 
     @property
     def requested(self) -> bool:
@@ -51,9 +58,23 @@ class Cancellation:
         return self.request is not None and lifecycle.cancel_refusal() is None
 
     def raise_if_requested(self, lifecycle: ChangeLifecycle) -> None:
-        """At a step boundary, a pending cancel takes effect."""
+        """At a step boundary, a pending cancel takes effect, a Temporal one too."""
+        if self.temporal_cancel_arrived():
+            self.take_temporal_cancel()
         if self.pending(lifecycle):
             raise CancelRequested
+
+    def temporal_cancel_arrived(self) -> bool:
+        """A cancellation through Temporal (Web UI, `temporal workflow cancel`) that arrived
+        while a step ran and is not acted on yet."""
+        return (not self.temporal_cancel_taken and workflow.cancellation_reason() is not None
+                and workflow.patched(FINISH_STEP_ON_TEMPORAL_CANCEL))
+
+    def take_temporal_cancel(self) -> None:
+        """Act on a Temporal cancel like on the `cancel` update (once)."""
+        self.temporal_cancel_taken = True
+        if self.request is None:
+            self.accept(CancelRequest(reason="cancellation requested through Temporal"))
 
     def succeeded(self, message: str) -> None:
         self.outcome = CancelOutcome(message, took_effect=True)

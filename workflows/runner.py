@@ -4,16 +4,18 @@ change. What a failure means (could money have moved?) comes from the step's pol
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import Trigger
     from subchange.domain.step_io import Admission
-    from workflows.cancellation import Cancellation
+    from workflows.cancellation import FINISH_STEP_ON_TEMPORAL_CANCEL, Cancellation
     from workflows.state import ChangeRun
     from workflows.steps import Step
 
@@ -44,8 +46,14 @@ class StepRunner:
                 result = await workflow.execute_activity(
                     step.name, arg, result_type=step.result_type,
                     start_to_close_timeout=step.policy.start_to_close,
-                    retry_policy=step.policy.retry, summary=step.summary(arg))
+                    retry_policy=step.policy.retry, summary=step.summary(arg),
+                    cancellation_type=_cancellation_type())
             except ActivityError as error:
+                if self.cancellation.temporal_cancel_arrived():
+                    # Cancelled through Temporal while the step ran: no parking, the cancel
+                    # decides, knowing whether this attempt may have taken money.
+                    self.money_at_risk = step.policy.may_have_moved_money(_failure(error)[0])
+                    raise asyncio.CancelledError from error
                 await self._park(step, error, workflow.now() - started)
                 continue
             change.progress.done(workflow.now(), "ok")
@@ -71,6 +79,14 @@ class StepRunner:
         change.progress.done(workflow.now(), "retry" if self.retry_requested else "cancel")
         self.retry_requested = False
         change.lifecycle.fire(Trigger.RESUME)
+
+
+def _cancellation_type() -> ActivityCancellationType:
+    """Wait for a running attempt to end when Temporal cancels the change, so what it did is
+    known (a charge may have gone through); histories from before this patch did not wait."""
+    if workflow.patched(FINISH_STEP_ON_TEMPORAL_CANCEL):
+        return ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+    return ActivityCancellationType.TRY_CANCEL
 
 
 def _failure(error: ActivityError) -> tuple[str | None, str]:

@@ -156,9 +156,7 @@ class SubscriptionChange:
         if change.applied is not None:
             assert change.quote is not None
             return await self._deliver(change.request, change.quote, change.applied)
-        if self.cancellation.request is None:
-            self.cancellation.request = CancelRequest(
-                reason="cancellation requested through Temporal")
+        self.cancellation.take_temporal_cancel()
         return await self.end.cancelled()
 
     # --- query and updates --------------------------------------------------------------------

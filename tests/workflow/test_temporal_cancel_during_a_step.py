@@ -1,0 +1,116 @@
+"""A cancellation through Temporal (the Web UI's *Request Cancellation*, `temporal workflow
+cancel`) while a step runs is handled like the `cancel` update: the step's attempt is let finish
+so its outcome is known, then a charge is refunded and the change ends `cancelled`; a change the
+apply already reached is finished instead. Never "Activity cancelled" parked for support.
+
+Stand-ins wrap the real charge and apply and hold them until the test has sent the cancel, a
+moment the real parts can't be timed to; money, rows and emails are real."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio import activity
+
+from activities.dependencies import Dependencies
+from activities.payments import PaymentActivities
+from activities.registry import all_activities
+from activities.subscriptions import SubscriptionActivities
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import ChangeStatus, PaymentRecord
+from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput
+from tests.helpers.documents import unique_org
+from tests.helpers.driver import ChangeDriver, load_suite, wait_for, wait_for_sales
+from tests.helpers.observers import (
+    claim_of,
+    refunds_of,
+    sales_case_row,
+    subscription_row,
+    succeeded_charges,
+)
+
+
+@pytest.fixture
+async def held(time_skipping_env, deps: Dependencies, task_queue, load
+               ) -> AsyncIterator[tuple[ChangeDriver, threading.Event]]:
+    """A driver whose charge and apply wait for `release` before doing the real thing."""
+    release = threading.Event()
+    payments, subscriptions = PaymentActivities(deps), SubscriptionActivities(deps)
+
+    @activity.defn(name="charge")
+    def held_charge(charge: ChargeInput) -> PaymentRecord:
+        assert release.wait(timeout=15), "the test never released the charge"
+        return payments.charge(charge)
+
+    @activity.defn(name="apply_change")
+    def held_apply(change: ApplyInput) -> ApplyOutput:
+        assert release.wait(timeout=15), "the test never released the apply"
+        return subscriptions.apply_change(change)
+
+    stand_ins = {"charge": held_charge, "apply_change": held_apply}
+    activities = [stand_ins.get(getattr(a, "__name__", ""), a) for a in all_activities(deps)]
+    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
+                            fail_workflows_on_bugs=True, activities=activities) as running:
+        yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env,
+                           load), release
+
+
+async def test_temporal_cancel_during_the_charge_refunds_it(held, deps, gateway, mailbox):
+    changes, release = held
+    org = unique_org("tcharge")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    await wait_for(handle, lambda v: v.step == "charge", "the charge")
+
+    await handle.cancel()
+    release.set()
+
+    result = await changes.settle(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
+    [refund] = refunds_of(gateway, paid.payment_intent)
+    assert (refund.amount, refund.id) == (paid.amount, result.payment.refund_id)
+    assert subscription_row(deps, org, "one").seats == 30
+    assert mailbox.messages(to=f"billing@{org}.example") == []
+    assert claim_of(deps, org, "one") is None
+
+
+async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, deps, gateway,
+                                                                       mailbox):
+    changes, release = held
+    org = unique_org("tapply")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 28})
+    await wait_for(handle, lambda v: v.step == "apply_change", "the apply")
+
+    await handle.cancel()
+    release.set()
+
+    result = await changes.settle(handle)
+    assert result.status is ChangeStatus.COMPLETED
+    assert subscription_row(deps, org, "one").seats == 28
+    assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
+    assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
+    assert claim_of(deps, org, "one") is None
+
+
+async def test_temporal_cancel_while_sales_decides_cancels_the_change(held, deps, mailbox):
+    changes, _release = held
+    org = unique_org("tsales")
+    await load_suite(changes, org, card=None)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    await wait_for_sales(handle)
+
+    await handle.cancel()
+
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert sales_case_row(deps, handle.id).status == "cancelled"
+    assert subscription_row(deps, org, "one").seats == 30
+    assert mailbox.messages(to=f"billing@{org}.example") == []
+    assert claim_of(deps, org, "one") is None
