@@ -14,7 +14,8 @@ from subchange.faults import pause_point
 from subchange.store import ledger, subscriptions
 from subchange.store.tables import GatewayCall
 
-CHARGE, REFUND = "charge", "refund"
+# Keys of the gateway-call ledger, one row per change and kind of call.
+LEDGER_CHARGE, LEDGER_REFUND = "charge", "refund"
 
 
 class PaymentActivities:
@@ -32,7 +33,8 @@ class PaymentActivities:
         quote, request = charge.quote, charge.request
         gateway, settings = self.deps.gateway, self.deps.settings
         with self.deps.sessions() as session:
-            call = ledger.gateway_call(session=session, workflow_id=workflow_id, step=CHARGE)
+            call = ledger.gateway_call(session=session, workflow_id=workflow_id,
+                                       step=LEDGER_CHARGE)
             card = subscriptions.card_on_file(session=session, org_id=request.org_id,
                                               product=request.product)
         if call is not None and call.status == "succeeded":
@@ -42,7 +44,7 @@ class PaymentActivities:
                 raise ApplicationError(f"{request.org_id} has no card on file for "
                                        f"{request.product}", type="NoPaymentMethod",
                                        non_retryable=True)
-            call = GatewayCall(workflow_id=workflow_id, step=CHARGE, status="started",
+            call = GatewayCall(workflow_id=workflow_id, step=LEDGER_CHARGE, status="started",
                                amount=quote.amount_due, currency=quote.currency)
             self._save(call)
             try:
@@ -89,7 +91,8 @@ class PaymentActivities:
         """Compensation: refund a charged change that was cancelled before it was applied."""
         workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
-            call = ledger.gateway_call(session=session, workflow_id=workflow_id, step=REFUND)
+            call = ledger.gateway_call(session=session, workflow_id=workflow_id,
+                                       step=LEDGER_REFUND)
         if call is not None and call.status == "succeeded" and call.external_id:
             return RefundChargeOutput(refund_id=call.external_id, amount=call.amount or 0)
         with self.deps.sessions() as session:
@@ -100,7 +103,8 @@ class PaymentActivities:
         intent_id = refund.intent_id or self._charged_intent(workflow_id)
         if intent_id is None:
             return RefundChargeOutput(refund_id=None, amount=0)
-        call = call or GatewayCall(workflow_id=workflow_id, step=REFUND, status="started")
+        call = call or GatewayCall(workflow_id=workflow_id, step=LEDGER_REFUND,
+                                   status="started")
         self._save(call)
         refund_id, _ = self.deps.gateway.refund_intent(
             intent_id, metadata={"workflow_id": workflow_id, "reason": refund.reason[:200]})
@@ -116,7 +120,8 @@ class PaymentActivities:
         """The intent of this change that took money, when the charge step's outcome is unknown
         to the workflow (it failed for good after the gateway may have confirmed)."""
         with self.deps.sessions() as session:
-            call = ledger.gateway_call(session=session, workflow_id=workflow_id, step=CHARGE)
+            call = ledger.gateway_call(session=session, workflow_id=workflow_id,
+                                       step=LEDGER_CHARGE)
         if call is None or call.external_id is None:
             return None
         state = self.deps.gateway.intent_state(call.external_id)

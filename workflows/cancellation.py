@@ -11,8 +11,9 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import ChangeLifecycle
     from subchange.domain.contracts import CancelRequest
-    from workflows.steps import Step
 
+# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+from workflows.steps import Step
 
 # Workflows that recorded this patch let a step's attempt finish when Temporal cancels the change
 # (its outcome decides whether there is money to refund) and act on the cancel at the next step

@@ -10,10 +10,12 @@ with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import ChangeState, Trigger
     from subchange.domain.contracts import ChangeResult, ChangeStatus, PaymentRecord, Rejection
     from subchange.domain.step_io import CloseChangeInput, CloseSalesCaseInput, RefundChargeInput
-    from workflows.cancellation import Cancellation
-    from workflows.runner import StepRunner
-    from workflows.state import ChangeRun
-    from workflows.steps import CLOSE_CHANGE, CLOSE_SALES_CASE, REFUND_CHARGE
+
+# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+from workflows.cancellation import Cancellation
+from workflows.runner import StepRunner
+from workflows.state import ChangeRun
+from workflows.steps import CLOSE_CHANGE, CLOSE_SALES_CASE, REFUND_CHARGE
 
 
 class Endings:

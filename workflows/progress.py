@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from subchange.domain.contracts import StepRecord
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from subchange.domain.contracts import StepRecord
 
 
 class Progress:

@@ -15,9 +15,12 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import Trigger
     from subchange.domain.step_io import Admission
-    from workflows.cancellation import FINISH_STEP_ON_TEMPORAL_CANCEL, Cancellation
-    from workflows.state import ChangeRun
-    from workflows.steps import Step
+
+
+# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+from workflows.cancellation import FINISH_STEP_ON_TEMPORAL_CANCEL, Cancellation
+from workflows.state import ChangeRun
+from workflows.steps import Step
 
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
@@ -28,7 +31,7 @@ class StepRunner:
         self.change = change
         self.cancellation = cancellation
         self.retry_requested = False
-        self.parked: Step | None = None  # the step that failed for good last
+        self.last_parked: Step | None = None  # the step that failed for good last
         self.money_at_risk = False  # its failure may have taken money (a charge of unknown outcome)
 
     async def run(self, step: Step[ArgT, ResultT], arg: ArgT, *, advance: bool = True
@@ -66,7 +69,7 @@ class StepRunner:
     async def _park(self, step: Step, error: ActivityError, spent: timedelta) -> None:
         error_type, message = _failure(error)
         _record_duration(step.name, "failed", spent)
-        self.parked = step
+        self.last_parked = step
         self.money_at_risk = step.policy.may_have_moved_money(error_type)
         change, now = self.change, workflow.now()
         change.progress.fail(now, message)

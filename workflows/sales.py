@@ -15,12 +15,14 @@ with workflow.unsafe.imports_passed_through():
         Quote,
     )
     from subchange.domain.step_io import SalesCaseInput
-    from workflows.cancellation import Cancellation, CancelRequested
-    from workflows.endings import Endings
-    from workflows.progress import describe_duration
-    from workflows.runner import StepRunner
-    from workflows.state import ChangeRun
-    from workflows.steps import OPEN_SALES_CASE
+
+# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+from workflows.cancellation import Cancellation, CancelRequested
+from workflows.endings import Endings
+from workflows.progress import describe_duration
+from workflows.runner import StepRunner
+from workflows.state import ChangeRun
+from workflows.steps import OPEN_SALES_CASE
 
 
 class SalesApproval:

@@ -1,5 +1,6 @@
-"""What one run of the workflow knows about its change, in one object, and how it shows it:
-search attributes for the Web UI's filters and the current details of the change's page."""
+"""What one run of the workflow knows about its change (the cancel and the step runner keep their
+own few flags), and how it shows it: search attributes for the Web UI's filters and the current
+details of the change's page."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from subchange.domain.search_attributes import search_attribute_updates
     from subchange.domain.step_io import ApplyOutput
-    from workflows.progress import Progress
+
+# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+from workflows.progress import Progress
 
 
 @dataclass

@@ -125,8 +125,7 @@ OPEN_REFUND_TICKET: Step[RefundTicketInput, RefundTicketRecord] = Step(
                    f"{ticket.quote.currency}")
 CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
     "close_change", None, policy(20, 10, 60),
-    lambda close: f"record the {close.result.status.value} change and release the subscription",
-    cancellable=False)
+    lambda _close: "close_change", cancellable=False)
 
 STEPS: tuple[Step, ...] = (
     OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,

@@ -1,5 +1,5 @@
 """A Temporal client of the service (the pydantic converter, sealed payloads when keys are set),
-and the search attributes it needs registered. Light: starter.py imports it, not the worker."""
+and the search attributes it needs registered. Light enough for starter.py: no worker code."""
 
 from __future__ import annotations
 

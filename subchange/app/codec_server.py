@@ -37,7 +37,8 @@ SESSION_SECONDS = 8 * 3600  # one working day; changing the token ends every ses
 def build_app(codec: EncryptionCodec, *, token: str, web_ui: str | None) -> web.Application:
     if not token:
         raise ValueError("the codec server needs a token: an empty one would open to anyone")
-    signer = TimestampSigner(token, salt="subchange.app.codec_server.session")
+    # The salt is part of every session cookie: changing it signs every operator out.
+    signer = TimestampSigner(token, salt="subchange.codec_server.session")
 
     def cors(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
         if web_ui and request.headers.get(hdrs.ORIGIN) == web_ui:

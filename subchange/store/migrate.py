@@ -37,7 +37,7 @@ from sqlalchemy.pool import NullPool
 from subchange.settings import ConfigurationError, get_settings
 from subchange.store.db import normalise_url
 
-log = logging.getLogger("subchange.store.migrate")
+log = logging.getLogger("subchange.migrate")  # the name log filters know
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"  # the schema `create_all` made before migrations existed

@@ -10,6 +10,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from subchange.store import tables  # noqa: F401  (registers the tables on the metadata)
+from subchange.store.migrate import database_url, locked_connection
 
 config = context.config
 
@@ -22,8 +23,6 @@ def configure(**options) -> None:
 
 
 def run_migrations_offline() -> None:
-    from subchange.store.migrate import database_url
-
     configure(url=database_url(config), literal_binds=True,
               dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
@@ -31,8 +30,6 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    from subchange.store.migrate import database_url, locked_connection
-
     connection = config.attributes.get("connection")
     if connection is not None:
         configure(connection=connection)
