@@ -20,6 +20,10 @@ from subchange.payload_keys import parse_keys
 DEVSTACK_ENV_FILE = "var/devstack.env"  # relative to the working directory, like the database
 
 
+DURATION_WITH_UNIT = re.compile(r"(?P<number>-?\d+(\.\d+)?)\s*(?P<unit>[smhdwSMHDW])")
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=(DEVSTACK_ENV_FILE, ".env"), extra="ignore",
                                       case_sensitive=False)
@@ -27,8 +31,9 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "subscription-changes"
-    database_url: str = "sqlite:///var/subchange.db"
-    stripe_api_key: str = "sk_test_localstripe"
+    # Secrets stay out of reprs and logs: the URL may hold a password.
+    database_url: str = Field(default="sqlite:///var/subchange.db", repr=False)
+    stripe_api_key: str = Field(default="sk_test_localstripe", repr=False)
     stripe_api_base: str = "http://localhost:8420"
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=8025, ge=1, le=65535)
@@ -48,17 +53,26 @@ class Settings(BaseSettings):
 
     @field_validator("sales_decision_timeout", mode="before")
     @classmethod
-    def _seconds(cls, value: object) -> object:
-        # A plain number is seconds: from a string, pydantic parses only ISO 8601 durations.
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
-            return float(value)
-        return value
+    def _duration_with_unit(cls, value: object) -> object:
+        # A bare number is ambiguous (14 read as seconds expired changes before sales looked):
+        # take an ISO 8601 duration or a number with its unit.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.upper().startswith(("P", "-P")):
+            return text
+        match = DURATION_WITH_UNIT.fullmatch(text)
+        if match is None:
+            raise ValueError("needs a unit: 14d, 36h, 90m, 30s, 2w, or an ISO 8601 duration "
+                             "such as P14D")
+        number, unit = float(match["number"]), match["unit"].lower()
+        return timedelta(**{DURATION_UNITS[unit]: number})
 
     @field_validator("sales_decision_timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
-            raise ValueError("must be a positive duration, e.g. P14D or 1209600 (seconds)")
+            raise ValueError("must be a positive duration, e.g. P14D or 14d")
         return value
 
     @field_validator("database_url")

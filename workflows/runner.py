@@ -66,6 +66,16 @@ class StepRunner:
                 change.advance(step.advances)
             return result
 
+    def retry_refusal(self) -> str | None:
+        """Why the `retry` update is refused now, or None when it is accepted."""
+        lifecycle = self.change.lifecycle
+        if not lifecycle.is_parked:
+            return (f"nothing to retry: the change is {lifecycle.current.value}; retry applies "
+                    "only to a change awaiting support")
+        if self.retry_requested:
+            return "a retry is already under way"
+        return None
+
     async def _park(self, step: Step, error: ActivityError, spent: timedelta) -> None:
         error_type, message = _failure(error)
         _record_duration(step.name, "failed", spent)

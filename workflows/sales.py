@@ -6,7 +6,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from state_machines.lifecycle import Trigger
+    from state_machines.lifecycle import ChangeState, Trigger
     from subchange.domain.contracts import (
         ChangeRequest,
         ChangeResult,
@@ -32,6 +32,15 @@ class SalesApproval:
         self.steps = steps
         self.cancellation = cancellation
         self.end = end
+
+    def decision_refusal(self) -> str | None:
+        """Why the `sales_decision` update is refused now, or None when it is accepted."""
+        current = self.change.lifecycle.current
+        if current is not ChangeState.AWAITING_SALES:
+            return f"no sales decision is awaited: the change is {current.value}"
+        if self.change.decision is not None or self.cancellation.requested:
+            return "the sales decision has already been made"
+        return None
 
     async def decide(self, request: ChangeRequest, quote: Quote) -> PaymentRecord | ChangeResult:
         """The offline payment sales approved, or the ending: rejected or expired."""

@@ -180,12 +180,8 @@ class SubscriptionChange:
 
     @retry.validator
     def _validate_retry(self, request: RetryRequest) -> None:
-        lifecycle = self.change.lifecycle
-        if not lifecycle.is_parked:
-            raise _refused(f"nothing to retry: the change is {lifecycle.current.value}; retry "
-                           "applies only to a change awaiting support")
-        if self.steps.retry_requested:
-            raise _refused("a retry is already under way")
+        if (refusal := self.steps.retry_refusal()) is not None:
+            raise _refused(refusal)
 
     @workflow.update(name="cancel")
     async def cancel(self, request: CancelRequest) -> UpdateAck:
@@ -200,8 +196,8 @@ class SubscriptionChange:
 
     @cancel.validator
     def _validate_cancel(self, request: CancelRequest) -> None:
-        refusal = self.cancellation.refusal(self.change.lifecycle, self.steps.last_parked)
-        if refusal is not None:
+        if (refusal := self.cancellation.refusal(self.change.lifecycle,
+                                                 self.steps.last_parked)) is not None:
             raise _refused(refusal)
 
     @workflow.update(name="sales_decision")
@@ -213,8 +209,5 @@ class SubscriptionChange:
 
     @sales_decision.validator
     def _validate_sales_decision(self, decision: SalesDecision) -> None:
-        current = self.change.lifecycle.current
-        if current is not ChangeState.AWAITING_SALES:
-            raise _refused(f"no sales decision is awaited: the change is {current.value}")
-        if self.change.decision is not None or self.cancellation.requested:
-            raise _refused("the sales decision has already been made")
+        if (refusal := self.sales.decision_refusal()) is not None:
+            raise _refused(refusal)

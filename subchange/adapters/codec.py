@@ -13,6 +13,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -57,7 +58,11 @@ class EncryptionCodec(PayloadCodec):
             if cipher is None:
                 raise ValueError(f"payload sealed with unknown key id {key_id!r}: add it to "
                                  "PAYLOAD_KEYS")
-            plain = cipher.decrypt(payload.data[:12], payload.data[12:], key_id.encode())
+            try:
+                plain = cipher.decrypt(payload.data[:12], payload.data[12:], key_id.encode())
+            except InvalidTag:
+                raise ValueError(f"a payload sealed with key id {key_id!r} could not be opened: "
+                                 "it was altered, or sealed by another key of that id") from None
             opened.append(Payload.FromString(plain))
         return opened
 

@@ -58,7 +58,9 @@ def build_app(codec: EncryptionCodec, *, token: str, web_ui: str | None) -> web.
 
     def authorised(request: web.Request) -> bool:
         supplied = request.headers.get(hdrs.AUTHORIZATION, "").removeprefix("Bearer ")
-        return (bool(supplied) and hmac.compare_digest(supplied, token)) or signed_in(request)
+        # Bytes, so a token with non-ASCII characters is refused (401), not a crash (500).
+        given = supplied.encode("utf-8", "surrogateescape")
+        return (bool(supplied) and hmac.compare_digest(given, token.encode())) or signed_in(request)
 
     async def options(request: web.Request) -> web.StreamResponse:
         return cors(request, web.Response())
@@ -67,7 +69,10 @@ def build_app(codec: EncryptionCodec, *, token: str, web_ui: str | None) -> web.
         async def handle(request: web.Request) -> web.StreamResponse:
             if not authorised(request):
                 return cors(request, web.Response(status=401, text="a valid token is needed"))
-            payloads = json_format.Parse(await request.read(), Payloads())
+            try:
+                payloads = json_format.Parse(await request.read(), Payloads())
+            except (json_format.ParseError, UnicodeDecodeError) as error:
+                return cors(request, web.Response(status=400, text=f"not Payloads JSON: {error}"))
             method = codec.encode if encode else codec.decode
             try:
                 result = Payloads(payloads=await method(payloads.payloads))
@@ -81,7 +86,8 @@ def build_app(codec: EncryptionCodec, *, token: str, web_ui: str | None) -> web.
 
     async def login(request: web.Request) -> web.StreamResponse:
         supplied = str((await request.post()).get("token", ""))
-        if not hmac.compare_digest(supplied.encode(), token.encode()):
+        if not hmac.compare_digest(supplied.encode("utf-8", "surrogateescape"),
+                                                      token.encode()):
             return sign_in_page(False, web_ui, status=401, problem="That token is not valid.")
         response = web.Response(status=303, headers={hdrs.LOCATION: web_ui or "/"})
         response.set_cookie(COOKIE, signer.sign(b"operator").decode(), max_age=SESSION_SECONDS,

@@ -258,9 +258,9 @@ def test_test_cards_are_refused_against_a_live_gateway(deps):
     ("SMTP_PORT", "smtp", "valid integer"),
     ("SMTP_PORT", "70000", "less than or equal to 65535"),
     ("SMTP_PORT", "0", "greater than or equal to 1"),
-    ("SALES_DECISION_TIMEOUT", "two weeks", "valid timedelta"),
-    ("SALES_DECISION_TIMEOUT", "-60", "must be a positive duration"),
-    ("SALES_DECISION_TIMEOUT", "0", "must be a positive duration"),
+    ("SALES_DECISION_TIMEOUT", "two weeks", "needs a unit"),
+    ("SALES_DECISION_TIMEOUT", "-60s", "must be a positive duration"),
+    ("SALES_DECISION_TIMEOUT", "0d", "must be a positive duration"),
     ("STRIPE_API_KEY", "pk_test_publishable", "must be a Stripe secret key"),
     ("STRIPE_API_KEY", "", "must be a Stripe secret key"),
 ])
@@ -290,9 +290,24 @@ def test_good_settings_are_read_from_the_environment(environment):
     assert settings.task_queue == "changes-eu"
 
 
-def test_a_decision_timeout_in_plain_seconds_is_read_as_seconds(environment):
-    environment.setenv("SALES_DECISION_TIMEOUT", "1209600")  # the form the error message suggests
-    assert get_settings().sales_decision_timeout == timedelta(days=14)
+@pytest.mark.parametrize(("value", "duration"), [
+    ("P14D", timedelta(days=14)), ("PT36H", timedelta(hours=36)), ("14d", timedelta(days=14)),
+    ("36h", timedelta(hours=36)), ("90m", timedelta(minutes=90)), ("45s", timedelta(seconds=45)),
+    ("2w", timedelta(weeks=2)), (" 1.5d ", timedelta(hours=36)),
+])
+def test_a_decision_timeout_is_read_with_its_unit(environment, value, duration):
+    environment.setenv("SALES_DECISION_TIMEOUT", value)
+    assert get_settings().sales_decision_timeout == duration
+
+
+@pytest.mark.parametrize("value", ["14", "1209600", "14 days"])
+def test_a_decision_timeout_without_a_clear_unit_is_refused(environment, value):
+    """`SALES_DECISION_TIMEOUT=14` meant 14 seconds, and a change expired before sales looked."""
+    environment.setenv("SALES_DECISION_TIMEOUT", value)
+    with pytest.raises(ConfigurationError) as caught:
+        get_settings()
+    assert "SALES_DECISION_TIMEOUT: " in str(caught.value)
+    assert "needs a unit" in str(caught.value)
 
 
 def test_the_embedded_defaults_apply_without_configuration(environment):

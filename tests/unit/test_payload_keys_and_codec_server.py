@@ -143,3 +143,33 @@ def test_the_embedded_stack_keeps_its_key_between_runs(tmp_path):
     settings = Settings(_env_file=(env_file,))
     assert (settings.payload_keys, settings.codec_server_token) == (
         first["PAYLOAD_KEYS"], first["CODEC_SERVER_TOKEN"])
+
+
+async def test_the_codec_server_answers_bad_requests_with_4xx_not_500():
+    codec = EncryptionCodec(parse_keys(KEYS))
+    body = await sealed_body(codec, b'"admin@x.example"')
+    tampered = json_format.Parse(body, Payloads())
+    tampered.payloads[0].data = tampered.payloads[0].data[:-1] + bytes(
+        [tampered.payloads[0].data[-1] ^ 1])
+    other_key = EncryptionCodec(parse_keys(new_key_setting("k1")))  # same id, another key
+    app = build_app(codec, token="s3cret", web_ui=None)
+    auth = {"Authorization": "Bearer s3cret"}
+    async with TestClient(TestServer(app)) as http:
+        non_ascii = await http.post("/decode", data=body,
+                                    headers={"Authorization": "Bearer s3crét"})
+        assert non_ascii.status == 401
+        bad_tag = await http.post("/decode", data=json_format.MessageToJson(tampered),
+                                  headers=auth)
+        assert bad_tag.status == 400 and "could not be opened" in await bad_tag.text()
+        wrong_key = await http.post("/decode", data=await sealed_body(other_key, b'"x"'),
+                                    headers=auth)
+        assert wrong_key.status == 400
+        garbage = await http.post("/decode", data="{not json", headers=auth)
+        assert garbage.status == 400 and "Payloads" in await garbage.text()
+
+
+def test_settings_never_print_the_gateway_key_or_the_database_password():
+    settings = Settings(_env_file=None, stripe_api_key="sk_test_supersecret",
+                        database_url="postgresql+psycopg://app:hunter2@db/subchange")
+    shown = repr(settings) + str(settings)
+    assert "supersecret" not in shown and "hunter2" not in shown
