@@ -22,7 +22,7 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         admission.quote_change, admission.close_change,
         payments.charge, payments.refund_charge,
         sales.open_sales_case, sales.close_sales_case,
-        subscriptions.apply_change,
+        subscriptions.apply_change, subscriptions.find_applied_change,
         invoices.email_invoice,
         tickets.open_refund_ticket,
     ]

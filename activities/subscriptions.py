@@ -6,7 +6,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.dependencies import Dependencies
-from subchange.domain.step_io import ApplyInput, ApplyOutput
+from subchange.domain.contracts import ChangeRequest
+from subchange.domain.step_io import AppliedOutcome, ApplyInput, ApplyOutput
 from subchange.faults import pause_point
 from subchange.store import subscriptions
 
@@ -33,3 +34,15 @@ class SubscriptionActivities:
         activity.logger.info("applied: %s × %s, invoice %s", subscription.plan,
                              subscription.seats, invoice_number)
         return ApplyOutput(subscription=subscription, invoice_number=invoice_number)
+
+    @activity.defn(name="find_applied_change")
+    def find_applied_change(self, request: ChangeRequest) -> AppliedOutcome:
+        """Before a cancel takes effect after an apply that failed: did it commit after all?"""
+        with self.deps.sessions() as session:
+            done = subscriptions.applied_change(session=session,
+                                                workflow_id=activity.info().workflow_id)
+        if done is None:
+            return AppliedOutcome()
+        subscription, invoice_number = done
+        return AppliedOutcome(applied=ApplyOutput(subscription=subscription,
+                                                  invoice_number=invoice_number))

@@ -19,6 +19,9 @@ from workflows.steps import Step
 # (its outcome decides whether there is money to refund) and act on the cancel at the next step
 # boundary; older histories keep the behaviour they were recorded with.
 FINISH_STEP_ON_TEMPORAL_CANCEL = "finish-step-on-temporal-cancel"
+# ... and ask the database, before a cancel takes effect after a failed apply, whether that apply
+# committed after all (an attempt can commit after its timeout).
+CHECK_APPLY_BEFORE_CANCEL = "check-apply-before-cancel"
 
 
 class CancelRequested(Exception):

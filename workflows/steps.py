@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from subchange.domain.step_io import (
         Admission,
+        AppliedOutcome,
         ApplyInput,
         ApplyOutput,
         ChargeInput,
@@ -115,6 +116,10 @@ APPLY_CHANGE: Step[ApplyInput, ApplyOutput] = Step(
     lambda apply: f"{apply.quote.old_plan}×{apply.quote.old_seats} → "
                   f"{apply.quote.new_plan}×{apply.quote.new_seats}",
     advances=Trigger.APPLY)
+FIND_APPLIED_CHANGE: Step[ChangeRequest, AppliedOutcome] = Step(
+    "find_applied_change", AppliedOutcome, DATABASE,
+    lambda request: f"did {request.request_id}'s failed apply commit after all?",
+    cancellable=False)
 EMAIL_INVOICE: Step[str, InvoiceRecord] = Step(
     "email_invoice", InvoiceRecord, policy(30, 8, 60),
     lambda invoice_number: f"email invoice {invoice_number} with its PDF",
@@ -129,5 +134,5 @@ CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
 
 STEPS: tuple[Step, ...] = (
     OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,
-    CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, EMAIL_INVOICE, OPEN_REFUND_TICKET,
-    CLOSE_CHANGE)
+    CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, FIND_APPLIED_CHANGE, EMAIL_INVOICE,
+    OPEN_REFUND_TICKET, CLOSE_CHANGE)

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 # The workflow's own modules run in the sandbox, which checks them for non-determinism.
-from workflows.cancellation import Cancellation, CancelRequested
+from workflows.cancellation import CHECK_APPLY_BEFORE_CANCEL, Cancellation, CancelRequested
 from workflows.endings import Endings
 from workflows.runner import StepRunner
 from workflows.sales import SalesApproval
@@ -50,6 +50,7 @@ from workflows.steps import (
     AUTHORIZE_ADMIN,
     CHARGE,
     EMAIL_INVOICE,
+    FIND_APPLIED_CHANGE,
     OPEN_CHANGE,
     OPEN_REFUND_TICKET,
     QUOTE_CHANGE,
@@ -91,7 +92,7 @@ class SubscriptionChange:
             try:
                 return await self._change(request)
             except CancelRequested:
-                return await self.end.cancelled()
+                return await self._cancelled()
         except asyncio.CancelledError:
             return await self._on_temporal_cancel()
 
@@ -159,6 +160,21 @@ class SubscriptionChange:
             assert change.quote is not None
             return await self._deliver(change.request, change.quote, change.applied)
         self.cancellation.take_temporal_cancel()
+        return await self._cancelled()
+
+    async def _cancelled(self) -> ChangeResult:
+        """A cancel takes effect, unless the database says a failed apply did commit: then the
+        change is applied, the cancel is too late, and the change is finished."""
+        change, parked = self.change, self.steps.last_parked
+        if (parked is not None and parked.name == APPLY_CHANGE.name and change.applied is None
+                and workflow.patched(CHECK_APPLY_BEFORE_CANCEL)):
+            assert change.request is not None and change.quote is not None
+            found = await self.steps.run(FIND_APPLIED_CHANGE, change.request)
+            if found.applied is not None:
+                change.applied = found.applied
+                change.advance(Trigger.APPLY)
+                self.cancellation.too_late("applied")
+                return await self._deliver(change.request, change.quote, found.applied)
         return await self.end.cancelled()
 
     # --- query and updates --------------------------------------------------------------------

@@ -95,6 +95,13 @@ class ApplyOutput(Contract):
     invoice_number: str
 
 
+class AppliedOutcome(Contract):
+    """Output of find_applied_change: what the database says the apply did, whatever the
+    workflow saw of it (an attempt can commit after its timeout)."""
+
+    applied: ApplyOutput | None = None
+
+
 class RefundTicketInput(Contract):
     request: ChangeRequest
     quote: Quote

@@ -88,6 +88,16 @@ def is_applied(*, session: Session, workflow_id: str) -> bool:
     return session.get(AppliedChange, workflow_id) is not None
 
 
+def applied_change(*, session: Session, workflow_id: str) -> tuple[SubscriptionView, str] | None:
+    """What the change's apply left (the subscription after it, the invoice number), if it ran."""
+    done = session.get(AppliedChange, workflow_id)
+    if done is None:
+        return None
+    invoice = change_invoice(session=session, workflow_id=workflow_id)
+    assert invoice.number is not None
+    return SubscriptionView.model_validate(done.after), invoice.number
+
+
 def subscription_view(sub: Subscription) -> SubscriptionView:
     return SubscriptionView(plan=sub.plan, seats=sub.seats, pricing_model=sub.pricing_model,
                             period_start=sub.period_start, period_end=sub.period_end,
@@ -102,11 +112,9 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
     The update is a compare-and-set on the version the quote priced, so a change quoted against a
     state that has since moved can never be applied over it (R6: data is kept, features are
     only recorded as switched off)."""
-    done = session.get(AppliedChange, workflow_id)
+    done = applied_change(session=session, workflow_id=workflow_id)
     if done is not None:
-        invoice = change_invoice(session=session, workflow_id=workflow_id)
-        assert invoice.number is not None
-        return SubscriptionView.model_validate(done.after), invoice.number
+        return done
 
     sub = session.exec(_subscription_of(request.org_id, request.product)).one()
     before = subscription_view(sub)
