@@ -24,12 +24,19 @@ import functools
 import sys
 import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import WorkflowHandle
 
 from subchange.app.wiring import build_worker
-from subchange.domain.contracts import CancelRequest, ChangeStatus, RetryRequest, SalesDecision
+from subchange.domain.contracts import (
+    CancelRequest,
+    ChangeResult,
+    ChangeStatus,
+    RetryRequest,
+    SalesDecision,
+)
 from tests.helpers.documents import GOOD_CARD, load_document, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
@@ -108,9 +115,86 @@ async def _repeated_request(changes: ChangeDriver) -> WorkflowHandle:
     return handle
 
 
+async def _rejected(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-rejected")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 0})
+    assert (await changes.settle(handle)).reason_code == "seat_bounds"
+    return handle
+
+
+async def _invalid_input(changes: ChangeDriver) -> WorkflowHandle:
+    handle = await changes.client.start_workflow(
+        "SubscriptionChange", "not a request", id=f"change-replay-{uuid.uuid4().hex[:8]}",
+        task_queue=changes.task_queue, result_type=ChangeResult)
+    assert (await changes.result(handle)).reason_code == "invalid_request"
+    return handle
+
+
+async def _sales_expired(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-expired")
+    await load_suite(changes, org, card=None)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 35})
+    await wait_for_sales(handle)
+    await changes.env.sleep(timedelta(days=15))
+    assert (await changes.result(handle)).status is ChangeStatus.EXPIRED
+    return handle
+
+
+async def _parked_retry_completed(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-retry")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+    await load_suite(changes, org, card=GOOD_CARD)
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by="support@x.example"))
+    assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
+    return handle
+
+
+async def _refund_ticket(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-ticket")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 20}, refund=True)
+    result = await changes.settle(handle)
+    assert result.status is ChangeStatus.COMPLETED and result.refund_ticket is not None
+    return handle
+
+
+async def _temporal_cancel_while_parked(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-tcancel")
+    handle = await start_declined_change(changes, org)
+    await wait_parked(handle)
+    await handle.cancel()
+    assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
+    return handle
+
+
+async def _claim_taken_over(changes: ChangeDriver) -> WorkflowHandle:
+    org = unique_org("replay-takeover")
+    await load_suite(changes, org, card=None)
+    first = await changes.start(org, "one", f"admin@{org}.example",
+                                {"kind": "seats", "seats": 35})
+    await wait_for_sales(first)
+    await first.terminate(reason="operator cleanup")
+    second = await changes.start(org, "one", f"admin@{org}.example",
+                                 {"kind": "seats", "seats": 36})
+    await wait_for_sales(second)
+    await second.execute_update(SubscriptionChange.sales_decision,
+                                SalesDecision(approved=True, by="sales@vendor.example"))
+    assert (await changes.result(second)).status is ChangeStatus.COMPLETED
+    return second
+
+
 RECORDERS = {"completed_charge": _completed_charge, "sales_approved": _sales_approved,
              "support_cancel": _support_cancel, "compensated_refund": _compensated_refund,
-             "repeated_request": _repeated_request}
+             "repeated_request": _repeated_request, "rejected": _rejected,
+             "invalid_input": _invalid_input, "sales_expired": _sales_expired,
+             "parked_retry_completed": _parked_retry_completed, "refund_ticket": _refund_ticket,
+             "temporal_cancel_while_parked": _temporal_cancel_while_parked,
+             "claim_taken_over": _claim_taken_over}
 
 
 async def record(scenarios: list[str], out: Path) -> None:
