@@ -22,6 +22,8 @@ FINISH_STEP_ON_TEMPORAL_CANCEL = "finish-step-on-temporal-cancel"
 # ... and ask the database, before a cancel takes effect after a failed apply, whether that apply
 # committed after all (an attempt can commit after its timeout).
 CHECK_APPLY_BEFORE_CANCEL = "check-apply-before-cancel"
+# ... and let a cancel accepted in the same workflow task as a sales decision win.
+CANCEL_BEATS_DECISION = "cancel-beats-decision"
 
 
 class CancelRequested(Exception):

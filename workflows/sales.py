@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.step_io import SalesCaseInput
 
 # The workflow's own modules run in the sandbox, which checks them for non-determinism.
-from workflows.cancellation import Cancellation, CancelRequested
+from workflows.cancellation import CANCEL_BEATS_DECISION, Cancellation, CancelRequested
 from workflows.endings import Endings
 from workflows.progress import describe_duration
 from workflows.runner import StepRunner
@@ -62,7 +62,11 @@ class SalesApproval:
                 ChangeStatus.EXPIRED, reason_code="sales_decision_timeout",
                 reason=f"no sales decision on {case.case_id} within {deadline}"))
         decision = change.decision
-        if decision is None:
+        # A cancel accepted together with a decision (in one workflow task) wins: the case is
+        # closed as cancelled, not approved on a change that then gets cancelled.
+        if decision is None or (self.cancellation.requested
+                                and workflow.patched(CANCEL_BEATS_DECISION)):
+            change.decision = None
             change.progress.done(workflow.now(), "cancelled")
             raise CancelRequested
         verdict = "approved" if decision.approved else "rejected"

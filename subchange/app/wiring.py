@@ -43,10 +43,13 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
                  max_concurrent_activities: int = 16, fail_workflows_on_bugs: bool = False,
-                 activities: list[Callable] | None = None) -> Worker:
+                 activities: list[Callable] | None = None,
+                 max_cached_workflows: int = 1000) -> Worker:
     """A worker for the service. `fail_workflows_on_bugs` (tests) fails a workflow whose code
     raises instead of retrying its task forever, the production behaviour that lets a fix be
-    deployed under a stuck change. `activities` replaces the real ones (workflow-logic tests)."""
+    deployed under a stuck change. `activities` replaces the real ones (workflow-logic tests);
+    `max_cached_workflows=0` (tests) sends every workflow task to the shared queue, not to this
+    worker's sticky one."""
     if deps.workflows is None:  # activities ask this client whether a claim's holder has ended
         deps = replace(deps, workflows=ChangeWorkflows(client, asyncio.get_running_loop()))
     return Worker(
@@ -58,4 +61,5 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
         workflow_failure_exception_types=[Exception] if fail_workflows_on_bugs else [],
+        max_cached_workflows=max_cached_workflows,
     )

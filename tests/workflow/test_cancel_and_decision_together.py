@@ -1,0 +1,48 @@
+"""A sales approval and a cancel that reach the change in the same workflow task: the cancel
+wins, and the sales case is closed as cancelled (not left "approved" on a cancelled change).
+
+Both updates are sent while no worker runs (the first one kept no sticky cache), so the next
+worker gets them in one task."""
+
+from __future__ import annotations
+
+import asyncio
+
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import CancelRequest, ChangeStatus, SalesDecision
+from tests.helpers.documents import unique_org
+from tests.helpers.driver import ChangeDriver, load_suite, wait_for_sales
+from tests.helpers.observers import claim_of, sales_case_row, subscription_row
+from workflows.subscription_change import SubscriptionChange
+
+SUPPORT, SALES = "support@vendor.example", "sales@vendor.example"
+
+
+async def test_a_cancel_with_an_approval_in_one_task_closes_the_case_cancelled(
+        time_skipping_env, deps, load, mailbox, task_queue):
+    client = time_skipping_env.client
+    changes = ChangeDriver(client, task_queue, time_skipping_env, load)
+    org = unique_org("together")
+    await load_suite(changes, org, card=None)
+    async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True,
+                            max_cached_workflows=0):
+        handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                          "seats": 35})
+        await wait_for_sales(handle)
+
+    approve = asyncio.create_task(handle.execute_update(
+        SubscriptionChange.sales_decision, SalesDecision(approved=True, by=SALES)))
+    await asyncio.sleep(0.3)
+    cancel = asyncio.create_task(handle.execute_update(
+        SubscriptionChange.cancel, CancelRequest(by=SUPPORT, reason="customer withdrew")))
+    await asyncio.sleep(0.3)  # both wait at the server for a worker
+    async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
+        await asyncio.wait_for(asyncio.gather(approve, cancel, return_exceptions=True), 30)
+        result = await changes.result(handle)
+
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    case = sales_case_row(deps, handle.id)
+    assert (case.status, case.decided_by) == ("cancelled", SUPPORT)
+    assert subscription_row(deps, org, "one").seats == 30
+    assert mailbox.messages(to=f"billing@{org}.example") == []
+    assert claim_of(deps, org, "one") is None
