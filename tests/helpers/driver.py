@@ -12,14 +12,20 @@ clock, not the machine's, so a clock moved by another test can't break them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.dependencies import Dependencies
+from activities.registry import all_activities
+from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatusView
 from subchange.domain.search_attributes import initial_search_attributes
 from tests.helpers.documents import (
@@ -32,6 +38,19 @@ from tests.helpers.documents import (
 from workflows.subscription_change import SubscriptionChange
 
 SETTLE_LIMIT_SECONDS = 60  # a guard against hanging, not a timing assertion
+
+
+@contextlib.asynccontextmanager
+async def worker_with_stand_ins(env: WorkflowEnvironment, deps: Dependencies, task_queue: str,
+                                **stand_ins: Callable) -> AsyncIterator[Worker]:
+    """A worker of the real workflow and activities, except the activities named, replaced by
+    stand-ins that wrap the real ones to produce a failure or a moment the real parts can't on
+    demand (tests about workflow logic only)."""
+    real = {activity._Definition.must_from_callable(a).name: a for a in all_activities(deps)}
+    assert set(stand_ins) <= set(real), f"no such activity: {set(stand_ins) - set(real)}"
+    async with build_worker(env.client, deps, task_queue=task_queue, fail_workflows_on_bugs=True,
+                            activities=list({**real, **stand_ins}.values())) as worker:
+        yield worker
 
 
 def request_for(org: str, product: str, by: str, change: dict[str, Any], *,

@@ -17,13 +17,17 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities.dependencies import Dependencies
-from activities.registry import all_activities
 from activities.subscriptions import SubscriptionActivities
-from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeStatus, SalesDecision
 from subchange.domain.step_io import ApplyInput, ApplyOutput
 from tests.helpers.documents import unique_org
-from tests.helpers.driver import ChangeDriver, load_suite, wait_for_sales, wait_parked
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    wait_for_sales,
+    wait_parked,
+    worker_with_stand_ins,
+)
 from tests.helpers.observers import claim_of, refunds_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
 
@@ -41,10 +45,8 @@ async def changes(time_skipping_env, deps: Dependencies, task_queue, load
         raise ApplicationError("the attempt timed out while the database committed it",
                                type="AnswerLost", non_retryable=True)
 
-    activities = [a if getattr(a, "__name__", "") != "apply_change" else
-                  apply_then_lose_the_answer for a in all_activities(deps)]
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
-                            fail_workflows_on_bugs=True, activities=activities) as running:
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
+                                     apply_change=apply_then_lose_the_answer) as running:
         yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env, load)
 
 

@@ -17,12 +17,18 @@ from temporalio.worker import Worker
 
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
-from activities.registry import all_activities
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeRequest, ChangeStatus
 from subchange.domain.step_io import OpenChangeOutput
 from tests.helpers.documents import unique_org
-from tests.helpers.driver import ChangeDriver, load_suite, request_for, start_change, wait_parked
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    request_for,
+    start_change,
+    wait_parked,
+    worker_with_stand_ins,
+)
 from tests.helpers.observers import assert_untouched, change_record, claim_of
 from workflows.subscription_change import SubscriptionChange
 
@@ -42,10 +48,8 @@ async def open_fails_once_worker(time_skipping_env, deps: Dependencies, task_que
                                    non_retryable=True)
         return real.open_change(request)
 
-    activities = [a if getattr(a, "__name__", "") != "open_change" else open_change_failing_once
-                  for a in all_activities(deps)]
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
-                            fail_workflows_on_bugs=True, activities=activities) as running:
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
+                                     open_change=open_change_failing_once) as running:
         yield running
 
 

@@ -22,12 +22,15 @@ from temporalio.worker import Worker
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
 from activities.payments import PaymentActivities
-from activities.registry import all_activities
-from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
 from subchange.domain.step_io import ChargeInput, CloseChangeInput
 from tests.helpers.documents import unique_org
-from tests.helpers.driver import ChangeDriver, load_suite, wait_parked
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    wait_parked,
+    worker_with_stand_ins,
+)
 from tests.helpers.observers import refunds_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
 
@@ -45,10 +48,8 @@ async def charge_then_fail_worker(time_skipping_env, deps: Dependencies, task_qu
         raise ApplicationError("database unreachable after the gateway confirmed",
                                type="DatabaseGone", non_retryable=True)
 
-    activities = [a if getattr(a, "__name__", "") != "charge" else charge_then_lose_the_answer
-                  for a in all_activities(deps)]
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
-                            fail_workflows_on_bugs=True, activities=activities) as running:
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
+                                     charge=charge_then_lose_the_answer) as running:
         yield running
 
 
@@ -90,10 +91,8 @@ async def flaky_close_worker(time_skipping_env, deps: Dependencies, task_queue
                                    non_retryable=True)
         return real.close_change(close)
 
-    activities = [a if getattr(a, "__name__", "") != "close_change" else close_change_failing_once
-                  for a in all_activities(deps)]
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
-                            fail_workflows_on_bugs=True, activities=activities) as running:
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
+                                     close_change=close_change_failing_once) as running:
         yield running
 
 

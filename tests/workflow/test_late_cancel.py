@@ -20,13 +20,17 @@ from temporalio.worker import Worker
 
 from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
-from activities.registry import all_activities
 from activities.subscriptions import SubscriptionActivities
-from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeStatus, InvoiceRecord, RetryRequest
 from subchange.domain.step_io import ApplyInput, ApplyOutput
 from tests.helpers.documents import unique_org
-from tests.helpers.driver import ChangeDriver, load_suite, refused, wait_for
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    refused,
+    wait_for,
+    worker_with_stand_ins,
+)
 from tests.helpers.observers import subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
 
@@ -58,10 +62,9 @@ async def timed_worker(time_skipping_env, deps: Dependencies, task_queue
                                    non_retryable=True)
         return email.email_invoice(invoice_number)
 
-    stand_ins = {"apply_change": apply_after_the_cancel, "email_invoice": email_failing_once}
-    activities = [stand_ins.get(getattr(a, "__name__", ""), a) for a in all_activities(deps)]
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
-                            fail_workflows_on_bugs=True, activities=activities) as running:
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
+                                     apply_change=apply_after_the_cancel,
+                                     email_invoice=email_failing_once) as running:
         yield running, moments
 
 

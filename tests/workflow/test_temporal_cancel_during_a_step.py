@@ -16,13 +16,17 @@ from temporalio import activity
 
 from activities.dependencies import Dependencies
 from activities.payments import PaymentActivities
-from activities.registry import all_activities
 from activities.subscriptions import SubscriptionActivities
-from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeStatus, PaymentRecord
 from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput
 from tests.helpers.documents import unique_org
-from tests.helpers.driver import ChangeDriver, load_suite, wait_for, wait_for_sales
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    wait_for,
+    wait_for_sales,
+    worker_with_stand_ins,
+)
 from tests.helpers.observers import (
     claim_of,
     refunds_of,
@@ -49,10 +53,8 @@ async def held(time_skipping_env, deps: Dependencies, task_queue, load
         assert release.wait(timeout=15), "the test never released the apply"
         return subscriptions.apply_change(change)
 
-    stand_ins = {"charge": held_charge, "apply_change": held_apply}
-    activities = [stand_ins.get(getattr(a, "__name__", ""), a) for a in all_activities(deps)]
-    async with build_worker(time_skipping_env.client, deps, task_queue=task_queue,
-                            fail_workflows_on_bugs=True, activities=activities) as running:
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue, charge=held_charge,
+                                     apply_change=held_apply) as running:
         yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env,
                            load), release
 
