@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -87,6 +88,19 @@ async def wait_for(handle: WorkflowHandle, condition: Callable[[ChangeStatusView
             return view
         await asyncio.sleep(0.05)
     raise AssertionError(f"{handle.id} never reached {what}; last status: {view}")
+
+
+async def wait_for_event(handle: WorkflowHandle, event_type: EventType.ValueType) -> None:
+    """Poll the history until the workflow recorded an event of this type (for a moment the
+    status query can't show, such as the workflow having asked a running activity to cancel)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_LIMIT_SECONDS
+    while loop.time() < deadline:
+        history = await handle.fetch_history()
+        if any(event.event_type == event_type for event in history.events):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{handle.id} never recorded {EventType.Name(event_type)}")
 
 
 async def wait_parked(handle: WorkflowHandle) -> ChangeStatusView:

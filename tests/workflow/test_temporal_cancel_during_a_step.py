@@ -4,7 +4,10 @@ so its outcome is known, then a charge is refunded and the change ends `cancelle
 apply already reached is finished instead. Never "Activity cancelled" parked for support.
 
 Stand-ins wrap the real charge and apply and hold them until the test has sent the cancel, a
-moment the real parts can't be timed to; money, rows and emails are real."""
+moment the real parts can't be timed to; money, rows and emails are real. The attempt is let go only
+once the workflow has recorded its request to cancel it: an attempt ending inside the workflow task
+that handles the cancel makes the time-skipping server refuse that task (ACTIVITY_UNKNOWN), a race
+of the test server, not of the service."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 
 from activities.dependencies import Dependencies
 from activities.payments import PaymentActivities
@@ -24,6 +28,7 @@ from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
     wait_for,
+    wait_for_event,
     wait_for_sales,
     worker_with_stand_ins,
 )
@@ -68,6 +73,7 @@ async def test_temporal_cancel_during_the_charge_refunds_it(held, deps, gateway,
     await wait_for(handle, lambda v: v.step == "charge", "the charge")
 
     await handle.cancel()
+    await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
     release.set()
 
     result = await changes.settle(handle)
@@ -90,6 +96,7 @@ async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, de
     await wait_for(handle, lambda v: v.step == "apply_change", "the apply")
 
     await handle.cancel()
+    await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
     release.set()
 
     result = await changes.settle(handle)
