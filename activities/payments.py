@@ -1,14 +1,34 @@
-"""Charging the card on file (SPEC step 4) and refunding it when a charged change is cancelled."""
+"""Charging the card on file (SPEC step 4) and refunding it when a charged change is cancelled.
+
+Both run at least once, and a timed-out attempt can still be running beside its retry, so both go
+through the change's ledger entries (subchange.store.ledger), moved by compare-and-set:
+
+    charge:  started ──intent created──▶ created ──confirmed──▶ succeeded
+                │                          │  └──processing / needs 3-D Secure──▶ pending ─▶ …
+                └──▶ declined (intent forgotten: a retry after a card update makes a new one)
+             any state but succeeded ──cancel (refund_charge)──▶ voided
+    refund:  started ──refunded, or nothing to refund──▶ succeeded
+
+An intent is confirmed only after it is recorded, and only by the attempt that holds the entry at
+that moment: an older attempt that created a second intent finds the entry taken and cancels its
+own, so at most one intent per change can take money. A cancel voids the entry and cancels an
+unconfirmed intent at the gateway, so a confirm still in flight fails instead of charging a
+cancelled change. Each gateway request is followed by a heartbeat, so an attempt whose worker died
+is retried after the heartbeat timeout, and an attempt Temporal cancelled stops before it moves
+money (workflows/steps.py has the time budget).
+"""
 
 from __future__ import annotations
 
+import uuid
+
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.dependencies import Dependencies
-from subchange.adapters.gateway import CardDeclined
+from subchange.adapters.gateway import CANCELLABLE, CardDeclined, IntentState
 from subchange.domain.contracts import PaymentRecord
-from subchange.domain.money import to_minor_units
+from subchange.domain.money import from_minor_units, round_money, to_minor_units
 from subchange.domain.step_io import ChargeInput, RefundChargeInput, RefundChargeOutput
 from subchange.faults import pause_point
 from subchange.store import ledger, subscriptions
@@ -16,113 +36,221 @@ from subchange.store.tables import GatewayCall
 
 # Keys of the gateway-call ledger, one row per change and kind of call.
 LEDGER_CHARGE, LEDGER_REFUND = "charge", "refund"
+NO_INTENT = ("started", "declined")  # charge states in which no intent is recorded
+
+
+class _Attempt:
+    """One attempt of a ledger-backed step: its token, its moves of the entry and a checkpoint
+    between gateway requests."""
+
+    def __init__(self, deps: Dependencies, step: str) -> None:
+        info = activity.info()
+        self.deps, self.step, self.workflow_id = deps, step, info.workflow_id
+        self.token = f"{info.activity_id}.{info.attempt}.{uuid.uuid4().hex[:16]}"
+
+    def take(self, **started) -> GatewayCall:
+        with self.deps.sessions() as session:
+            return ledger.take(session=session, workflow_id=self.workflow_id, step=self.step,
+                               holder=self.token, **started)
+
+    def entry(self) -> GatewayCall:
+        with self.deps.sessions() as session:
+            entry = ledger.gateway_call(session=session, workflow_id=self.workflow_id,
+                                        step=self.step)
+        assert entry is not None
+        return entry
+
+    def move(self, expected: tuple[str, ...], to: str, *, held: bool = True, **fields) -> bool:
+        """`held`: only while this attempt holds the entry; otherwise it records what the gateway
+        already did, which any attempt may."""
+        with self.deps.sessions() as session:
+            return ledger.move(session=session, workflow_id=self.workflow_id, step=self.step,
+                               holder=self.token if held else ledger.ANY_HOLDER,
+                               expected=expected, to=to, **fields)
+
+    def hold(self, expected: tuple[str, ...], status: str) -> None:
+        """Go on (the entry in `status`) only while this attempt still holds it in one of the
+        `expected` states, the moment before money moves: otherwise a newer attempt or a cancel
+        took it, and this one stops."""
+        self.checkpoint()
+        if not self.move(expected, status):
+            raise self.lost()
+
+    def lost(self) -> ApplicationError:
+        if self.entry().status == "voided":
+            return ApplicationError("the change was cancelled: its charge is void",
+                                    type="ChargeVoided", non_retryable=True)
+        return ApplicationError(f"a newer attempt of {self.step} holds the change's "
+                                "ledger entry; this one stopped", type="AttemptSuperseded")
+
+    @staticmethod
+    def checkpoint() -> None:
+        """Heartbeat; stop (before the next request) once Temporal cancelled the attempt or
+        timed it out."""
+        activity.heartbeat()
+        if activity.is_cancelled():
+            raise CancelledError("the attempt was cancelled")
 
 
 class PaymentActivities:
     def __init__(self, deps: Dependencies) -> None:
         self.deps = deps
 
-    def _save(self, call: GatewayCall) -> None:
-        with self.deps.sessions() as session:
-            ledger.save_gateway_call(session=session, call=call)
-
-    @activity.defn(name="charge")
+    @activity.defn(name="charge", no_thread_cancel_exception=True)
     def charge(self, charge: ChargeInput) -> PaymentRecord:
         """Charge the quoted amount once per change: create the intent, record it, confirm it."""
-        workflow_id = activity.info().workflow_id
-        quote, request = charge.quote, charge.request
         gateway, settings = self.deps.gateway, self.deps.settings
+        attempt = _Attempt(self.deps, LEDGER_CHARGE)
+        entry = attempt.take(amount=charge.quote.amount_due, currency=charge.quote.currency)
+        if entry.status == "voided":
+            raise attempt.lost()
+        if entry.status == "succeeded":
+            assert entry.external_id is not None
+            return self._record(entry, gateway.intent_state(entry.external_id))
+        intent_id = entry.external_id
+        if entry.status in NO_INTENT or intent_id is None:
+            intent_id = self._create_intent(attempt, entry, charge)
+        attempt.checkpoint()
+        state = gateway.intent_state(intent_id)
+        if state.status == "requires_confirmation":
+            attempt.hold(("created", "pending"), "created")
+            pause_point(settings, "charge.before_confirm")
+            state = gateway.confirm_intent(intent_id)
+        pause_point(settings, "charge.after_confirm")
+        return self._settle(attempt, entry, state)
+
+    def _create_intent(self, attempt: _Attempt, entry: GatewayCall, charge: ChargeInput) -> str:
+        """A new unconfirmed intent, recorded as the change's charge while this attempt holds
+        the entry; an intent it could not record is cancelled."""
+        quote, request, gateway = charge.quote, charge.request, self.deps.gateway
         with self.deps.sessions() as session:
-            call = ledger.gateway_call(session=session, workflow_id=workflow_id,
-                                       step=LEDGER_CHARGE)
             card = subscriptions.card_on_file(session=session, org_id=request.org_id,
                                               product=request.product)
-        if call is not None and call.status == "succeeded":
-            return self._record(call)
-        if call is None or call.external_id is None:
-            if card is None:
-                raise ApplicationError(f"{request.org_id} has no card on file for "
-                                       f"{request.product}", type="NoPaymentMethod",
-                                       non_retryable=True)
-            call = GatewayCall(workflow_id=workflow_id, step=LEDGER_CHARGE, status="started",
-                               amount=quote.amount_due, currency=quote.currency)
-            self._save(call)
+        if card is None:
+            raise ApplicationError(f"{request.org_id} has no card on file for "
+                                   f"{request.product}", type="NoPaymentMethod",
+                                   non_retryable=True)
+        attempt.checkpoint()
+        if not gateway.card_attached(customer_id=card.customer_id,
+                                     method_id=card.payment_method_id):
+            attempt.checkpoint()
             try:
-                call.external_id = gateway.create_intent(
-                    amount_minor=to_minor_units(quote.amount_due, quote.currency),
-                    currency=quote.currency, customer_id=card.customer_id,
-                    method_id=card.payment_method_id,
-                    metadata={"workflow_id": workflow_id, "org_id": request.org_id,
-                              "product": request.product})
+                gateway.attach_card(customer_id=card.customer_id,
+                                    method_id=card.payment_method_id)
             except CardDeclined as declined:
-                self._declined(call, declined.code, str(declined))
-            call.status = "created"
-            self._save(call)
-        pause_point(settings, "charge.before_confirm")
-        state = gateway.intent_state(call.external_id)
-        if state.status == "requires_confirmation":
-            state = gateway.confirm_intent(state.id)
-        pause_point(settings, "charge.after_confirm")
-        if state.status != "succeeded":
-            self._declined(call, state.decline_code, state.decline_message or state.status)
-        call.status = "succeeded"
-        self._save(call)
-        activity.metric_meter().create_counter("subchange_charges", "cards charged").add(
-            1, {"currency": quote.currency})
-        activity.logger.info("charged %s %s (intent %s)", quote.amount_due, quote.currency,
-                             call.external_id)
-        return self._record(call)
+                attempt.move(NO_INTENT, "declined")
+                raise _card_declined(declined.code, str(declined)) from None
+        attempt.checkpoint()
+        intent_id = gateway.create_intent(
+            amount_minor=to_minor_units(quote.amount_due, quote.currency),
+            currency=quote.currency, customer_id=card.customer_id,
+            method_id=card.payment_method_id,
+            metadata={"workflow_id": attempt.workflow_id, "org_id": request.org_id,
+                      "product": request.product},
+            idempotency_key=f"{attempt.workflow_id}:charge:{entry.generation}")
+        if attempt.move(NO_INTENT, "created", external_id=intent_id):
+            return intent_id
+        if attempt.entry().external_id != intent_id:  # (real Stripe returns the same for a key)
+            gateway.cancel_intent(intent_id)
+        raise attempt.lost()
 
-    def _declined(self, call: GatewayCall, code: str | None, message: str) -> None:
-        # A declined intent moved no money: forget it so a retry after a card update starts anew.
-        call.status, call.external_id = "declined", None
-        self._save(call)
-        raise ApplicationError(f"card declined ({code or 'unknown'}): {message}",
-                               {"decline_code": code}, type="CardDeclined", non_retryable=True)
+    def _settle(self, attempt: _Attempt, entry: GatewayCall, state: IntentState
+                ) -> PaymentRecord:
+        """Record the intent's outcome (any attempt may: it is the gateway's fact)."""
+        if state.status == "succeeded":
+            attempt.move(("created", "pending"), "succeeded", held=False)
+            activity.metric_meter().create_counter("subchange_charges", "cards charged").add(
+                1, {"currency": entry.currency or ""})
+            activity.logger.info("charged %s %s (intent %s)", entry.amount, entry.currency,
+                                 state.id)
+            return self._record(entry, state)
+        if state.status == "processing":
+            attempt.move(("created",), "pending", held=False)
+            raise ApplicationError(f"the gateway is still processing intent {state.id}; a "
+                                   "retry reads its outcome", type="ChargeProcessing")
+        if state.status == "requires_action":
+            attempt.move(("created",), "pending", held=False)
+            raise ApplicationError(
+                f"the card needs the payer's authentication (3-D Secure) for intent {state.id}: "
+                "retry once they completed it, or cancel the change (the intent is then "
+                "voided)", type="CardNeedsAuthentication", non_retryable=True)
+        if state.status == "canceled":
+            raise attempt.lost()
+        # Declined: the intent moved no money. Forget it, so a retry after a card update makes
+        # a new one (under the next idempotency key).
+        attempt.move(("created", "pending"), "declined", held=False, external_id=None,
+                     generation=entry.generation + 1)
+        raise _card_declined(state.decline_code, state.decline_message or state.status)
 
-    def _record(self, call: GatewayCall) -> PaymentRecord:
-        assert call.external_id is not None and call.amount is not None
-        charge_id = self.deps.gateway.intent_state(call.external_id).charge_id
-        return PaymentRecord(method="card", amount=call.amount, currency=call.currency or "",
-                             charge_id=charge_id, intent_id=call.external_id)
+    @staticmethod
+    def _record(entry: GatewayCall, state: IntentState) -> PaymentRecord:
+        assert entry.amount is not None
+        return PaymentRecord(method="card", amount=entry.amount, currency=entry.currency or "",
+                             charge_id=state.charge_id, intent_id=state.id)
 
-    @activity.defn(name="refund_charge")
+    @activity.defn(name="refund_charge", no_thread_cancel_exception=True)
     def refund_charge(self, refund: RefundChargeInput) -> RefundChargeOutput:
-        """Compensation: refund a charged change that was cancelled before it was applied."""
-        workflow_id = activity.info().workflow_id
+        """Compensation for a change cancelled before it was applied: void its charge, or refund
+        the charge that went through (the amount the gateway refunded)."""
+        gateway = self.deps.gateway
+        attempt = _Attempt(self.deps, LEDGER_REFUND)
+        entry = attempt.take(currency=refund.currency)
+        if entry.status == "succeeded":
+            return RefundChargeOutput(refund_id=entry.external_id, amount=entry.amount or 0)
         with self.deps.sessions() as session:
-            call = ledger.gateway_call(session=session, workflow_id=workflow_id,
-                                       step=LEDGER_REFUND)
-        if call is not None and call.status == "succeeded" and call.external_id:
-            return RefundChargeOutput(refund_id=call.external_id, amount=call.amount or 0)
-        with self.deps.sessions() as session:
-            if subscriptions.is_applied(session=session, workflow_id=workflow_id):
+            if subscriptions.is_applied(session=session, workflow_id=attempt.workflow_id):
                 raise ApplicationError("the change is applied to the subscription: its charge "
                                        "stays (a refund would give the change away)",
                                        type="ChangeApplied", non_retryable=True)
-        intent_id = refund.intent_id or self._charged_intent(workflow_id)
-        if intent_id is None:
-            return RefundChargeOutput(refund_id=None, amount=0)
-        call = call or GatewayCall(workflow_id=workflow_id, step=LEDGER_REFUND,
-                                   status="started")
-        self._save(call)
-        refund_id, _ = self.deps.gateway.refund_intent(
-            intent_id, metadata={"workflow_id": workflow_id, "reason": refund.reason[:200]})
-        call.external_id, call.status = refund_id, "succeeded"
-        call.amount, call.currency = refund.amount, refund.currency
-        self._save(call)
-        activity.metric_meter().create_counter("subchange_refunds", "charges refunded").add(
-            1, {"currency": refund.currency})
-        activity.logger.info("refunded intent %s (%s)", intent_id, refund_id)
-        return RefundChargeOutput(refund_id=refund_id, amount=refund.amount)
+        intent_id = refund.intent_id or self._void_charge(attempt)
+        state = None
+        if intent_id is not None:
+            attempt.checkpoint()
+            state = gateway.intent_state(intent_id)
+            if state.status in CANCELLABLE:
+                attempt.checkpoint()
+                state = gateway.cancel_intent(intent_id)
+        if state is None or state.status != "succeeded":
+            if state is not None and state.status == "processing":
+                raise ApplicationError(f"the gateway is still processing intent {state.id}; "
+                                       "it can be refunded once it is decided",
+                                       type="ChargeProcessing")
+            return self._refunded(attempt, refund, None, 0)  # nothing was taken
+        attempt.checkpoint()
+        made = gateway.existing_refund(state.id)
+        if made is None:
+            attempt.hold(("started",), "started")
+            made = gateway.refund_intent(
+                state.id, idempotency_key=f"{attempt.workflow_id}:refund",
+                metadata={"workflow_id": attempt.workflow_id, "reason": refund.reason[:200]})
+        return self._refunded(attempt, refund, *made)
 
-    def _charged_intent(self, workflow_id: str) -> str | None:
-        """The intent of this change that took money, when the charge step's outcome is unknown
-        to the workflow (it failed for good after the gateway may have confirmed)."""
+    def _void_charge(self, attempt: _Attempt) -> str | None:
+        """Void the change's charge entry unless it succeeded, so no attempt still running
+        records or confirms an intent; the intent to cancel or refund, if any."""
         with self.deps.sessions() as session:
-            call = ledger.gateway_call(session=session, workflow_id=workflow_id,
-                                       step=LEDGER_CHARGE)
-        if call is None or call.external_id is None:
-            return None
-        state = self.deps.gateway.intent_state(call.external_id)
-        return state.id if state.status == "succeeded" else None
+            ledger.take(session=session, workflow_id=attempt.workflow_id, step=LEDGER_CHARGE,
+                        holder=attempt.token, status="voided")
+            ledger.move(session=session, workflow_id=attempt.workflow_id, step=LEDGER_CHARGE,
+                        holder=attempt.token, expected=("started", "created", "pending",
+                                                        "declined"), to="voided")
+            charge = ledger.gateway_call(session=session, workflow_id=attempt.workflow_id,
+                                         step=LEDGER_CHARGE)
+        assert charge is not None
+        return charge.external_id
+
+    def _refunded(self, attempt: _Attempt, refund: RefundChargeInput, refund_id: str | None,
+                  amount_minor: int) -> RefundChargeOutput:
+        amount = round_money(from_minor_units(amount_minor, refund.currency), refund.currency)
+        attempt.move(("started",), "succeeded", held=False, external_id=refund_id, amount=amount,
+                     currency=refund.currency)
+        if refund_id is not None:
+            activity.metric_meter().create_counter("subchange_refunds", "charges refunded").add(
+                1, {"currency": refund.currency})
+            activity.logger.info("refunded %s %s (%s)", amount, refund.currency, refund_id)
+        return RefundChargeOutput(refund_id=refund_id, amount=amount)
+
+
+def _card_declined(code: str | None, message: str) -> ApplicationError:
+    return ApplicationError(f"card declined ({code or 'unknown'}): {message}",
+                            {"decline_code": code}, type="CardDeclined", non_retryable=True)

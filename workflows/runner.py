@@ -49,6 +49,7 @@ class StepRunner:
                 result = await workflow.execute_activity(
                     step.name, arg, result_type=step.result_type,
                     start_to_close_timeout=step.policy.start_to_close,
+                    heartbeat_timeout=step.policy.heartbeat,
                     retry_policy=step.policy.retry, summary=step.summary(arg),
                     cancellation_type=_cancellation_type())
             except ActivityError as error:

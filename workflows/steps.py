@@ -3,7 +3,9 @@ workflow imports no activity code), its timeouts and retries, the lifecycle trig
 it succeeds, whether a cancel may interrupt it, and the summary the Web UI's timeline shows.
 
 A step whose retries run out does not fail the workflow: the change parks in awaiting_support
-(workflows/runner.py). Error types listed as non-retryable are outcomes a retry can't change.
+(workflows/runner.py). Error types listed as non-retryable are outcomes a retry can't change. The
+steps that move money heartbeat, and their timeouts come from their time budget
+(subchange.domain.limits).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import Trigger
+    from subchange.domain import limits
     from subchange.domain.contracts import (
         ChangeRequest,
         InvoiceRecord,
@@ -50,22 +53,30 @@ ResultT = TypeVar("ResultT")
 class StepPolicy:
     start_to_close: timedelta
     retry: RetryPolicy
-    # A failure other than one of the non-retryable business outcomes may have moved money.
-    moves_money: bool = False
+    heartbeat: timedelta | None = None  # the attempt heartbeats; a silent one is retried sooner
+    # Failures that prove no money moved; any other failure of a step that moves money may have.
+    money_safe: tuple[str, ...] | None = None  # None: the step moves no money
 
     def may_have_moved_money(self, error_type: str | None) -> bool:
-        return self.moves_money and error_type not in self.retry.non_retryable_error_types
+        return self.money_safe is not None and error_type not in self.money_safe
 
 
-def policy(seconds: int, attempts: int, max_interval: int, *non_retryable: str,
-           moves_money: bool = False) -> StepPolicy:
+def policy(seconds: int, attempts: int, max_interval: int, *non_retryable: str) -> StepPolicy:
     return StepPolicy(
         start_to_close=timedelta(seconds=seconds),
         retry=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=max_interval),
                           maximum_attempts=attempts,
-                          non_retryable_error_types=list(non_retryable)),
-        moves_money=moves_money)
+                          non_retryable_error_types=list(non_retryable)))
+
+
+def budgeted(budget: limits.Budget, attempts: int, max_interval: int, *non_retryable: str,
+             money_safe: tuple[str, ...] | None = None) -> StepPolicy:
+    """A step that heartbeats between requests, timed from its budget (subchange.domain.limits)."""
+    base = policy(int(budget.worst_attempt.total_seconds()), attempts, max_interval,
+                  *non_retryable)
+    return StepPolicy(base.start_to_close, base.retry, heartbeat=budget.heartbeat,
+                      money_safe=money_safe)
 
 
 DATABASE = policy(20, 6, 15)
@@ -105,11 +116,12 @@ CLOSE_SALES_CASE: Step[CloseSalesCaseInput, None] = Step(
     cancellable=False)
 CHARGE: Step[ChargeInput, PaymentRecord] = Step(
     "charge", PaymentRecord,
-    policy(30, 5, 20, "CardDeclined", "NoPaymentMethod", moves_money=True),
+    budgeted(limits.CHARGE, 5, 20, "CardDeclined", "NoPaymentMethod", "CardNeedsAuthentication",
+             "ChargeVoided", money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided")),
     lambda charge: f"charge {charge.quote.amount_due} {charge.quote.currency} to the card",
     advances=Trigger.CHARGE)
 REFUND_CHARGE: Step[RefundChargeInput, RefundChargeOutput] = Step(
-    "refund_charge", RefundChargeOutput, policy(30, 8, 60),
+    "refund_charge", RefundChargeOutput, budgeted(limits.REFUND, 8, 60),
     lambda _refund: "refund the charge of a cancelled change", cancellable=False)
 APPLY_CHANGE: Step[ApplyInput, ApplyOutput] = Step(
     "apply_change", ApplyOutput, policy(20, 6, 15, "StaleSubscription"),

@@ -3,7 +3,8 @@
 Charges are two-phase: a PaymentIntent is created unconfirmed, its id recorded in our database,
 and only then confirmed. A crash at any point leaves either an unconfirmed intent (no money moved)
 or a recorded one whose state the retry reads back; nothing relies on idempotency keys, which the
-local server ignores.
+local server ignores. Each method is one request (at most limits.GATEWAY_REQUEST), so an activity can
+heartbeat between them and keep its worst case inside its limits (workflows/steps.py).
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ from dataclasses import dataclass
 
 import stripe
 
+from subchange.domain.limits import GATEWAY_REQUEST
 from subchange.settings import Settings
+
+# An intent in these states took no money and can be cancelled, so that a late confirm fails.
+CANCELLABLE = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
 
 
 @dataclass(frozen=True)
 class IntentState:
     id: str
-    status: str  # requires_confirmation | succeeded | requires_payment_method | ...
+    # requires_confirmation | processing | requires_action | succeeded | requires_payment_method
+    # (declined) | canceled
+    status: str
     charge_id: str | None
     decline_code: str | None
     decline_message: str | None
@@ -36,9 +43,8 @@ class Gateway:
             settings.stripe_api_key,
             base_addresses={"api": settings.stripe_api_base},
             max_network_retries=0,  # Temporal owns retries
-            # Well under the steps' start-to-close timeouts, so a stalled call ends before the
-            # server starts the next attempt beside it.
-            http_client=stripe.RequestsClient(timeout=10),
+            # The steps' timeouts are budgeted in these (subchange.domain.limits).
+            http_client=stripe.RequestsClient(timeout=GATEWAY_REQUEST.total_seconds()),
         )
 
     # -- set-up of customers (fixture loader) ------------------------------------------------
@@ -90,28 +96,48 @@ class Gateway:
         if method.customer != customer_id:
             self.client.v1.payment_methods.attach(method_id, params={"customer": customer_id})
 
-    def create_intent(self, *, amount_minor: int, currency: str, customer_id: str,
-                      method_id: str, metadata: dict[str, str]) -> str:
-        """Attach the card (the gateway may decline it here) and create an unconfirmed intent."""
+    def card_attached(self, *, customer_id: str, method_id: str) -> bool:
+        """Whether the card is attached to the customer already (one request)."""
+        return self.client.v1.payment_methods.retrieve(method_id).customer == customer_id
+
+    def attach_card(self, *, customer_id: str, method_id: str) -> None:
+        """Attach the card to the customer (the gateway may decline it here)."""
         try:
-            self._attach(customer_id=customer_id, method_id=method_id)
+            self.client.v1.payment_methods.attach(method_id, params={"customer": customer_id})
         except stripe.CardError as error:
             raise CardDeclined(error.code, error.user_message or str(error)) from None
+
+    def create_intent(self, *, amount_minor: int, currency: str, customer_id: str,
+                      method_id: str, metadata: dict[str, str], idempotency_key: str) -> str:
+        """An unconfirmed intent; `idempotency_key` makes a repeated request return the same one
+        (real Stripe; the local server ignores keys)."""
         intent = self.client.v1.payment_intents.create(params={
             "amount": amount_minor, "currency": currency.lower(), "customer": customer_id,
             "payment_method": method_id, "metadata": metadata,
-        }, options={"idempotency_key": f"{metadata['workflow_id']}:charge"})  # real Stripe only
+        }, options={"idempotency_key": idempotency_key})
         return intent.id
 
     def confirm_intent(self, intent_id: str) -> IntentState:
+        """Confirm the intent; its state afterwards, read back when the gateway refused (a decline,
+        or an intent cancelled meanwhile)."""
         try:
-            self.client.v1.payment_intents.confirm(intent_id)
-        except stripe.CardError:
-            pass  # the declined state is read back below
-        return self.intent_state(intent_id)
+            return self._state(self.client.v1.payment_intents.confirm(intent_id))
+        except (stripe.CardError, stripe.InvalidRequestError):
+            return self.intent_state(intent_id)
+
+    def cancel_intent(self, intent_id: str) -> IntentState:
+        """Cancel an intent that took no money, so a confirm still in flight fails; its state
+        afterwards (read back when the gateway refused because it succeeded meanwhile)."""
+        try:
+            return self._state(self.client.v1.payment_intents.cancel(intent_id))
+        except stripe.InvalidRequestError:
+            return self.intent_state(intent_id)
 
     def intent_state(self, intent_id: str) -> IntentState:
-        intent = self.client.v1.payment_intents.retrieve(intent_id)
+        return self._state(self.client.v1.payment_intents.retrieve(intent_id))
+
+    @staticmethod
+    def _state(intent: stripe.PaymentIntent) -> IntentState:
         charge = intent.latest_charge
         charge_id = charge if isinstance(charge, str) or charge is None else charge.id
         error = intent.last_payment_error
@@ -123,12 +149,15 @@ class Gateway:
 
     # -- refunds (compensation) --------------------------------------------------------------
 
-    def refund_intent(self, intent_id: str, *, metadata: dict[str, str]) -> tuple[str, int]:
-        """Refund an intent in full, once: an existing refund of the intent is returned as is."""
-        existing = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 10})
-        if existing.data:
-            refund = existing.data[0]
-        else:
-            refund = self.client.v1.refunds.create(
-                params={"payment_intent": intent_id, "metadata": metadata})
+    def existing_refund(self, intent_id: str) -> tuple[str, int] | None:
+        """The refund of the intent already made (its id and amount in minor units), if any."""
+        existing = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 1})
+        return (existing.data[0].id, existing.data[0].amount) if existing.data else None
+
+    def refund_intent(self, intent_id: str, *, metadata: dict[str, str],
+                      idempotency_key: str) -> tuple[str, int]:
+        """Refund an intent in full; its id and the amount refunded in minor units."""
+        refund = self.client.v1.refunds.create(
+            params={"payment_intent": intent_id, "metadata": metadata},
+            options={"idempotency_key": idempotency_key})
         return refund.id, refund.amount

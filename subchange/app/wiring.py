@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -62,4 +63,7 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
         max_concurrent_activities=max_concurrent_activities,
         workflow_failure_exception_types=[Exception] if fail_workflows_on_bugs else [],
         max_cached_workflows=max_cached_workflows,
+        # A heartbeat of the steps that move money reaches the server within 2 s, and with its
+        # answer a cancel reaches the attempt before its next gateway request.
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
     )

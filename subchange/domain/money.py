@@ -34,6 +34,11 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int(rounded.scaleb(minor_unit_digits(currency)))
 
 
+def from_minor_units(amount_minor: int, currency: str) -> Decimal:
+    """The amount of a gateway integer (yen for JPY, cents for USD)."""
+    return Decimal(amount_minor).scaleb(-minor_unit_digits(currency))
+
+
 def format_money(amount: Decimal, currency: str) -> str:
     return format_currency(round_money(amount, currency), currency, locale="en_US")
 

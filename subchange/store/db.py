@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, create_engine
 
+from subchange.domain.limits import DATABASE_WAIT
 from subchange.store import tables  # noqa: F401  (registers the tables on the metadata)
 
 SessionFactory = Callable[[], Session]
@@ -30,19 +31,23 @@ def make_engine(url: str) -> sa.Engine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A transaction waits for the write lock at most DATABASE_WAIT (the steps' time budget).
+        wait = DATABASE_WAIT.total_seconds()
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": wait})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             cursor.close()
 
         return engine
     # Up to one connection per concurrent activity (build_worker: 16), so no step waits for one.
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=11)
+    lock_timeout = f"-c lock_timeout={int(DATABASE_WAIT.total_seconds() * 1000)}"
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=11,
+                         connect_args={"options": lock_timeout})
 
 
 def session_factory(engine: sa.Engine) -> SessionFactory:

@@ -1,19 +1,63 @@
 """The idempotency ledger of payment-gateway side effects, one entry per (workflow id, step):
-what was started, its gateway id once known, and how it ended."""
+what was started, its gateway id once known, and how it ended.
+
+An entry is a small state machine moved by compare-and-set. Activities run at least once, and a
+timed-out attempt can still be running beside its retry; so every attempt first takes the entry
+(`take`: the newest attempt becomes its holder), and every later move names the state it expects
+and, where a stale attempt must not act, the holder it expects. A move that finds something else
+changes nothing and says so: the older attempt has lost and stops, the newer one goes on.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
+import sqlalchemy as sa
 from sqlmodel import Session
 
+from subchange.store.once import insert_once
 from subchange.store.tables import GatewayCall, utcnow
+
+ANY_HOLDER = None  # a move any attempt may make (it records what the gateway already did)
 
 
 def gateway_call(*, session: Session, workflow_id: str, step: str) -> GatewayCall | None:
     return session.get(GatewayCall, (workflow_id, step))
 
 
-def save_gateway_call(*, session: Session, call: GatewayCall) -> None:
-    """Insert or update the entry; `call` may be a row the caller kept from an earlier session."""
-    row = session.merge(call)
-    row.updated_at = utcnow()
+def take(*, session: Session, workflow_id: str, step: str, holder: str, status: str = "started",
+         **fields: Any) -> GatewayCall:
+    """The entry, now held by `holder`; a new one starts in `status` with `fields`. The caller's
+    attempt is the newest, so it takes the entry over unconditionally."""
+    def find() -> GatewayCall | None:
+        session.expire_all()
+        return gateway_call(session=session, workflow_id=workflow_id, step=step)
+
+    entry = insert_once(session=session, find=find, row=GatewayCall(
+        workflow_id=workflow_id, step=step, status=status, holder=holder, **fields))
+    if entry.holder != holder:
+        session.execute(sa.update(GatewayCall).where(*_key(workflow_id, step))
+                        .values(holder=holder, updated_at=utcnow()))
+        session.commit()
+        entry = find()
+        assert entry is not None
+    return entry
+
+
+def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
+         expected: Collection[str], to: str, **fields: Any) -> bool:
+    """Move the entry from one of the `expected` states to `to` (setting `fields`), only while
+    `holder` holds it (ANY_HOLDER: whoever does); False when it was elsewhere, and then nothing
+    changed."""
+    conditions = [*_key(workflow_id, step), GatewayCall.status.in_(list(expected))]
+    if holder is not ANY_HOLDER:
+        conditions.append(GatewayCall.holder == holder)
+    moved = session.execute(sa.update(GatewayCall).where(*conditions)
+                            .values(status=to, updated_at=utcnow(), **fields))
     session.commit()
+    return moved.rowcount == 1
+
+
+def _key(workflow_id: str, step: str) -> tuple[sa.ColumnElement[bool], ...]:
+    return GatewayCall.workflow_id == workflow_id, GatewayCall.step == step

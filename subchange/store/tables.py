@@ -102,8 +102,16 @@ class GatewayCall(SQLModel, table=True):
 
     workflow_id: str = Field(primary_key=True, max_length=80)
     step: str = Field(primary_key=True, max_length=32)
-    status: str = Field(max_length=16)  # started | created | succeeded | declined
+    # charge: started -> created (intent recorded) -> pending | succeeded | declined | voided;
+    # refund: started -> succeeded. Moved by compare-and-set (subchange.store.ledger).
+    status: str = Field(max_length=16)
     external_id: str | None = Field(default=None, max_length=64)
+    # The activity attempt that holds the entry: a newer attempt takes it over, and an older one
+    # still running beside it then loses every move it tries.
+    holder: str | None = Field(default=None, max_length=64)
+    # Intents created for this entry so far: the gateway's idempotency key of the next one.
+    generation: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False,
+                                                           server_default="0"))
     amount: Decimal | None = Field(default=None, sa_column=_money_column(nullable=True))
     currency: str | None = Field(default=None, max_length=3)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())

@@ -18,6 +18,7 @@ from subchange.app.fixtures import load_fixture, parse_fixture
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"  # the gateway declines it (at attach time in localstripe)
 DECLINED_ON_CHARGE_CARD = "4000000000000341"  # attaches, then every charge is declined
+THREE_D_SECURE_CARD = "4000002500003155"  # every charge waits for the payer's authentication
 JAPANESE_NAME = "株式会社アクメ"  # an org name outside Latin-1, for the PDF and the email
 
 

@@ -108,7 +108,12 @@ def test_downgrade_to_base_leaves_no_tables_and_can_be_upgraded_again(fresh_url,
 
 
 def test_tables_made_by_create_all_before_migrations_are_adopted(fresh_url, db):
-    SQLModel.metadata.create_all(db)  # what worker.py did before migrations existed
+    # What worker.py's create_all made before migrations existed: the baseline's tables, no
+    # migration history.
+    upgrade(fresh_url)
+    downgrade(fresh_url, BASELINE)
+    with db.begin() as connection:
+        connection.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
     add_org(db, "acme")
 
     result = upgrade(fresh_url)

@@ -14,7 +14,7 @@ from subchange.domain.contracts import (
     RetryRequest,
     SalesDecision,
 )
-from tests.helpers.documents import GOOD_CARD, unique_org
+from tests.helpers.documents import GOOD_CARD, THREE_D_SECURE_CARD, unique_org
 from tests.helpers.driver import (
     load_suite,
     refused,
@@ -25,6 +25,8 @@ from tests.helpers.driver import (
 from tests.helpers.observers import (
     assert_untouched,
     charges,
+    payment_intent,
+    payment_intents_of,
     refunds_of,
     search_attributes,
     subscription_row,
@@ -145,3 +147,31 @@ async def test_a_cancellation_through_temporal_releases_the_subscription(changes
     await load_suite(changes, org, card=GOOD_CARD)
     after = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
     assert after.status is ChangeStatus.COMPLETED, after.reason
+
+
+# --- a card that needs the payer's 3-D Secure ----------------------------------------------------
+
+async def test_a_card_needing_3d_secure_parks_and_a_cancel_voids_its_intent(changes, deps, gateway,
+                                                                          mailbox):
+    """Not a decline: the intent waits for the payer's authentication, so it is kept (a retry
+    after they authenticated reads it again) and a cancel voids it, so it can't charge later."""
+    org = unique_org("3ds")
+    await load_suite(changes, org, card=THREE_D_SECURE_CARD)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+
+    view = await wait_parked(handle)
+    assert view.step == "charge" and "3-D Secure" in view.last_error
+    assert failed_charge_attempts(view) == 1  # not retried on its own: the payer must act
+    [intent] = payment_intents_of(gateway, handle.id)
+    assert intent.status == "requires_action"
+
+    await handle.execute_update(SubscriptionChange.cancel,
+                                CancelRequest(by=SUPPORT, reason="payer unreachable"))
+
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert payment_intent(gateway, intent.id).status == "canceled"
+    assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
+    assert subscription_row(deps, org, "one").seats == 30
+    assert mailbox.messages(to=f"billing@{org}.example") == []

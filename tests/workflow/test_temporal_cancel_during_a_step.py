@@ -12,6 +12,7 @@ of the test server, not of the service."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -41,16 +42,31 @@ from tests.helpers.observers import (
 )
 
 
+def _until_cancelled() -> None:
+    """Heartbeat until the workflow's request to cancel this attempt has reached it."""
+    for _ in range(300):
+        activity.heartbeat()
+        if activity.is_cancelled():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the attempt was never cancelled")
+
+
 @pytest.fixture
 async def held(time_skipping_env, deps: Dependencies, task_queue, load
                ) -> AsyncIterator[tuple[ChangeDriver, threading.Event]]:
-    """A driver whose charge and apply wait for `release` before doing the real thing."""
-    release = threading.Event()
+    """A driver whose charge waits to be cancelled before (or, once `charge_first` is set, after)
+    doing the real thing, and whose apply waits for `release` first."""
+    release, charge_first = threading.Event(), threading.Event()
     payments, subscriptions = PaymentActivities(deps), SubscriptionActivities(deps)
 
-    @activity.defn(name="charge")
+    @activity.defn(name="charge", no_thread_cancel_exception=True)
     def held_charge(charge: ChargeInput) -> PaymentRecord:
-        assert release.wait(timeout=15), "the test never released the charge"
+        if charge_first.is_set():
+            record = payments.charge(charge)
+            _until_cancelled()
+            return record
+        _until_cancelled()
         return payments.charge(charge)
 
     @activity.defn(name="apply_change")
@@ -61,11 +77,12 @@ async def held(time_skipping_env, deps: Dependencies, task_queue, load
     async with worker_with_stand_ins(time_skipping_env, deps, task_queue, charge=held_charge,
                                      apply_change=held_apply) as running:
         yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env,
-                           load), release
+                           load), release, charge_first
 
 
-async def test_temporal_cancel_during_the_charge_refunds_it(held, deps, gateway, mailbox):
-    changes, release = held
+async def test_temporal_cancel_before_the_charge_confirms_takes_no_money(held, deps, gateway,
+                                                                        mailbox):
+    changes, _release, _charge_first = held
     org = unique_org("tcharge")
     await load_suite(changes, org)
     handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
@@ -73,8 +90,27 @@ async def test_temporal_cancel_during_the_charge_refunds_it(held, deps, gateway,
     await wait_for(handle, lambda v: v.step == "charge", "the charge")
 
     await handle.cancel()
-    await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
-    release.set()
+
+    result = await changes.settle(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert result.payment is None
+    assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
+    assert subscription_row(deps, org, "one").seats == 30
+    assert mailbox.messages(to=f"billing@{org}.example") == []
+    assert claim_of(deps, org, "one") is None
+
+
+async def test_temporal_cancel_after_the_charge_went_through_refunds_it(held, deps, gateway,
+                                                                        mailbox):
+    changes, _release, charge_first = held
+    charge_first.set()
+    org = unique_org("tcharged")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    await wait_for(handle, lambda v: v.step == "charge", "the charge")
+
+    await handle.cancel()
 
     result = await changes.settle(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
@@ -88,7 +124,7 @@ async def test_temporal_cancel_during_the_charge_refunds_it(held, deps, gateway,
 
 async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, deps, gateway,
                                                                        mailbox):
-    changes, release = held
+    changes, release, _charge_first = held
     org = unique_org("tapply")
     await load_suite(changes, org)
     handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
@@ -108,7 +144,7 @@ async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, de
 
 
 async def test_temporal_cancel_while_sales_decides_cancels_the_change(held, deps, mailbox):
-    changes, _release = held
+    changes, _release, _charge_first = held
     org = unique_org("tsales")
     await load_suite(changes, org, card=None)
     handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
