@@ -51,35 +51,41 @@ ResultT = TypeVar("ResultT")
 
 @dataclass(frozen=True)
 class StepPolicy:
-    start_to_close: timedelta
+    budget: limits.Budget  # the worst attempt, which the timeouts are set from
     retry: RetryPolicy
-    heartbeat: timedelta | None = None  # the attempt heartbeats; a silent one is retried sooner
+    heartbeats: bool = False  # between requests, so a silent attempt is retried sooner
     # Failures that prove no money moved; any other failure of a step that moves money may have.
     money_safe: tuple[str, ...] | None = None  # None: the step moves no money
+
+    @property
+    def start_to_close(self) -> timedelta:
+        return self.budget.worst_attempt
+
+    @property
+    def heartbeat(self) -> timedelta | None:
+        return self.budget.heartbeat if self.heartbeats else None
 
     def may_have_moved_money(self, error_type: str | None) -> bool:
         return self.money_safe is not None and error_type not in self.money_safe
 
 
-def policy(seconds: int, attempts: int, max_interval: int, *non_retryable: str) -> StepPolicy:
+def policy(budget: limits.Budget, attempts: int, max_interval: int, *non_retryable: str,
+           heartbeats: bool = False, money_safe: tuple[str, ...] | None = None) -> StepPolicy:
     return StepPolicy(
-        start_to_close=timedelta(seconds=seconds),
+        budget=budget,
         retry=RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(seconds=max_interval),
                           maximum_attempts=attempts,
-                          non_retryable_error_types=list(non_retryable)))
+                          non_retryable_error_types=list(non_retryable)),
+        heartbeats=heartbeats, money_safe=money_safe)
 
 
-def budgeted(budget: limits.Budget, attempts: int, max_interval: int, *non_retryable: str,
-             money_safe: tuple[str, ...] | None = None) -> StepPolicy:
-    """A step that heartbeats between requests, timed from its budget (subchange.domain.limits)."""
-    base = policy(int(budget.worst_attempt.total_seconds()), attempts, max_interval,
+def database(transactions: int, attempts: int = 6, max_interval: int = 15,
+             *non_retryable: str) -> StepPolicy:
+    """A step of a few database transactions and nothing else. Each of them is one transaction,
+    and one more when a concurrent attempt inserted the same key first (store/once.py)."""
+    return policy(limits.Budget(transactions=transactions), attempts, max_interval,
                   *non_retryable)
-    return StepPolicy(base.start_to_close, base.retry, heartbeat=budget.heartbeat,
-                      money_safe=money_safe)
-
-
-DATABASE = policy(20, 6, 15)
 
 
 @dataclass(frozen=True)
@@ -93,55 +99,66 @@ class Step(Generic[ArgT, ResultT]):
 
 
 OPEN_CHANGE: Step[ChangeRequest, OpenChangeOutput] = Step(
-    "open_change", OpenChangeOutput, DATABASE,
+    "open_change", OpenChangeOutput, database(2),
     lambda request: f"open the change record of {request.request_id}")
 AUTHORIZE_ADMIN: Step[ChangeRequest, Admission] = Step(
-    "authorize_admin", Admission, DATABASE,
+    "authorize_admin", Admission, database(2),
     lambda request: f"is {request.requested_by} an active admin of {request.org_id}?",
     advances=Trigger.AUTHORIZE)
 VALIDATE_CHANGE: Step[DatedRequest, Admission] = Step(
-    "validate_change", Admission, DATABASE,
+    "validate_change", Admission, database(2),
     lambda dated: f"check {dated.request.describe()} against the seat and plan rules",
     advances=Trigger.VALIDATE)
 QUOTE_CHANGE: Step[DatedRequest, QuoteOutcome] = Step(
-    "quote_change", QuoteOutcome, DATABASE,
+    "quote_change", QuoteOutcome, database(2),
     lambda dated: f"price the change as of {dated.change_date}", advances=Trigger.QUOTE)
 OPEN_SALES_CASE: Step[SalesCaseInput, SalesCaseOutput] = Step(
-    "open_sales_case", SalesCaseOutput, DATABASE,
+    "open_sales_case", SalesCaseOutput, database(2),
     lambda case: f"ask sales to approve {case.quote.amount_due} {case.quote.currency} "
                  "(offline payer)",
     advances=Trigger.ROUTE_TO_SALES)
 CLOSE_SALES_CASE: Step[CloseSalesCaseInput, None] = Step(
-    "close_sales_case", None, DATABASE, lambda close: f"close {close.case_id} as {close.outcome}",
+    "close_sales_case", None, database(2), lambda close: f"close {close.case_id} as {close.outcome}",
     cancellable=False)
 CHARGE: Step[ChargeInput, PaymentRecord] = Step(
     "charge", PaymentRecord,
-    budgeted(limits.CHARGE, 5, 20, "CardDeclined", "NoPaymentMethod", "CardNeedsAuthentication",
-             "ChargeVoided", money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided")),
+    # card attached?, attach, create the intent, read it, confirm, read back a refused confirm;
+    # take the entry (insert, or read and take over: 3), read the card, record the intent, hold
+    # it before confirming, record the outcome, read the entry when the attempt lost.
+    policy(limits.Budget(gateway_requests=6, transactions=8), 5, 20, "CardDeclined",
+           "NoPaymentMethod", "CardNeedsAuthentication", "ChargeVoided", heartbeats=True,
+           money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided")),
     lambda charge: f"charge {charge.quote.amount_due} {charge.quote.currency} to the card",
     advances=Trigger.CHARGE)
 REFUND_CHARGE: Step[RefundChargeInput, RefundChargeOutput] = Step(
-    "refund_charge", RefundChargeOutput, budgeted(limits.REFUND, 8, 60),
+    "refund_charge", RefundChargeOutput,
+    # read the intent, cancel it (or read it back), find an existing refund, refund; take the
+    # refund entry (3), is the change applied?, void the charge entry (3), hold it before
+    # refunding, record the refund, read the entry when the attempt lost.
+    policy(limits.Budget(gateway_requests=5, transactions=11), 8, 60, heartbeats=True),
     lambda _refund: "refund the charge of a cancelled change", cancellable=False)
 APPLY_CHANGE: Step[ApplyInput, ApplyOutput] = Step(
-    "apply_change", ApplyOutput, policy(20, 6, 15, "StaleSubscription"),
+    "apply_change", ApplyOutput, database(2, 6, 15, "StaleSubscription"),
     lambda apply: f"{apply.quote.old_plan}×{apply.quote.old_seats} → "
                   f"{apply.quote.new_plan}×{apply.quote.new_seats}",
     advances=Trigger.APPLY)
 FIND_APPLIED_CHANGE: Step[ChangeRequest, AppliedOutcome] = Step(
-    "find_applied_change", AppliedOutcome, DATABASE,
+    "find_applied_change", AppliedOutcome, database(2),
     lambda request: f"did {request.request_id}'s failed apply commit after all?",
     cancellable=False)
 EMAIL_INVOICE: Step[str, InvoiceRecord] = Step(
-    "email_invoice", InvoiceRecord, policy(30, 8, 60),
+    "email_invoice", InvoiceRecord,
+    # read the invoice, mark it sending, mark it sent; the SMTP greeting, EHLO, MAIL, RCPT, DATA,
+    # the message, QUIT (and a spare RCPT).
+    policy(limits.Budget(transactions=3, mail_commands=8), 8, 60, heartbeats=True),
     lambda invoice_number: f"email invoice {invoice_number} with its PDF",
     advances=Trigger.INVOICE)
 OPEN_REFUND_TICKET: Step[RefundTicketInput, RefundTicketRecord] = Step(
-    "open_refund_ticket", RefundTicketRecord, DATABASE,
+    "open_refund_ticket", RefundTicketRecord, database(2),
     lambda ticket: f"ask for a refund of {ticket.quote.refundable_amount} "
                    f"{ticket.quote.currency}")
 CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
-    "close_change", None, policy(20, 10, 60),
+    "close_change", None, database(2, 10, 60),
     lambda _close: "close_change", cancellable=False)
 
 STEPS: tuple[Step, ...] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 
+from subchange.domain.limits import MAIL_COMMAND
 from subchange.settings import Settings
 
 
@@ -13,5 +14,7 @@ def send_email(message: EmailMessage, *, settings: Settings) -> None:
     caller that must send once records the attempt before and after."""
     del message["From"]
     message["From"] = settings.mail_from
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=20) as smtp:
+    # Each command waits at most MAIL_COMMAND for its reply (the email step's time budget).
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
+                      timeout=MAIL_COMMAND.total_seconds()) as smtp:
         smtp.send_message(message)

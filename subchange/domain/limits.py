@@ -1,13 +1,13 @@
-"""The time budget of the steps that move money: how long one request to the outside may take, and
-each step's worst attempt counted in such requests.
+"""The time budget of the steps: how long one request to the outside may take, and each step's
+worst attempt counted in such requests (the budgets are in workflows/steps.py).
 
 A step's start-to-close timeout is at least its worst attempt, every request taking its whole
 limit; its heartbeat timeout exceeds the longest stretch between two heartbeats, which is one
 request. Then a retry never starts while the attempt before it could still be inside a request
 (a dead worker's attempt is retried after the heartbeat timeout, not the whole budget), and the
-ledger's compare-and-set covers what is left (activities/payments.py). The gateway and the
-database are configured with these limits; tests/unit/test_step_budget.py counts the requests of
-every path of the steps against them.
+ledger's compare-and-set covers what is left (activities/payments.py). The gateway, the database
+and the mail server are configured with these limits; tests/workflow/test_steps_keep_to_their_budget.py
+counts every attempt's requests against its step's budget.
 """
 
 from __future__ import annotations
@@ -17,29 +17,24 @@ from datetime import timedelta
 
 GATEWAY_REQUEST = timedelta(seconds=10)  # one payment-gateway request, connecting included
 DATABASE_WAIT = timedelta(seconds=10)  # one transaction, waiting for a lock included
+MAIL_COMMAND = timedelta(seconds=10)  # one SMTP command (connect, EHLO, ..., DATA, QUIT)
 HEARTBEAT_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
 class Budget:
-    gateway_requests: int
-    transactions: int
+    """A step's worst attempt, in requests of each kind."""
+
+    gateway_requests: int = 0
+    transactions: int = 0
+    mail_commands: int = 0
 
     @property
     def worst_attempt(self) -> timedelta:
-        return self.gateway_requests * GATEWAY_REQUEST + self.transactions * DATABASE_WAIT
+        return (self.gateway_requests * GATEWAY_REQUEST + self.transactions * DATABASE_WAIT
+                + self.mail_commands * MAIL_COMMAND)
 
     @property
     def heartbeat(self) -> timedelta:
-        """The heartbeat timeout: one request of either kind, and a margin."""
-        return max(GATEWAY_REQUEST, DATABASE_WAIT) + HEARTBEAT_MARGIN
-
-
-# charge: card attached?, attach, create intent, read it, confirm, read back a refused confirm;
-# take the entry (insert, or read and take over: 3), read the card, record the intent, hold it
-# before confirming, record the outcome, read the entry when an attempt lost.
-CHARGE = Budget(gateway_requests=6, transactions=8)
-# refund_charge: read the intent, cancel it (or read back), find an existing refund, refund;
-# take the refund entry (3), is the change applied?, void the charge entry (3), hold before
-# refunding, record the refund, read the entry when an attempt lost.
-REFUND = Budget(gateway_requests=5, transactions=11)
+        """The heartbeat timeout: one request of any kind, and a margin."""
+        return max(GATEWAY_REQUEST, DATABASE_WAIT, MAIL_COMMAND) + HEARTBEAT_MARGIN

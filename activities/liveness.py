@@ -1,0 +1,31 @@
+"""Heartbeats for the steps that have a heartbeat timeout (workflows/steps.py)."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from temporalio import activity
+
+
+@contextmanager
+def heartbeating(every: timedelta = timedelta(seconds=2)) -> Iterator[None]:
+    """Heartbeat from a side thread while one bounded call runs that can't heartbeat itself (an
+    SMTP session: several commands, each within its own timeout), so the attempt of a worker that
+    died in it is still retried after the heartbeat timeout, and a live one is not."""
+    stop, context = threading.Event(), contextvars.copy_context()
+
+    def beat() -> None:
+        while not stop.wait(every.total_seconds()):
+            context.run(activity.heartbeat)
+
+    beater = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join()
