@@ -8,6 +8,7 @@ from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
 from activities.payments import PaymentActivities
+from activities.principals import PrincipalActivities
 from activities.sales import SalesActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.tickets import TicketActivities
@@ -25,4 +26,5 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         subscriptions.apply_change, subscriptions.find_applied_change,
         invoices.email_invoice,
         tickets.open_refund_ticket,
+        PrincipalActivities(deps).authorize_principal,
     ]

@@ -18,10 +18,12 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 import stripe
+from sqlmodel import Session
 
 from activities.dependencies import Dependencies
 from subchange.settings import Settings
-from tests.helpers.documents import load_document
+from subchange.store import staff
+from tests.helpers.documents import STAFF_DIRECTORY, load_document
 from tests.helpers.observers import Mailbox, stripe_client
 from tests.helpers.services import (
     SmtpSink,
@@ -47,7 +49,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[sa.Engine]:
+    """The suite's database, migrated, with the suite's staff directory."""
     with migrated_engine(database_url) as engine:
+        with Session(engine) as session:
+            for member in STAFF_DIRECTORY["staff"]:
+                staff.put_member(session=session, email=member["email"], roles=member["roles"])
+            session.commit()
         yield engine
 
 

@@ -24,6 +24,8 @@ FINISH_STEP_ON_TEMPORAL_CANCEL = "finish-step-on-temporal-cancel"
 CHECK_APPLY_BEFORE_CANCEL = "check-apply-before-cancel"
 # ... and let a cancel accepted in the same workflow task as a sales decision win.
 CANCEL_BEATS_DECISION = "cancel-beats-decision"
+# ... and close the sales case of an approved change cancelled before it was applied as cancelled.
+CANCEL_AFTER_APPROVAL_CLOSES_CASE = "cancel-after-approval-closes-case"
 
 
 class CancelRequested(Exception):

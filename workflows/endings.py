@@ -12,7 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.step_io import CloseChangeInput, CloseSalesCaseInput, RefundChargeInput
 
 # The workflow's own modules run in the sandbox, which checks them for non-determinism.
-from workflows.cancellation import Cancellation
+from workflows.cancellation import CANCEL_AFTER_APPROVAL_CLOSES_CASE, Cancellation
 from workflows.runner import StepRunner
 from workflows.state import ChangeRun
 from workflows.steps import CLOSE_CHANGE, CLOSE_SALES_CASE, REFUND_CHARGE
@@ -68,8 +68,10 @@ class Endings:
     async def cancelled(self) -> ChangeResult:
         change, cancel = self.change, self.cancellation.request
         assert cancel is not None
-        if change.sales_case and change.decision is None:
-            await self.close_sales_case("cancelled")
+        approved = change.decision is not None and change.decision.approved
+        if change.sales_case and (change.decision is None or (
+                approved and workflow.patched(CANCEL_AFTER_APPROVAL_CLOSES_CASE))):
+            await self.close_sales_case("cancelled", by=cancel.by, note=cancel.reason or "")
         charged = change.lifecycle.effective is ChangeState.CHARGED and change.payment is not None
         refund = None
         if charged or self.steps.money_at_risk:
@@ -94,10 +96,11 @@ class Endings:
             ChangeStatus.CANCELLED, reason_code="cancelled",
             reason=f"cancelled{by}" + (f": {cancel.reason}" if cancel.reason else "")))
 
-    async def close_sales_case(self, outcome: str) -> None:
-        change, cancel = self.change, self.cancellation.request
+    async def close_sales_case(self, outcome: str, *, by: str | None = None, note: str = ""
+                               ) -> None:
+        change = self.change
         assert change.sales_case is not None
-        by = change.decision.by if change.decision else (cancel.by if cancel else None)
-        note = change.decision.note if change.decision else ""
+        if change.decision is not None and outcome != "cancelled":
+            by, note = change.decision.by, change.decision.note
         await self.steps.run(CLOSE_SALES_CASE, CloseSalesCaseInput(
             case_id=change.sales_case, outcome=outcome, by=by, note=note))

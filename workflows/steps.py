@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         CloseSalesCaseInput,
         DatedRequest,
         OpenChangeOutput,
+        PrincipalCheck,
+        PrincipalVerdict,
         QuoteOutcome,
         RefundChargeInput,
         RefundChargeOutput,
@@ -161,7 +163,12 @@ CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
     "close_change", None, database(2, 10, 60),
     lambda _close: "close_change", cancellable=False)
 
+# Not a step of the story: an update's check of who asks (SPEC section 9), run by the handler.
+AUTHORIZE_PRINCIPAL: Step[PrincipalCheck, PrincipalVerdict] = Step(
+    "authorize_principal", PrincipalVerdict, database(2, 3, 2),
+    lambda check: f"may {check.by} {check.action}?", cancellable=False)
+
 STEPS: tuple[Step, ...] = (
     OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,
     CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, FIND_APPLIED_CHANGE, EMAIL_INVOICE,
-    OPEN_REFUND_TICKET, CLOSE_CHANGE)
+    OPEN_REFUND_TICKET, CLOSE_CHANGE, AUTHORIZE_PRINCIPAL)

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         UpdateAck,
         describe_validation_error,
     )
+    from subchange.domain.principals import Action
     from subchange.domain.step_io import (
         ApplyInput,
         ApplyOutput,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
 # The workflow's own modules run in the sandbox, which checks them for non-determinism.
 from workflows.cancellation import CHECK_APPLY_BEFORE_CANCEL, Cancellation, CancelRequested
 from workflows.endings import Endings
+from workflows.principals import PrincipalRefused, Principals
 from workflows.runner import StepRunner
 from workflows.sales import SalesApproval
 from workflows.state import ChangeRun
@@ -70,6 +72,7 @@ class SubscriptionChange:
         self.steps = StepRunner(self.change, self.cancellation)
         self.end = Endings(self.change, self.steps, self.cancellation)
         self.sales = SalesApproval(self.change, self.steps, self.cancellation, self.end)
+        self.principals = Principals(self.change)
         self.lock = asyncio.Lock()
 
     @workflow.run
@@ -189,6 +192,8 @@ class SubscriptionChange:
 
     @workflow.update(name="retry")
     async def retry(self, request: RetryRequest) -> UpdateAck:
+        if await self._authorize(Action.RETRY, request.by, "retry"):
+            self._validate_retry(request)  # the change may have moved on meanwhile
         self.steps.retry_requested = True
         by = f" (asked by {request.by})" if request.by else ""
         return UpdateAck(state=self.change.lifecycle.current.value,
@@ -198,10 +203,14 @@ class SubscriptionChange:
     def _validate_retry(self, request: RetryRequest) -> None:
         if (refusal := self.steps.retry_refusal()) is not None:
             raise _refused(refusal)
+        if (refusal := self.principals.immediate_refusal(Action.RETRY, request.by)) is not None:
+            raise _refused(f"can't retry: {refusal}")
 
     @workflow.update(name="cancel")
     async def cancel(self, request: CancelRequest) -> UpdateAck:
         async with self.lock:
+            if await self._authorize(Action.CANCEL, request.by, "cancel"):
+                self._validate_cancel(request)
             self.cancellation.accept(request)
             await workflow.wait_condition(lambda: self.cancellation.outcome is not None)
             outcome = self.cancellation.outcome
@@ -215,9 +224,13 @@ class SubscriptionChange:
         if (refusal := self.cancellation.refusal(self.change.lifecycle,
                                                  self.steps.last_parked)) is not None:
             raise _refused(refusal)
+        if (refusal := self.principals.immediate_refusal(Action.CANCEL, request.by)) is not None:
+            raise _refused(f"can't cancel: {refusal}")
 
     @workflow.update(name="sales_decision")
     async def sales_decision(self, decision: SalesDecision) -> UpdateAck:
+        if await self._authorize(Action.SALES_DECISION, decision.by, "decide"):
+            self._validate_sales_decision(decision)
         self.change.decision = decision
         verdict = "approved" if decision.approved else "rejected"
         return UpdateAck(state=self.change.lifecycle.current.value,
@@ -227,3 +240,13 @@ class SubscriptionChange:
     def _validate_sales_decision(self, decision: SalesDecision) -> None:
         if (refusal := self.sales.decision_refusal()) is not None:
             raise _refused(refusal)
+        if (refusal := self.principals.immediate_refusal(Action.SALES_DECISION,
+                                                         decision.by)) is not None:
+            raise _refused(f"can't decide: {refusal}")
+
+    async def _authorize(self, action: Action, by: str | None, verb: str) -> bool:
+        """The staff directory's verdict on `by` (SPEC section 9); True when it was asked."""
+        try:
+            return await self.principals.check(action, by)
+        except PrincipalRefused as refusal:
+            raise _refused(f"can't {verb}: {refusal}") from None

@@ -1,4 +1,5 @@
-"""Fixture files: organisations, users and subscriptions to create or update (SPEC section 7).
+"""Fixture files: organisations, users and subscriptions (SPEC section 7) and the staff directory
+(section 9) to create or update.
 
 The whole file is validated before anything is written. A test card number becomes the gateway's
 customer and payment-method ids; the card number itself is never stored.
@@ -17,7 +18,9 @@ from sqlmodel import Session, select
 from subchange.adapters.gateway import CardDeclined, Gateway
 from subchange.domain.catalog import PRICED_CURRENCIES, PRODUCT_IDS, default_catalog
 from subchange.domain.contracts import IDENTIFIER, Contract, describe_validation_error
+from subchange.domain.principals import STAFF_ROLES
 from subchange.settings import Settings
+from subchange.store import staff
 from subchange.store.tables import Org, OrgUser, Subscription, utcnow
 
 
@@ -110,14 +113,32 @@ class FixtureOrg(Contract):
         return self
 
 
+class FixtureStaff(Contract):
+    """A member of the vendor's staff directory; an empty `roles` takes every right away."""
+
+    email: EmailStr
+    roles: list[Literal[STAFF_ROLES]]  # type: ignore[valid-type]
+
+    @field_validator("email", mode="after")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
 class Fixture(Contract):
-    orgs: list[FixtureOrg]
+    orgs: list[FixtureOrg] = Field(default_factory=list)
+    staff: list[FixtureStaff] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> Fixture:
+        if not self.model_fields_set & {"orgs", "staff"}:
+            raise ValueError("nothing to load: expected orgs, staff or both")
         ids = [o.id for o in self.orgs]
         if len(ids) != len(set(ids)):
             raise ValueError("orgs: an org id appears twice")
+        emails = [member.email for member in self.staff]
+        if len(emails) != len(set(emails)):
+            raise ValueError("staff: an email appears twice")
         return self
 
 
@@ -138,11 +159,14 @@ def load_fixture(fixture: Fixture, *, session: Session, gateway: Gateway, settin
     if any(s.card for o in fixture.orgs for s in o.subscriptions) and not settings.gateway_test_mode:
         raise FixtureError("card: test card numbers are accepted only with a test gateway "
                            "(an sk_test_ key or a local STRIPE_API_BASE)")
-    counts = {"orgs": 0, "users": 0, "subscriptions": 0}
+    counts = {"orgs": 0, "users": 0, "subscriptions": 0, "staff": 0}
     created_customers: list[str] = []
     try:
         _load_orgs(fixture, session=session, gateway=gateway, counts=counts,
                    created_customers=created_customers)
+        for member in fixture.staff:
+            staff.put_member(session=session, email=member.email, roles=member.roles)
+            counts["staff"] += 1
         session.commit()
     except BaseException:
         # Nothing half-written: no rows, and no gateway customers made by this load.

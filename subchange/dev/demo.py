@@ -25,6 +25,9 @@ from subchange.settings import Settings
 GOOD_CARD, DECLINING_CARD = "4242424242424242", "4000000000000341"
 
 
+SUPPORT, SALES = "support@subchange.example", "sales@subchange.example"
+
+
 def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
     """Organisations of the source documents, with a billing period that contains today."""
     today = today or datetime.now(UTC)
@@ -74,6 +77,9 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
          "users": [{"email": "admin@globex.example", "role": "admin", "products": ["one"]}],
          "subscriptions": [sub("one", "enterprise", 5, pricing_model="flexible_user",
                                card=DECLINING_CARD)]},
+    ], "staff": [  # the vendor's people (SPEC section 9): who may retry, cancel and decide
+        {"email": SUPPORT, "roles": ["support"]},
+        {"email": SALES, "roles": ["sales"]},
     ]}
 
 
@@ -175,14 +181,17 @@ class Demo:
         waiting = self.change("minato", "one", "admin@minato.example", "--seats", "12",
                               expect=3)
         if waiting.get("workflow_id"):
+            self.say("The requester may not approve their own change; sales may")
             self.starter("sales-decision", waiting["workflow_id"], "--approve", "--by",
-                         "sales@subchange.example", "--note", "PO 4711 received")
+                         "admin@minato.example", expect=1)
+            self.starter("sales-decision", waiting["workflow_id"], "--approve", "--by",
+                         SALES, "--note", "PO 4711 received")
             self.outcome(self.wait_for_result(waiting["workflow_id"]))
 
         self.say("A card declined at charge time: the change waits for support")
         for workflow_id in self.still_waiting("globex"):
             print(f"  (cancelling {workflow_id}, left waiting by an earlier demo run)")
-            self.starter("cancel", workflow_id)
+            self.starter("cancel", workflow_id, "--by", SUPPORT)
         parked = self.change("globex", "one", "admin@globex.example", "--seats", "8", expect=3)
         self.finale(parked.get("workflow_id"))
         return 1 if self.failures else 0
@@ -224,7 +233,8 @@ class Demo:
         if parked_id:
             print(f"""  Waiting for support: {parked_id}
     python starter.py status {parked_id}
-    python starter.py cancel {parked_id}     (or retry once the card is fixed)""", flush=True)
+    python starter.py cancel {parked_id} --by {SUPPORT}
+      (or retry --by {SUPPORT} once the card is fixed)""", flush=True)
         if self.failures:
             print("\nThe demo did not go as expected:\n  " + "\n  ".join(self.failures),
                   flush=True)

@@ -110,3 +110,17 @@ class RefundTicketInput(Contract):
 
 class CloseChangeInput(Contract):
     result: ChangeResult
+
+
+class PrincipalCheck(Contract):
+    """Input of authorize_principal: may `by` do `action` (an update) on this change?"""
+
+    action: str
+    by: str
+    org_id: str
+    requester: str | None
+    update_id: str = Field(max_length=40, description="recorded once per update in the audit log")
+
+
+class PrincipalVerdict(Contract):
+    refusal: str | None = None

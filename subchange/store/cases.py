@@ -17,10 +17,15 @@ def open_sales_case(*, session: Session, case: SalesCase) -> SalesCase:
 
 def close_sales_case(*, session: Session, workflow_id: str, outcome: str, by: str | None,
                      note: str) -> None:
-    """Record how the open case ended; a case already closed keeps its first outcome."""
+    """Record how the open case ended; a case already closed keeps its first outcome, except
+    that an approved change cancelled before it was applied closes its case as cancelled."""
     row = _sales_case(session, workflow_id)
-    if row is None or row.status != "open":
+    if row is None or not (row.status == "open"
+                           or (row.status == "approved" and outcome == "cancelled")):
         return
+    if row.status == "approved":
+        note = f"approved by {row.decided_by}, then cancelled before it was applied" + (
+            f": {note}" if note else "")
     row.status, row.decided_by, row.note = outcome, by, note
     row.decided_at = utcnow()
     session.add(row)

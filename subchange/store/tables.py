@@ -46,6 +46,15 @@ class OrgUser(SQLModel, table=True):
     products: list[str] = Field(default_factory=list, sa_column=_json_column())
 
 
+class Staff(SQLModel, table=True):
+    """The vendor's people (SPEC section 9): who may retry or cancel any change (support) and
+    decide sales cases (sales)."""
+
+    email: str = Field(primary_key=True, max_length=254)  # lower case
+    roles: list[str] = Field(default_factory=list, sa_column=_json_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
 class Subscription(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("org_id", "product"),)
 

@@ -16,6 +16,10 @@ from activities.dependencies import Dependencies
 from subchange.app.fixtures import load_fixture, parse_fixture
 
 GOOD_CARD = "4242424242424242"
+# The suite's staff directory (SPEC section 9), loaded into every test database.
+SUPPORT, SALES = "support@vendor.example", "sales@vendor.example"
+STAFF_DIRECTORY = {"staff": [{"email": SUPPORT, "roles": ["support"]},
+                             {"email": SALES, "roles": ["sales"]}]}
 DECLINED_CARD = "4000000000000002"  # the gateway declines it (at attach time in localstripe)
 DECLINED_ON_CHARGE_CARD = "4000000000000341"  # attaches, then every charge is declined
 THREE_D_SECURE_CARD = "4000002500003155"  # every charge waits for the payer's authentication

@@ -12,15 +12,21 @@ import pytest
 from sqlmodel import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
+from subchange.store import staff
 from subchange.store.tables import ChangeRecord, Org, OrgUser, Subscription
-from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, org_document, write_fixture
+from tests.helpers.documents import (
+    DECLINED_ON_CHARGE_CARD,
+    SALES,
+    SUPPORT,
+    org_document,
+    write_fixture,
+)
 from tests.helpers.observers import change_rows, subscription_row, succeeded_charges
 from tests.helpers.processes import CliResult, WorkerProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
 ONLINE, REPEAT, DECLINED, OFFLINE = "cli-online", "cli-repeat", "cli-declined", "cli-offline"
-SALES = "sales@vendor.example"
 PIPELINE = ["open_change", "authorize_admin", "validate_change", "quote_change", "charge",
             "apply_change", "email_invoice", "close_change"]
 
@@ -85,7 +91,7 @@ def seats_of(deps, org: str, product: str) -> int:
 
 def test_load_prints_a_summary_and_updates_in_place(loaded, cli_env, fixture_file, deps):
     assert loaded.json == {"loaded": str(fixture_file), "orgs": 4, "users": 5,
-                           "subscriptions": 4}
+                           "subscriptions": 4, "staff": 0}
     customer = subscription_row(deps, ONLINE, "one").gateway_customer_id
     again = run_cli(cli_env, "load", str(fixture_file))
     assert again.code == 0, again
@@ -97,6 +103,23 @@ def test_load_prints_a_summary_and_updates_in_place(loaded, cli_env, fixture_fil
     assert users == 2
     assert [(s.product, s.seats, s.gateway_customer_id) for s in subs] == [("one", 30, customer)]
     assert customer and customer.startswith("cus_")
+
+
+def test_load_fills_the_staff_directory(cli_env, tmp_path, deps):
+    member = f"ops-{uuid.uuid4().hex[:6]}@vendor.example"
+    staff_file = write_fixture(tmp_path / "staff.json", {"staff": [
+        {"email": member.upper(), "roles": ["support", "sales"]}]})
+    loaded = run_cli(cli_env, "load", str(staff_file))
+    assert loaded.code == 0, loaded
+    assert loaded.json["staff"] == 1 and loaded.json["orgs"] == 0
+    with deps.sessions() as session:
+        assert staff.roles_of(session=session, email=member) == {"support", "sales"}
+
+    bad = write_fixture(tmp_path / "bad.json", {"staff": [{"email": member, "roles": ["boss"]}]})
+    refused = run_cli(cli_env, "load", str(bad))
+    assert refused.code != 0 and "staff.0.roles.0" in refused.stderr
+    with deps.sessions() as session:
+        assert staff.roles_of(session=session, email=member) == {"support", "sales"}
 
 
 @pytest.mark.parametrize(("break_it", "field"), [
@@ -221,7 +244,7 @@ def test_same_request_twice_is_one_change_charged_once(worker, loaded, cli_env, 
 
     # Support actions on a change that has ended are refused, and change nothing.
     for command in ("retry", "cancel"):
-        refused = run_cli(cli_env, command, workflow_id)
+        refused = run_cli(cli_env, command, workflow_id, "--by", SUPPORT)
         assert refused.code == 1, refused
         assert f"{command} refused" in refused.stderr and "ended" in refused.stderr
     assert seats_of(deps, REPEAT, "desk") == 5
@@ -242,7 +265,12 @@ def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env
     assert status.code == 0, status
     assert (status.json["state"], status.json["step"]) == ("awaiting_support", "charge")
 
-    retried = run_cli(cli_env, "retry", workflow_id, "--by", SALES)
+    wrong = run_cli(cli_env, "retry", workflow_id, "--by", SALES)
+    assert wrong.code == 1, wrong
+    assert f"{SALES} lacks role support" in wrong.stderr
+    nobody = run_cli(cli_env, "retry", workflow_id)
+    assert nobody.code == 2 and "--by" in nobody.stderr, nobody
+    retried = run_cli(cli_env, "retry", workflow_id, "--by", SUPPORT)
     assert retried.code == 0, retried
     assert "charge" in retried.json["message"]
     parked_again = run_cli(cli_env, *args)  # the card is declined again
@@ -250,7 +278,8 @@ def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env
     attempts = [r for r in parked_again.json["history"] if r["step"] == "charge"]
     assert [r["outcome"] for r in attempts] == ["failed", "failed"]
 
-    cancelled = run_cli(cli_env, "cancel", workflow_id, "--by", SALES, "--reason", "card expired")
+    cancelled = run_cli(cli_env, "cancel", workflow_id, "--by", SUPPORT, "--reason",
+                        "card expired")
     assert cancelled.code == 0, cancelled
     assert "nothing was charged" in cancelled.json["message"]
     ended = run_cli(cli_env, *args)
@@ -273,7 +302,7 @@ def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_e
     assert waiting.json["state"] == "awaiting_sales"
     assert "sales decision" in waiting.json["waiting_for"]
 
-    refused = run_cli(cli_env, "retry", f"change-{approved_id}")
+    refused = run_cli(cli_env, "retry", f"change-{approved_id}", "--by", SUPPORT)
     assert refused.code == 1, refused
     assert "retry refused" in refused.stderr and "nothing to retry" in refused.stderr
 

@@ -13,6 +13,7 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from subchange.dev.devstack import binary
+from tests.helpers.documents import SUPPORT
 from tests.helpers.processes import WorkerProcess, park_a_change, run_cli
 
 pytestmark = pytest.mark.integration
@@ -54,12 +55,12 @@ def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
     assert status.code == 0 and status.json["state"] == "awaiting_support"
     assert "CardDeclined" in status.json["last_error"]
 
-    retried = run_cli(env, "retry", workflow_id)
+    retried = run_cli(env, "retry", workflow_id, "--by", SUPPORT)
     assert retried.code == 0 and "retrying charge" in retried.stdout
     assert eventually(lambda: sum(1 for step in run_cli(env, "status", workflow_id).json[
         "history"] if step["step"] == "charge" and step["outcome"] == "failed"), 2) == 2
 
-    cancelled = run_cli(env, "cancel", workflow_id)
+    cancelled = run_cli(env, "cancel", workflow_id, "--by", SUPPORT)
     assert cancelled.code == 0 and "nothing was charged" in cancelled.stdout
     final = run_cli(env, "status", workflow_id).json
     assert final["result"]["status"] == "cancelled"
@@ -75,7 +76,8 @@ async def test_the_web_ui_tells_the_story_of_a_stuck_change(env, worker, dev_env
     assert await described.static_summary() == f"{org}/one: seats → 12 (by admin@{org}.example)"
     details = await described.static_details()
     assert f"`python starter.py status {workflow_id}`" in details
-    assert f"`retry {workflow_id}`" in details and f"`cancel {workflow_id}`" in details
+    assert f"`retry {workflow_id} --by EMAIL`" in details
+    assert f"`cancel {workflow_id} --by EMAIL`" in details
 
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     current = metadata.current_details
@@ -92,4 +94,4 @@ async def test_the_web_ui_tells_the_story_of_a_stuck_change(env, worker, dev_env
                          f"check {org}/one: seats → 12 against the seat and plan rules",
                          f"price the change as of {described.start_time.date()}"]
     assert texts[4].startswith("charge ") and texts[4].endswith(" JPY to the card")
-    assert run_cli(env, "cancel", workflow_id).code == 0
+    assert run_cli(env, "cancel", workflow_id, "--by", SUPPORT).code == 0

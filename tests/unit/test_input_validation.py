@@ -185,7 +185,12 @@ def test_a_duplicate_org_is_named_and_nothing_is_written(deps, load):
 @pytest.mark.parametrize(("text", "problem"), [
     ("{not json", "Invalid JSON"),
     ("[]", "should be an object"),
-    ('{"organisations": []}', "orgs: Field required"),
+    ('{"organisations": []}', "organisations: Extra inputs are not permitted"),
+    ("{}", "nothing to load: expected orgs, staff or both"),
+    ('{"staff": [{"email": "ops@vendor.example", "roles": ["admin"]}]}',
+     "staff.0.roles.0: Input should be 'support' or 'sales'"),
+    (('{"staff": [{"email": "ops@vendor.example", "roles": []}, '
+      '{"email": "OPS@vendor.example", "roles": ["sales"]}]}'), "staff: an email appears twice"),
 ])
 def test_a_file_that_is_not_a_fixture_is_a_clear_error(text, problem):
     with pytest.raises(FixtureError, match=problem):

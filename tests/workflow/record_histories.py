@@ -37,7 +37,14 @@ from subchange.domain.contracts import (
     RetryRequest,
     SalesDecision,
 )
-from tests.helpers.documents import GOOD_CARD, load_document, unique_org
+from tests.helpers.documents import (
+    GOOD_CARD,
+    SALES,
+    STAFF_DIRECTORY,
+    SUPPORT,
+    load_document,
+    unique_org,
+)
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
@@ -77,7 +84,7 @@ async def _sales_approved(changes: ChangeDriver) -> WorkflowHandle:
                                  {"kind": "seats", "seats": 28})
     await wait_for_sales(handle)
     await handle.execute_update(SubscriptionChange.sales_decision,
-                                SalesDecision(approved=True, by="sales@vendor.example"))
+                                SalesDecision(approved=True, by=SALES))
     assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
     return handle
 
@@ -86,7 +93,7 @@ async def _support_cancel(changes: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-cancel")
     handle = await start_declined_change(changes, org)
     await wait_parked(handle)
-    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@x.example"))
+    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
     assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
     return handle
 
@@ -148,7 +155,7 @@ async def _parked_retry_completed(changes: ChangeDriver) -> WorkflowHandle:
     handle = await start_declined_change(changes, org)
     await wait_parked(handle)
     await load_suite(changes, org, card=GOOD_CARD)
-    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by="support@x.example"))
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
     assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
     return handle
 
@@ -183,7 +190,7 @@ async def _claim_taken_over(changes: ChangeDriver) -> WorkflowHandle:
                                  {"kind": "seats", "seats": 36})
     await wait_for_sales(second)
     await second.execute_update(SubscriptionChange.sales_decision,
-                                SalesDecision(approved=True, by="sales@vendor.example"))
+                                SalesDecision(approved=True, by=SALES))
     assert (await changes.result(second)).status is ChangeStatus.COMPLETED
     return second
 
@@ -206,6 +213,7 @@ async def record(scenarios: list[str], out: Path) -> None:
             deps = suite_dependencies(suite_settings(
                 database_url=database_url, localstripe_url=localstripe_url,
                 smtp_port=smtp.port), engine)
+            load_document(deps, STAFF_DIRECTORY)
             async with time_skipping_server() as env:
                 for scenario in scenarios:
                     async with build_worker(env.client, deps,

@@ -20,7 +20,7 @@ from activities.dependencies import Dependencies
 from activities.subscriptions import SubscriptionActivities
 from subchange.domain.contracts import CancelRequest, ChangeStatus, SalesDecision
 from subchange.domain.step_io import ApplyInput, ApplyOutput
-from tests.helpers.documents import unique_org
+from tests.helpers.documents import SALES, SUPPORT, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
@@ -30,8 +30,6 @@ from tests.helpers.driver import (
 )
 from tests.helpers.observers import claim_of, refunds_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
-
-SUPPORT, SALES = "support@vendor.example", "sales@vendor.example"
 
 
 @pytest.fixture

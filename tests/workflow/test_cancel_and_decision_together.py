@@ -1,8 +1,10 @@
-"""A sales approval and a cancel that reach the change in the same workflow task: the cancel
-wins, and the sales case is closed as cancelled (not left "approved" on a cancelled change).
+"""A sales approval and a cancel that reach the change together: the cancel wins, and the sales
+case is closed as cancelled (never left "approved" on a cancelled change), whether the workflow
+takes both in one task or the approval first and the cancel before the change is applied.
 
 Both updates are sent while no worker runs (the first one kept no sticky cache), so the next
-worker gets them in one task."""
+worker gets them in one task; each then asks the staff directory, and their answers may come back
+in one task or two."""
 
 from __future__ import annotations
 
@@ -10,15 +12,13 @@ import asyncio
 
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeStatus, SalesDecision
-from tests.helpers.documents import unique_org
+from tests.helpers.documents import SALES, SUPPORT, unique_org
 from tests.helpers.driver import ChangeDriver, load_suite, wait_for_sales
 from tests.helpers.observers import claim_of, sales_case_row, subscription_row
 from workflows.subscription_change import SubscriptionChange
 
-SUPPORT, SALES = "support@vendor.example", "sales@vendor.example"
 
-
-async def test_a_cancel_with_an_approval_in_one_task_closes_the_case_cancelled(
+async def test_a_cancel_with_an_approval_closes_the_case_cancelled(
         time_skipping_env, deps, load, mailbox, task_queue):
     client = time_skipping_env.client
     changes = ChangeDriver(client, task_queue, time_skipping_env, load)

@@ -20,7 +20,7 @@ from activities.dependencies import Dependencies
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeRequest, ChangeStatus
 from subchange.domain.step_io import OpenChangeOutput
-from tests.helpers.documents import unique_org
+from tests.helpers.documents import SUPPORT, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
@@ -31,8 +31,6 @@ from tests.helpers.driver import (
 )
 from tests.helpers.observers import assert_untouched, change_record, claim_of
 from workflows.subscription_change import SubscriptionChange
-
-SUPPORT = "support@vendor.example"
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from subchange.domain.contracts import ChangeResult, ChangeStatus, SalesDecision
-from tests.helpers.documents import unique_org
+from tests.helpers.documents import SALES, unique_org
 from tests.helpers.driver import load_suite, request_for, wait_for_sales
 from tests.helpers.observers import audit_entries, claim_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
-
-SALES = "sales@vendor.example"
 
 
 async def test_a_terminated_change_leaves_the_subscription_to_the_next(changes, deps):

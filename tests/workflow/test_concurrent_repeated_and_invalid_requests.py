@@ -19,7 +19,7 @@ from subchange.domain.contracts import (
     ChangeResult,
     ChangeStatus,
 )
-from tests.helpers.documents import GOOD_CARD, unique_org
+from tests.helpers.documents import GOOD_CARD, SUPPORT, unique_org
 from tests.helpers.driver import (
     load_suite,
     request_for,
@@ -36,9 +36,6 @@ from tests.helpers.observers import (
     succeeded_charges,
 )
 from workflows.subscription_change import SubscriptionChange
-
-SUPPORT = "support@vendor.example"
-
 
 # --- concurrent and repeated requests ----------------------------------------------------------
 

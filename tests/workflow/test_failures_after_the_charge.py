@@ -24,7 +24,7 @@ from activities.dependencies import Dependencies
 from activities.payments import PaymentActivities
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
 from subchange.domain.step_io import ChargeInput, CloseChangeInput
-from tests.helpers.documents import unique_org
+from tests.helpers.documents import SUPPORT, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
@@ -33,8 +33,6 @@ from tests.helpers.driver import (
 )
 from tests.helpers.observers import refunds_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
-
-SUPPORT = "support@vendor.example"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from subchange.domain.contracts import (
     RetryRequest,
     SalesDecision,
 )
-from tests.helpers.documents import unique_org
+from tests.helpers.documents import SALES, SUPPORT, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
@@ -38,9 +38,6 @@ from tests.helpers.observers import (
 )
 from tests.helpers.services import time_skipping_server
 from workflows.subscription_change import SubscriptionChange
-
-SALES = "sales@vendor.example"
-SUPPORT = "support@vendor.example"
 
 
 async def test_offline_increase_approved_by_sales_completes(changes, deps, mailbox):

@@ -97,7 +97,7 @@ async def test_every_step_keeps_to_its_budget(changes, per_attempt):
     handle = await changes.start(secure, "one", f"admin@{secure}.example",
                                  {"kind": "seats", "seats": 35})
     await wait_parked(handle)
-    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@x.example"))
+    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@vendor.example"))
     assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
 
     budgets = {step.name: step.policy.budget for step in STEPS}

@@ -14,7 +14,7 @@ from subchange.domain.contracts import (
     RetryRequest,
     SalesDecision,
 )
-from tests.helpers.documents import GOOD_CARD, THREE_D_SECURE_CARD, unique_org
+from tests.helpers.documents import GOOD_CARD, SALES, SUPPORT, THREE_D_SECURE_CARD, unique_org
 from tests.helpers.driver import (
     load_suite,
     refused,
@@ -33,9 +33,6 @@ from tests.helpers.observers import (
     succeeded_charges,
 )
 from workflows.subscription_change import SubscriptionChange
-
-SALES = "sales@vendor.example"
-SUPPORT = "support@vendor.example"
 
 
 def failed_charge_attempts(view) -> int:

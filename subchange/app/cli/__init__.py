@@ -63,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("status", "retry", "cancel"):
         command = commands.add_parser(name, help=f"the {name} {'query' if name == 'status' else 'update'}")
         command.add_argument("workflow_id", metavar="WORKFLOW_ID")
-        if name != "status":
-            command.add_argument("--by", help="who asks (recorded in the change's history)")
+        if name == "retry":
+            command.add_argument("--by", required=True, metavar="EMAIL",
+                                 help="who asks: a member of support in the staff directory")
+        if name == "cancel":
+            command.add_argument("--by", required=True, metavar="EMAIL",
+                                 help="who asks: the change's requester, or a member of support")
         if name == "cancel":
             command.add_argument("--reason")
     decision = commands.add_parser("sales-decision", help="record the sales team's decision")
@@ -72,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     verdict = decision.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--approve", dest="approve", action="store_true")
     verdict.add_argument("--reject", dest="approve", action="store_false")
-    decision.add_argument("--by", required=True, metavar="EMAIL")
+    decision.add_argument("--by", required=True, metavar="EMAIL",
+                          help="who decides: a member of sales, never the requester")
     decision.add_argument("--note")
     release = commands.add_parser(
         "release-claim", help="free a subscription held by a change that ended without "

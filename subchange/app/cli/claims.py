@@ -33,7 +33,7 @@ async def cmd_release_claim(args: argparse.Namespace, settings: Settings) -> int
                  else await ended_as(await connect(settings), holder))
         if ended is None:
             raise CommandError(f"{holder} is still running and holds the subscription; cancel "
-                               f"it instead: python starter.py cancel {holder}")
+                               f"it instead: python starter.py cancel {holder} --by EMAIL")
         if changes.release_claim(session=session, subscription_id=subscription_id,
                                  holder=holder):
             audit.record_audit(session=session, org_id=args.org, actor=args.by or "support",

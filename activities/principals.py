@@ -1,0 +1,29 @@
+"""Who may act (SPEC section 9): the updates' principal checked against the staff directory, and
+the verdict recorded in the audit log once per update."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.dependencies import Dependencies
+from subchange.domain.principals import Action, principal_refusal
+from subchange.domain.step_io import PrincipalCheck, PrincipalVerdict
+from subchange.store import audit, staff
+
+
+class PrincipalActivities:
+    def __init__(self, deps: Dependencies) -> None:
+        self.deps = deps
+
+    @activity.defn(name="authorize_principal")
+    def authorize_principal(self, check: PrincipalCheck) -> PrincipalVerdict:
+        action = Action(check.action)
+        with self.deps.sessions() as session:
+            roles = staff.roles_of(session=session, email=check.by)
+            refusal = principal_refusal(action, check.by, check.requester, roles)
+            audit.record_audit(
+                session=session, org_id=check.org_id, actor=check.by[:254],
+                action=f"{action.value}:{check.update_id}"[:64],
+                outcome="denied" if refusal else "authorized", detail=refusal or "",
+                workflow_id=activity.info().workflow_id)
+        return PrincipalVerdict(refusal=refusal)

@@ -1,0 +1,58 @@
+"""Who may act on a change (SPEC section 9): every update names its principal (`by`), and this
+says whether that principal may do it; a refusal names the principal and the missing right.
+
+Requesters are users of the organisation: they may cancel their own change. Staff are the
+vendor's people, in the staff directory: `retry` and `cancel` of any change need role `support`,
+`sales_decision` needs role `sales`, and a requester never decides their own sales case.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+STAFF_ROLES = ("support", "sales")
+
+
+class Action(StrEnum):
+    RETRY = "retry"
+    CANCEL = "cancel"
+    SALES_DECISION = "sales_decision"
+
+
+NEEDED_ROLE = {Action.RETRY: "support", Action.CANCEL: "support",
+               Action.SALES_DECISION: "sales"}
+
+
+def same_person(one: str | None, other: str | None) -> bool:
+    return bool(one and other) and one.strip().lower() == other.strip().lower()
+
+
+def needs_directory(action: Action, by: str, requester: str | None) -> bool:
+    """False when the request alone decides (a requester cancelling their own change)."""
+    return not (action is Action.CANCEL and same_person(by, requester))
+
+
+def missing_principal(action: Action) -> str:
+    who = "the requester or a member of support" if action is Action.CANCEL else (
+        f"a member of {NEEDED_ROLE[action]}")
+    return f"{action.value} needs `by`: who asks ({who} in the staff directory)"
+
+
+def principal_refusal(action: Action, by: str, requester: str | None,
+                      roles: frozenset[str] | None) -> str | None:
+    """Why `by` may not do `action` on a change `requester` asked for, or None when they may.
+    `roles`: theirs in the staff directory, None when they are not in it."""
+    if action is Action.SALES_DECISION and same_person(by, requester):
+        return f"{by} requested this change and can't decide its sales case"
+    if not needs_directory(action, by, requester):
+        return None
+    needed = NEEDED_ROLE[action]
+    alternative = " (or to be its requester)" if action is Action.CANCEL else ""
+    if roles is None:
+        return (f"{by} is not in the staff directory: {action.value} needs role "
+                f"{needed}{alternative}")
+    if needed not in roles:
+        held = ", ".join(sorted(roles)) or "none"
+        return (f"{by} lacks role {needed}: {action.value} needs it{alternative}; "
+                f"their roles: {held}")
+    return None
