@@ -103,10 +103,10 @@ async def _compensated_refund(changes: ChangeDriver) -> WorkflowHandle:
     handle = await start_declined_change(changes, org)
     await wait_parked(handle)
     await load_suite(changes, org, seats=31, card=GOOD_CARD)
-    await handle.execute_update(SubscriptionChange.retry, RetryRequest())
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
     await wait_for(handle, lambda v: v.state == "awaiting_support" and v.step == "apply_change",
                    "a failed apply")
-    await handle.execute_update(SubscriptionChange.cancel, CancelRequest())
+    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
     result = await changes.result(handle)
     assert result.status is ChangeStatus.CANCELLED and result.payment.refund_id
     return handle

@@ -35,7 +35,10 @@ from workflows.subscription_change import SubscriptionChange
 SCENARIOS = ("completed_charge", "sales_approved", "support_cancel", "compensated_refund",
              "repeated_request", "rejected", "invalid_input", "sales_expired",
              "parked_retry_completed", "refund_ticket", "temporal_cancel_while_parked",
-             "claim_taken_over")
+             "claim_taken_over",
+             # recorded before updates asked the staff directory (check-principals)
+             "sales_approved_v1", "support_cancel_v1", "compensated_refund_v1",
+             "parked_retry_completed_v1", "claim_taken_over_v1")
 
 
 async def committed_history(scenario: str) -> WorkflowHistory:
