@@ -7,19 +7,29 @@ number: SMTP has no idempotency, so the only gap left is a crash between the ser
 "250 OK" and our commit, where a retry re-sends the same Message-ID (which mail systems dedupe).
 The step heartbeats (during the SMTP session too), so the attempt of a worker that died is retried
 after the heartbeat timeout; a Temporal cancel never interrupts it (the change is applied).
+`sending` is a lease renewed while the message goes out: an attempt that overlaps a live one
+waits for it (EmailInProgress) instead of sending a second copy. The address is read from the
+organisation until the invoice is sent, so fixing a billing address the server refused
+(AddressNotDeliverable, parked for support) and retrying reaches the new one.
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.dependencies import Dependencies
 from activities.liveness import heartbeating
-from subchange.adapters.mail import send_email
+from subchange.adapters.mail import AddressNotDeliverable, send_email
 from subchange.documents.invoice_email import invoice_message_id, render_invoice_email
 from subchange.domain.contracts import InvoiceRecord
+from subchange.domain.limits import MAIL_LEASE
 from subchange.faults import pause_point
 from subchange.store import invoices
+from subchange.store.tables import Invoice, utcnow
 
 
 class InvoiceActivities:
@@ -28,25 +38,65 @@ class InvoiceActivities:
 
     @activity.defn(name="email_invoice", no_thread_cancel_exception=True)
     def email_invoice(self, invoice_number: str) -> InvoiceRecord:
-        settings = self.deps.settings
+        settings, info = self.deps.settings, activity.info()
+        holder = f"{info.activity_id}.{info.attempt}.{uuid.uuid4().hex[:16]}"
         with self.deps.sessions() as session:
             invoice, org = invoices.invoice_to_email(session=session, number=invoice_number)
-        record = InvoiceRecord(number=invoice_number, amount=invoice.amount,
-                               currency=invoice.currency, emailed_to=invoice.emailed_to)
+            if invoice.email_status != "sent":
+                # To the billing address as it is now: one fixed after a failure is used.
+                invoices.take_sending(session=session, number=invoice_number, holder=holder,
+                                      until=_lease_end(), emailed_to=org.billing_email,
+                                      message_id=invoice_message_id(invoice))
+                session.expire_all()
+                invoice, org = invoices.invoice_to_email(session=session, number=invoice_number)
         if invoice.email_status == "sent":
-            return record
-        activity.heartbeat()
-        with self.deps.sessions() as session:
-            invoice = invoices.mark_sending(session=session, number=invoice_number,
-                                            message_id=invoice_message_id(invoice))
+            return _record(invoice)
+        if invoice.sending_holder != holder:
+            raise ApplicationError(
+                f"invoice {invoice_number} is being sent by another attempt; this one waits "
+                "for its lease to end", type="EmailInProgress",
+                next_retry_delay=_until(invoice.sending_until))
         message = render_invoice_email(invoice, org)
         activity.heartbeat()
         pause_point(settings, "email.before_send")
-        with heartbeating():
-            send_email(message, settings=settings)
+        try:
+            with heartbeating(also=lambda: self._renew(invoice_number, holder)):
+                send_email(message, settings=settings)
+        except BaseException as failure:
+            with self.deps.sessions() as session:  # nothing went out: the next attempt may send
+                invoices.release_sending(session=session, number=invoice_number, holder=holder)
+            if isinstance(failure, AddressNotDeliverable):
+                raise ApplicationError(
+                    f"{failure}; correct the organisation's billing_email (starter.py load), "
+                    "then retry", type="AddressNotDeliverable", non_retryable=True) from None
+            raise
         pause_point(settings, "email.after_send")
         activity.heartbeat()
         with self.deps.sessions() as session:
             invoices.mark_sent(session=session, number=invoice_number)
         activity.logger.info("invoice %s emailed", invoice_number)
-        return record
+        return _record(invoice)
+
+    def _renew(self, invoice_number: str, holder: str) -> None:
+        with self.deps.sessions() as session:
+            invoices.renew_sending(session=session, number=invoice_number, holder=holder,
+                                   until=_lease_end())
+
+
+def _lease_end() -> datetime:
+    """A lease outlives its last renewal by a heartbeat timeout: a worker that died while
+    sending frees it about when Temporal retries the step."""
+    return utcnow() + MAIL_LEASE
+
+
+def _until(moment: datetime | None) -> timedelta:
+    if moment is None:
+        return timedelta(seconds=1)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(moment - utcnow(), timedelta(seconds=1))
+
+
+def _record(invoice: Invoice) -> InvoiceRecord:
+    return InvoiceRecord(number=invoice.number or "", amount=invoice.amount,
+                         currency=invoice.currency, emailed_to=invoice.emailed_to)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -12,15 +12,22 @@ from temporalio import activity
 
 
 @contextmanager
-def heartbeating(every: timedelta = timedelta(seconds=2)) -> Iterator[None]:
+def heartbeating(every: timedelta = timedelta(seconds=2), *,
+                 also: Callable[[], None] | None = None) -> Iterator[None]:
     """Heartbeat from a side thread while one bounded call runs that can't heartbeat itself (an
     SMTP session: several commands, each within its own timeout), so the attempt of a worker that
-    died in it is still retried after the heartbeat timeout, and a live one is not."""
+    died in it is still retried after the heartbeat timeout, and a live one is not. `also` runs
+    at every beat too (renewing a lease); its failure is logged, the call goes on."""
     stop, context = threading.Event(), contextvars.copy_context()
 
     def beat() -> None:
         while not stop.wait(every.total_seconds()):
             context.run(activity.heartbeat)
+            if also is not None:
+                try:
+                    also()
+                except Exception:  # noqa: BLE001 - the send itself decides the attempt
+                    context.run(activity.logger.exception, "renewing the lease failed")
 
     beater = threading.Thread(target=beat, name="heartbeat", daemon=True)
     beater.start()

@@ -126,6 +126,14 @@ class PaymentActivities:
         with self.deps.sessions() as session:
             card = subscriptions.card_on_file(session=session, org_id=request.org_id,
                                               product=request.product)
+            version = subscriptions.version_of(session=session, org_id=request.org_id,
+                                               product=request.product)
+        if version != quote.subscription_version:  # the apply would refuse it: charge nothing
+            raise ApplicationError(
+                f"the {request.product} subscription of {request.org_id} changed after it was "
+                f"quoted (quoted version {quote.subscription_version}, now {version}): nothing "
+                "was charged; cancel the change and request it again", type="StaleSubscription",
+                non_retryable=True)
         if card is None:
             raise ApplicationError(f"{request.org_id} has no card on file for "
                                    f"{request.product}", type="NoPaymentMethod",

@@ -11,7 +11,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subchange.domain.contracts import describe_validation_error
@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     stripe_api_base: str = "http://localhost:8420"
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=8025, ge=1, le=65535)
+    # How the connection to the mail server is secured: none (the local server), starttls
+    # (upgrade on the submission port, 587), tls (implicit TLS, 465). Certificates are verified
+    # against the system's CAs, or SMTP_CA_FILE's.
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_ca_file: str = ""
+    # AUTH when a username is set (only over starttls or tls: a password is never sent in clear).
+    smtp_username: str = ""
+    smtp_password: str = Field(default="", repr=False)
     mail_from: str = "billing@subchange.example"
     sales_decision_timeout: timedelta = timedelta(days=14)
     web_ui_url: str = "http://localhost:8233"
@@ -74,6 +82,13 @@ class Settings(BaseSettings):
         if value <= timedelta(0):
             raise ValueError("must be a positive duration, e.g. P14D or 14d")
         return value
+
+    @model_validator(mode="after")
+    def _smtp_auth_over_tls(self) -> Settings:
+        if self.smtp_username and self.smtp_security == "none":
+            raise ValueError("smtp_username: AUTH needs SMTP_SECURITY=starttls or tls, so the "
+                             "password is not sent in clear")
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -26,6 +26,8 @@ CHECK_APPLY_BEFORE_CANCEL = "check-apply-before-cancel"
 CANCEL_BEATS_DECISION = "cancel-beats-decision"
 # ... and close the sales case of an approved change cancelled before it was applied as cancelled.
 CANCEL_AFTER_APPROVAL_CLOSES_CASE = "cancel-after-approval-closes-case"
+# ... and answer the updates under way before ending invalid or as a repeat of an earlier run.
+ENDINGS_WAIT_FOR_HANDLERS = "endings-wait-for-handlers"
 
 
 class CancelRequested(Exception):
@@ -43,6 +45,8 @@ class Cancellation:
     request: CancelRequest | None = None
     outcome: CancelOutcome | None = None
     temporal_cancel_taken: bool = False
+    ended: str | None = None  # the change ended (as this status) without its lifecycle moving
+
 
     @property
     def requested(self) -> bool:
@@ -50,6 +54,8 @@ class Cancellation:
 
     def refusal(self, lifecycle: ChangeLifecycle, parked: Step | None) -> str | None:
         """Why the `cancel` update is refused now, or None when it is accepted."""
+        if self.ended is not None:
+            return f"can't cancel: the change has already ended ({self.ended})"
         if self.request is not None:
             return "a cancel is already under way"
         if lifecycle.is_parked and parked is not None and not parked.cancellable:

@@ -12,7 +12,11 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.step_io import CloseChangeInput, CloseSalesCaseInput, RefundChargeInput
 
 # The workflow's own modules run in the sandbox, which checks them for non-determinism.
-from workflows.cancellation import CANCEL_AFTER_APPROVAL_CLOSES_CASE, Cancellation
+from workflows.cancellation import (
+    CANCEL_AFTER_APPROVAL_CLOSES_CASE,
+    ENDINGS_WAIT_FOR_HANDLERS,
+    Cancellation,
+)
 from workflows.runner import StepRunner
 from workflows.state import ChangeRun
 from workflows.steps import CLOSE_CHANGE, CLOSE_SALES_CASE, REFUND_CHARGE
@@ -47,7 +51,7 @@ class Endings:
         return await self.finish(Trigger.REJECT, self.change.result_of(
             ChangeStatus.REJECTED, reason_code=rejection.reason_code, reason=rejection.reason))
 
-    def invalid(self, reason: str) -> ChangeResult:
+    async def invalid(self, reason: str) -> ChangeResult:
         """A request the workflow can't even read: nothing was recorded, so nothing to close."""
         change = self.change
         change.advance(Trigger.REJECT)
@@ -57,13 +61,22 @@ class Endings:
             status=ChangeStatus.REJECTED, reason_code="invalid_request",
             reason=f"invalid request: {reason}")
         change.publish()
-        return change.result
+        return await self._after_handlers(change.result)
 
-    def repeated(self, previous: ChangeResult) -> ChangeResult:
+    async def repeated(self, previous: ChangeResult) -> ChangeResult:
         """An earlier run of this workflow id already ended: its result is this run's."""
         self.change.result = previous
         self.change.publish()
-        return previous
+        return await self._after_handlers(previous)
+
+    async def _after_handlers(self, result: ChangeResult) -> ChangeResult:
+        """End only once the updates under way are answered: a cancel taken before the change
+        could open is refused (it ended first), not left unanswered."""
+        if workflow.patched(ENDINGS_WAIT_FOR_HANDLERS):
+            self.cancellation.ended = result.status.value
+            self.cancellation.too_late(result.status.value)
+            await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
 
     async def cancelled(self) -> ChangeResult:
         change, cancel = self.change, self.cancellation.request

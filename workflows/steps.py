@@ -128,8 +128,9 @@ CHARGE: Step[ChargeInput, PaymentRecord] = Step(
     # take the entry (insert, or read and take over: 3), read the card, record the intent, hold
     # it before confirming, record the outcome, read the entry when the attempt lost.
     policy(limits.Budget(gateway_requests=6, transactions=8), 5, 20, "CardDeclined",
-           "NoPaymentMethod", "CardNeedsAuthentication", "ChargeVoided", heartbeats=True,
-           money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided")),
+           "NoPaymentMethod", "CardNeedsAuthentication", "ChargeVoided", "StaleSubscription",
+           heartbeats=True,
+           money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided", "StaleSubscription")),
     lambda charge: f"charge {charge.quote.amount_due} {charge.quote.currency} to the card",
     advances=Trigger.CHARGE)
 REFUND_CHARGE: Step[RefundChargeInput, RefundChargeOutput] = Step(

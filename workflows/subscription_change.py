@@ -81,14 +81,14 @@ class SubscriptionChange:
         # (not an object, no argument, two) ends as an `invalid_request` rejection instead of a
         # workflow task failing forever.
         if len(arguments) != 1:
-            return self.end.invalid(
+            return await self.end.invalid(
                 f"expected one argument, the change request, got {len(arguments)}")
         try:
             self.change.request = request = ChangeRequest.model_validate(arguments[0])
         except ValidationError as error:
-            return self.end.invalid(describe_validation_error(error))
+            return await self.end.invalid(describe_validation_error(error))
         if request.workflow_id != workflow.info().workflow_id:
-            return self.end.invalid(
+            return await self.end.invalid(
                 f"workflow id must be {request.workflow_id!r} (change-<request_id>)")
         self.change.publish()
         try:
@@ -104,7 +104,7 @@ class SubscriptionChange:
     async def _change(self, request: ChangeRequest) -> ChangeResult:
         opened = await self.steps.run(OPEN_CHANGE, request)
         if opened.previous_result is not None:
-            return self.end.repeated(opened.previous_result)
+            return await self.end.repeated(opened.previous_result)
         today = workflow.now().date()
         admission = await self.steps.run(AUTHORIZE_ADMIN, request)
         if not admission.admitted:

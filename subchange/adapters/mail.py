@@ -1,20 +1,70 @@
-"""Sending email over SMTP (SMTP_HOST, SMTP_PORT; aiosmtpd in the embedded stack) as MAIL_FROM."""
+"""Sending email over SMTP as MAIL_FROM: SMTP_HOST and SMTP_PORT (aiosmtpd in the embedded
+stack), secured by SMTP_SECURITY (STARTTLS or implicit TLS, certificates verified), with AUTH when
+SMTP_USERNAME is set.
+
+Addresses: an internationalized domain is sent in its ASCII form (IDNA), which every server
+takes; a non-ASCII mailbox name needs a server that offers SMTPUTF8, and one that does not is
+told apart from a failure worth retrying (AddressNotDeliverable), as is a recipient the server
+refuses for good.
+"""
 
 from __future__ import annotations
 
 import smtplib
+import ssl
 from email.message import EmailMessage
+
+import idna
 
 from subchange.domain.limits import MAIL_COMMAND
 from subchange.settings import Settings
 
 
+class AddressNotDeliverable(Exception):
+    """The mail server can't take this address; retrying won't change it (fix the address)."""
+
+
+def deliverable_address(address: str) -> str:
+    """The address with its domain in IDNA form (`billing@例え.jp` → `billing@xn--r8jz45g.jp`);
+    the mailbox name is kept as it is."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError as error:
+        raise AddressNotDeliverable(f"{address}: the domain is not a valid IDN ({error})") from None
+
+
 def send_email(message: EmailMessage, *, settings: Settings) -> None:
-    """Send `message` as MAIL_FROM (its From header is set here). SMTP has no idempotency: a
-    caller that must send once records the attempt before and after."""
+    """Send `message` as MAIL_FROM (its From header is set here) to its To address. SMTP has no
+    idempotency: a caller that must send once records the attempt before and after."""
     del message["From"]
     message["From"] = settings.mail_from
-    # Each command waits at most MAIL_COMMAND for its reply (the email step's time budget).
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
-                      timeout=MAIL_COMMAND.total_seconds()) as smtp:
-        smtp.send_message(message)
+    recipient = deliverable_address(str(message["To"]))
+    message.replace_header("To", recipient)
+    timeout = MAIL_COMMAND.total_seconds()  # each command's reply (the email step's budget)
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file or None)
+    if settings.smtp_security == "tls":
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port,
+                                              timeout=timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+    with smtp:
+        if settings.smtp_security == "starttls":
+            smtp.starttls(context=context)
+        if settings.smtp_username:
+            smtp.login(settings.smtp_username, settings.smtp_password)
+        try:
+            smtp.send_message(message, to_addrs=[recipient])
+        except smtplib.SMTPNotSupportedError:
+            raise AddressNotDeliverable(
+                f"{recipient}: the mail server does not offer SMTPUTF8, which a mailbox name in "
+                "non-ASCII characters needs") from None
+        except smtplib.SMTPRecipientsRefused as refused:
+            code, reply = refused.recipients[recipient]
+            if 500 <= code < 600:  # permanent: the same address will be refused again
+                raise AddressNotDeliverable(
+                    f"{recipient}: the mail server refused it ({code} "
+                    f"{reply.decode(errors='replace')})") from None
+            raise

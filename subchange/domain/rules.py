@@ -104,7 +104,8 @@ def check_plan_move(product: Product, terms: SubscriptionTerms, target_plan: str
                     ) -> tuple[Target | None, Rejection | None]:
     """R5: only the catalog's moves, a forbidden one naming the allowed route; R7: the target
     tier's agent limit; and the seat floor of the move (R2), whose seats are the current ones cut
-    to the target's maximum. The target lists the features the move switches off (R6)."""
+    to the target's maximum, and at least 1 on a paid target (R3: a free plan may have none).
+    The target lists the features the move switches off (R6)."""
     if not product.has_tier(terms.plan):  # the catalog lost the current plan: a bug, not a rule
         raise KeyError(terms.plan)
     unit = product.seat_unit
@@ -128,6 +129,8 @@ def check_plan_move(product: Product, terms: SubscriptionTerms, target_plan: str
             f"{target_plan} allows {target_tier.agent_limit} active {unit}s and "
             f"{active} are active: deactivate {answer.agents_to_deactivate} {unit}(s) first")
     seats = min(terms.seats, target_tier.max_seats)
+    if seats < 1 and not target_tier.is_free:  # R3: a paid plan has at least 1 seat
+        seats = 1
     if seats < active:
         return None, reject("seat_floor",
                             f"{target_plan} allows at most {target_tier.max_seats} {unit}s and "

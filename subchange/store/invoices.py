@@ -1,9 +1,14 @@
 """Invoices: issued with the applied change they bill (R10), then emailed once. The email state
 is recorded before and after sending (pending, sending, sent) with the Message-ID it went out
-with, so a retry re-sends the same message rather than a second one."""
+with, so a retry re-sends the same message rather than a second one. `sending` is a lease, taken
+by compare-and-set and renewed while the attempt sends: an attempt beside it waits for the lease
+to end instead of sending too."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from subchange.domain.contracts import PaymentRecord, Quote
@@ -36,18 +41,49 @@ def invoice_to_email(*, session: Session, number: str) -> tuple[Invoice, Org]:
     return invoice, org
 
 
-def mark_sending(*, session: Session, number: str, message_id: str) -> Invoice:
-    invoice = _invoice(session, number)
-    invoice.email_status, invoice.message_id = "sending", message_id
-    session.add(invoice)
+# Updates of the email state, evaluated by the database alone (a row this session holds may be
+# stale; the compare-and-set is the point).
+_UPDATE = sa.update(Invoice).execution_options(synchronize_session=False)
+
+
+def take_sending(*, session: Session, number: str, holder: str, until: datetime,
+                 emailed_to: str, message_id: str) -> bool:
+    """Take the lease to send the invoice to `emailed_to` (the billing address as it is now):
+    when it is pending, when the lease of an earlier attempt ran out, or when `holder` has it."""
+    now = utcnow()
+    taken = session.execute(_UPDATE.where(
+        Invoice.number == number,
+        sa.or_(Invoice.email_status == "pending",
+               sa.and_(Invoice.email_status == "sending",
+                       sa.or_(Invoice.sending_until.is_(None), Invoice.sending_until < now,
+                              Invoice.sending_holder == holder))),
+    ).values(email_status="sending", sending_holder=holder, sending_until=until,
+             emailed_to=emailed_to, message_id=message_id))
     session.commit()
-    return invoice
+    return taken.rowcount == 1
+
+
+def renew_sending(*, session: Session, number: str, holder: str, until: datetime) -> bool:
+    renewed = session.execute(_UPDATE.where(
+        Invoice.number == number, Invoice.email_status == "sending",
+        Invoice.sending_holder == holder).values(sending_until=until))
+    session.commit()
+    return renewed.rowcount == 1
+
+
+def release_sending(*, session: Session, number: str, holder: str) -> None:
+    """Give the lease back after a send that failed (nothing went out)."""
+    session.execute(_UPDATE.where(
+        Invoice.number == number, Invoice.email_status == "sending",
+        Invoice.sending_holder == holder).values(email_status="pending", sending_holder=None,
+                                                 sending_until=None))
+    session.commit()
 
 
 def mark_sent(*, session: Session, number: str) -> None:
-    invoice = _invoice(session, number)
-    invoice.email_status, invoice.sent_at = "sent", utcnow()
-    session.add(invoice)
+    """The message went out (by whichever attempt): sent, for good."""
+    session.execute(_UPDATE.where(Invoice.number == number).values(
+        email_status="sent", sent_at=utcnow(), sending_holder=None, sending_until=None))
     session.commit()
 
 

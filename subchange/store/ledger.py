@@ -20,6 +20,7 @@ from subchange.store.once import insert_once
 from subchange.store.tables import GatewayCall, utcnow
 
 ANY_HOLDER = None  # a move any attempt may make (it records what the gateway already did)
+_UPDATE = sa.update(GatewayCall).execution_options(synchronize_session=False)  # the db decides
 
 
 def gateway_call(*, session: Session, workflow_id: str, step: str) -> GatewayCall | None:
@@ -37,7 +38,7 @@ def take(*, session: Session, workflow_id: str, step: str, holder: str, status: 
     entry = insert_once(session=session, find=find, row=GatewayCall(
         workflow_id=workflow_id, step=step, status=status, holder=holder, **fields))
     if entry.holder != holder:
-        session.execute(sa.update(GatewayCall).where(*_key(workflow_id, step))
+        session.execute(_UPDATE.where(*_key(workflow_id, step))
                         .values(holder=holder, updated_at=utcnow()))
         session.commit()
         entry = find()
@@ -53,7 +54,7 @@ def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
     conditions = [*_key(workflow_id, step), GatewayCall.status.in_(list(expected))]
     if holder is not ANY_HOLDER:
         conditions.append(GatewayCall.holder == holder)
-    moved = session.execute(sa.update(GatewayCall).where(*conditions)
+    moved = session.execute(_UPDATE.where(*conditions)
                             .values(status=to, updated_at=utcnow(), **fields))
     session.commit()
     return moved.rowcount == 1

@@ -79,6 +79,12 @@ def card_on_file(*, session: Session, org_id: str, product: str) -> CardOnFile |
                       payment_method_id=sub.gateway_payment_method_id)
 
 
+def version_of(*, session: Session, org_id: str, product: str) -> int:
+    """The subscription's version (bumped by every change applied and every billing-field
+    update a fixture load makes)."""
+    return session.exec(_subscription_of(org_id, product)).one().version
+
+
 def subscription_id_of(*, session: Session, org_id: str, product: str) -> int | None:
     sub = session.exec(_subscription_of(org_id, product)).first()
     return sub.id if sub is not None else None

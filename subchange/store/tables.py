@@ -147,6 +147,9 @@ class Invoice(SQLModel, table=True):
     emailed_to: str = Field(max_length=254)
     email_status: str = Field(default="pending", max_length=16)  # pending | sending | sent
     message_id: str | None = Field(default=None, max_length=200)
+    # While `sending`: the attempt holding the lease, and until when (renewed as it sends).
+    sending_holder: str | None = Field(default=None, max_length=64)
+    sending_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     quote: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     payment: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())

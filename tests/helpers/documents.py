@@ -52,7 +52,8 @@ def current_period(today: date | None = None, period: str = "monthly") -> tuple[
 
 
 def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, Any]],
-                 subscriptions: list[dict[str, Any]]) -> dict[str, Any]:
+                 subscriptions: list[dict[str, Any]], billing_email: str | None = None
+                 ) -> dict[str, Any]:
     start, end = current_period()
     subs = []
     for sub in subscriptions:
@@ -61,7 +62,8 @@ def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, An
                      "period_end": str(end), "payment_method": "online", "card": GOOD_CARD,
                      "unit_price": None, **sub})
     return {"orgs": [{"id": org_id, "name": f"{org_id} KK", "currency": currency,
-                      "billing_email": f"billing@{org_id}.example", "users": users,
+                      "billing_email": billing_email or f"billing@{org_id}.example",
+                      "users": users,
                       "subscriptions": subs}]}
 
 

@@ -103,3 +103,13 @@ def test_the_rules_and_the_quote_load_no_storage_code():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_free_desk_with_no_seats_moved_to_a_paid_plan_gets_one_seat():
+    """R3: a paid plan has at least 1 seat; a free plan may have none, and the move must not
+    carry 0 seats onto a paid tier (it would be applied, invoiced at zero, and stuck)."""
+    target, rejection = rules.validate_change(
+        default_catalog(), request("desk", {"kind": "plan", "plan": "standard"}),
+        context("desk", "free", 0, active=0), IN_PERIOD)
+    assert rejection is None and target is not None
+    assert (target.plan, target.seats) == ("standard", 1)

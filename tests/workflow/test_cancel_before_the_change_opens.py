@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
 from subchange.app.wiring import build_worker
-from subchange.domain.contracts import CancelRequest, ChangeRequest, ChangeStatus
+from subchange.domain.contracts import CancelRequest, ChangeRequest, ChangeResult, ChangeStatus
 from subchange.domain.step_io import OpenChangeOutput
 from tests.helpers.documents import SUPPORT, unique_org
 from tests.helpers.driver import (
@@ -93,3 +94,36 @@ async def test_cancel_in_the_first_workflow_task_cancels_the_change(
     assert claim_of(deps, org, "one") is None
     assert change_record(deps, handle.id) is None or change_record(deps, handle.id).result
     assert_untouched(deps, gateway, mailbox, org)
+
+
+@pytest.mark.parametrize("repeat", [False, True], ids=["invalid-input", "repeated-request"])
+async def test_a_cancel_arriving_with_a_start_that_ends_at_once_is_answered(
+        time_skipping_env, deps, load, task_queue, repeat):
+    """A change that ends before it opens (its input is invalid, or its request already ended
+    in an earlier run) answers a cancel that came with its start: refused, the change had
+    ended, never left without an answer."""
+    client = time_skipping_env.client
+    changes = ChangeDriver(client, task_queue, time_skipping_env, load)
+    org = unique_org("firstend")
+    await load_suite(changes, org)
+    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
+    if repeat:
+        async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
+            await changes.settle(await start_change(client, task_queue, request))
+        handle = await start_change(client, task_queue, request)
+    else:
+        handle = await client.start_workflow("SubscriptionChange", "x", id=request.workflow_id,
+                                             task_queue=task_queue, result_type=ChangeResult)
+    cancel = asyncio.create_task(
+        handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT)))
+    await asyncio.sleep(0.5)  # the update is with the server before a worker asks for a task
+
+    async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
+        outcome = (await asyncio.wait_for(asyncio.gather(cancel, return_exceptions=True),
+                                          timeout=30))[0]
+        result = await changes.result(handle)
+
+    assert isinstance(outcome, WorkflowUpdateFailedError), outcome
+    assert "can't cancel" in str(outcome.cause)
+    expected = ChangeStatus.COMPLETED if repeat else ChangeStatus.REJECTED
+    assert result.status is expected

@@ -5,6 +5,8 @@ failure is simulated:
 - a charge step that takes the money and then fails for good (the database went away right after
   the gateway confirmed): the workflow can't know whether money moved, so a cancel looks the
   charge up and refunds it;
+- the subscription changed by another channel between the charge and the apply (a fixture load at
+  that moment): applying fails for good, and a cancel refunds the charge (compensation);
 - a close step that fails once after the change was decided: cancel is refused (there is nothing
   left to cancel), retry finishes it.
 """
@@ -22,16 +24,22 @@ from temporalio.worker import Worker
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
 from activities.payments import PaymentActivities
+from activities.subscriptions import SubscriptionActivities
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
-from subchange.domain.step_io import ChargeInput, CloseChangeInput
-from tests.helpers.documents import SUPPORT, unique_org
+from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput, CloseChangeInput
+from tests.helpers.documents import SUPPORT, admin, org_document, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
     wait_parked,
     worker_with_stand_ins,
 )
-from tests.helpers.observers import refunds_of, subscription_row, succeeded_charges
+from tests.helpers.observers import (
+    refunds_of,
+    search_attributes,
+    subscription_row,
+    succeeded_charges,
+)
 from workflows.subscription_change import SubscriptionChange
 
 
@@ -112,3 +120,52 @@ async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
     result = await changes.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "no_change")
+
+
+@pytest.fixture
+async def reload_before_apply_worker(time_skipping_env, deps: Dependencies, task_queue, load
+                                     ) -> AsyncIterator[Worker]:
+    real = SubscriptionActivities(deps)
+
+    @activity.defn(name="apply_change")
+    def apply_after_another_channel(change: ApplyInput) -> ApplyOutput:
+        org = change.request.org_id
+        load(org_document(org, users=[admin(org)], subscriptions=[{
+            "product": "one", "plan": "enterprise", "seats": 31,
+            "pricing_model": "flexible_user"}]))
+        return real.apply_change(change)
+
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
+                                     apply_change=apply_after_another_channel) as running:
+        yield running
+
+
+async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
+        reload_before_apply_worker, time_skipping_env, load, deps, gateway, mailbox):
+    """Compensation: the card is charged, then applying fails for good because the
+    subscription was changed elsewhere meanwhile; cancelling refunds the charge."""
+    changes = ChangeDriver(time_skipping_env.client, reload_before_apply_worker.task_queue,
+                           time_skipping_env, load)
+    org = unique_org("comp")
+    await load_suite(changes, org)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    view = await wait_parked(handle)
+    assert view.step == "apply_change" and "StaleSubscription" in view.last_error
+    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))  # money moved
+
+    ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
+
+    assert "refunded" in ack.message
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
+    assert result.payment.charge_id == paid.id and result.payment.refund_id
+    [refund] = refunds_of(gateway, result.payment.intent_id)
+    assert refund.id == result.payment.refund_id
+    assert (refund.amount, refund.status) == (paid.amount, "succeeded")
+    assert result.payment.amount == result.quote.amount_due  # the gateway's refunded amount
+    sub = subscription_row(deps, org, "one")
+    assert (sub.seats, sub.version) == (31, 2)  # what the other channel set, nothing more
+    assert mailbox.messages(to=f"billing@{org}.example") == []
+    expected = ("compensated", "cancelled")
+    assert await search_attributes(handle, expected) == expected

@@ -27,7 +27,6 @@ from tests.helpers.observers import (
     charges,
     payment_intent,
     payment_intents_of,
-    refunds_of,
     search_attributes,
     subscription_row,
     succeeded_charges,
@@ -89,40 +88,6 @@ async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, gate
     assert paid.id == result.payment.charge_id and paid.amount == int(result.quote.amount_due)
     assert result.subscription.seats == subscription_row(deps, org, "one").seats == 35
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
-
-
-async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(changes, deps, gateway,
-                                                                           mailbox):
-    """Compensation: the card is charged, then applying fails for good because the
-    subscription was changed elsewhere meanwhile; cancelling refunds the charge."""
-    org = unique_org("comp")
-    handle = await start_declined_change(changes, org)
-    await wait_parked(handle)
-    # While the change waits, the card is replaced and the seats are changed by another channel.
-    await load_suite(changes, org, seats=31, card=GOOD_CARD)
-    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-
-    view = await wait_for(handle, lambda v: v.state == "awaiting_support"
-                          and v.step == "apply_change", "a failed apply")
-    assert "StaleSubscription" in view.last_error
-    # The money moved before apply failed.
-    [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
-
-    ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
-
-    assert "refunded" in ack.message
-    result = await changes.result(handle)
-    assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
-    assert result.payment.charge_id == paid.id and result.payment.refund_id
-    [refund] = refunds_of(gateway, result.payment.intent_id)
-    assert refund.id == result.payment.refund_id
-    assert (refund.amount, refund.status) == (paid.amount, "succeeded")
-    sub = subscription_row(deps, org, "one")
-    assert (sub.seats, sub.version) == (31, 2)  # what the other channel set, nothing more
-    assert mailbox.messages(to=f"billing@{org}.example") == []
-    expected = ("compensated", "cancelled")
-    assert await search_attributes(handle, expected) == expected
-
 
 
 # --- cancelled through Temporal -------------------------------------------------------------------
