@@ -43,10 +43,16 @@ class _Attempt:
     """One attempt of a ledger-backed step: its token, its moves of the entry and a checkpoint
     between gateway requests."""
 
-    def __init__(self, deps: Dependencies, step: str) -> None:
-        info = activity.info()
-        self.deps, self.step, self.workflow_id = deps, step, info.workflow_id
-        self.token = f"{info.activity_id}.{info.attempt}.{uuid.uuid4().hex[:16]}"
+    def __init__(self, deps: Dependencies, step: str, *, on_behalf_of: str | None = None
+                 ) -> None:
+        """`on_behalf_of`: the attempt works for that (ended) change, not the activity's own."""
+        self.deps, self.step = deps, step
+        if on_behalf_of is not None:
+            self.workflow_id, self.token = on_behalf_of, f"takeover.{uuid.uuid4().hex[:16]}"
+        else:
+            info = activity.info()
+            self.workflow_id = info.workflow_id
+            self.token = f"{info.activity_id}.{info.attempt}.{uuid.uuid4().hex[:16]}"
 
     def take(self, **started) -> GatewayCall:
         with self.deps.sessions() as session:
@@ -87,6 +93,8 @@ class _Attempt:
     def checkpoint() -> None:
         """Heartbeat; stop (before the next request) once Temporal cancelled the attempt or
         timed it out."""
+        if not activity.in_activity():  # a command working on behalf of an ended change
+            return
         activity.heartbeat()
         if activity.is_cancelled():
             raise CancelledError("the attempt was cancelled")
@@ -200,8 +208,27 @@ class PaymentActivities:
     def refund_charge(self, refund: RefundChargeInput) -> RefundChargeOutput:
         """Compensation for a change cancelled before it was applied: void its charge, or refund
         the charge that went through (the amount the gateway refunded)."""
+        return self._compensate(_Attempt(self.deps, LEDGER_REFUND), refund)
+
+    def compensate_abandoned(self, workflow_id: str, *, reason: str) -> RefundChargeOutput | None:
+        """The compensation a change that ended without closing (terminated, timed out) never
+        ran, done for it by whoever takes its subscription over: its charge voided, or refunded
+        when it went through. None when it was applied (the money is the change's) or charged
+        nothing."""
+        with self.deps.sessions() as session:
+            charge = ledger.gateway_call(session=session, workflow_id=workflow_id,
+                                         step=LEDGER_CHARGE)
+            if charge is None or subscriptions.is_applied(session=session,
+                                                          workflow_id=workflow_id):
+                return None
+        outcome = self._compensate(
+            _Attempt(self.deps, LEDGER_REFUND, on_behalf_of=workflow_id),
+            RefundChargeInput(intent_id=None, amount=charge.amount or 0,
+                              currency=charge.currency or "JPY", reason=reason))
+        return outcome if outcome.refund_id is not None else None
+
+    def _compensate(self, attempt: _Attempt, refund: RefundChargeInput) -> RefundChargeOutput:
         gateway = self.deps.gateway
-        attempt = _Attempt(self.deps, LEDGER_REFUND)
         entry = attempt.take(currency=refund.currency)
         if entry.status == "succeeded":
             return RefundChargeOutput(refund_id=entry.external_id, amount=entry.amount or 0)
@@ -252,7 +279,7 @@ class PaymentActivities:
         amount = round_money(from_minor_units(amount_minor, refund.currency), refund.currency)
         attempt.move(("started",), "succeeded", held=False, external_id=refund_id, amount=amount,
                      currency=refund.currency)
-        if refund_id is not None:
+        if refund_id is not None and activity.in_activity():
             activity.metric_meter().create_counter("subchange_refunds", "charges refunded").add(
                 1, {"currency": refund.currency})
             activity.logger.info("refunded %s %s (%s)", amount, refund.currency, refund_id)

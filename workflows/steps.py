@@ -108,7 +108,10 @@ AUTHORIZE_ADMIN: Step[ChangeRequest, Admission] = Step(
     lambda request: f"is {request.requested_by} an active admin of {request.org_id}?",
     advances=Trigger.AUTHORIZE)
 VALIDATE_CHANGE: Step[DatedRequest, Admission] = Step(
-    "validate_change", Admission, database(2),
+    "validate_change", Admission,
+    # claim the subscription (2); taking over the claim of a change that ended without closing
+    # runs that change's compensation too: the refund step's budget
+    policy(limits.Budget(gateway_requests=5, transactions=2 + 11), 6, 15),
     lambda dated: f"check {dated.request.describe()} against the seat and plan rules",
     advances=Trigger.VALIDATE)
 QUOTE_CHANGE: Step[DatedRequest, QuoteOutcome] = Step(

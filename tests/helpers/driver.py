@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from temporalio.worker import Worker
 
 from activities.dependencies import Dependencies
 from activities.registry import all_activities
+from subchange.adapters.workflows import ChangeWorkflows
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatusView
 from subchange.domain.search_attributes import initial_search_attributes
@@ -47,6 +49,9 @@ async def worker_with_stand_ins(env: WorkflowEnvironment, deps: Dependencies, ta
     """A worker of the real workflow and activities, except the activities named, replaced by
     stand-ins that wrap the real ones to produce a failure or a moment the real parts can't on
     demand (tests about workflow logic only)."""
+    if deps.workflows is None:  # as build_worker does: a claim's holder is asked about
+        deps = dataclasses.replace(deps, workflows=ChangeWorkflows(env.client,
+                                                                   asyncio.get_running_loop()))
     real = {activity._Definition.must_from_callable(a).name: a for a in all_activities(deps)}
     assert set(stand_ins) <= set(real), f"no such activity: {set(stand_ins) - set(real)}"
     async with build_worker(env.client, deps, task_queue=task_queue, fail_workflows_on_bugs=True,

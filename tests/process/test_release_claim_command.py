@@ -60,7 +60,7 @@ async def test_release_claim_frees_only_what_an_ended_change_held(worker, env, d
 
     assert released.code == 0, released
     assert released.json == {"org_id": org, "product": "one", "released": handle.id,
-                             "holder_ended": "terminated"}
+                             "holder_ended": "terminated", "refund_id": None}
     assert claim_of(deps, org, "one") is None
     [entry] = [e for e in audit_entries(deps, org=org) if e.action == "release_claim"]
     assert (entry.actor, entry.outcome) == ("support@vendor.example", "released")

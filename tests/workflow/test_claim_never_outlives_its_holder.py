@@ -1,15 +1,34 @@
 """One change at a time per subscription, but a claim never outlives the change that holds it:
 after `temporal workflow terminate` (or a run timeout set by a backend) the next change for the
-subscription takes the claim over, and the audit log says so. A holder that still runs keeps it."""
+subscription takes the claim over, and the audit log says so, and refunds what the ended change
+charged without being applied. A holder that still runs keeps it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.subscriptions import SubscriptionActivities
 from subchange.domain.contracts import ChangeResult, ChangeStatus, SalesDecision
+from subchange.domain.step_io import ApplyInput, ApplyOutput
 from tests.helpers.documents import SALES, unique_org
-from tests.helpers.driver import load_suite, request_for, wait_for_sales
-from tests.helpers.observers import audit_entries, claim_of, subscription_row, succeeded_charges
+from tests.helpers.driver import (
+    ChangeDriver,
+    load_suite,
+    request_for,
+    wait_for_sales,
+    wait_parked,
+    worker_with_stand_ins,
+)
+from tests.helpers.observers import (
+    audit_entries,
+    claim_of,
+    refunds_of,
+    subscription_row,
+    succeeded_charges,
+)
 from workflows.subscription_change import SubscriptionChange
 
 
@@ -72,3 +91,41 @@ async def test_a_holder_that_still_runs_keeps_the_claim(changes, deps):
     assert (second.status, second.reason_code) == (ChangeStatus.REJECTED, "change_in_progress")
     assert claim_of(deps, org, "one") == first.id
     assert not any(e.action == "take_over_claim" for e in audit_entries(deps, org=org))
+
+
+async def test_the_next_change_refunds_what_a_terminated_change_charged_without_applying(
+        time_skipping_env, deps, task_queue, load, gateway):
+    """Terminate skips the workflow's own compensation: a change that took the money and was
+    terminated before its apply would keep it. The change that takes its subscription over
+    refunds it (audited `compensate`), then goes on with its own charge."""
+    real = SubscriptionActivities(deps)
+
+    @activity.defn(name="apply_change")
+    def apply_failing_for_the_first(change: ApplyInput) -> ApplyOutput:
+        if change.request.change.seats == 35:  # the first change: the database is down
+            raise ApplicationError("database unreachable", type="DatabaseDown",
+                                   non_retryable=True)
+        return real.apply_change(change)
+
+    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
+                                     apply_change=apply_failing_for_the_first) as worker:
+        changes = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env,
+                               load)
+        org = unique_org("termpaid")
+        await load_suite(changes, org)
+        first = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                         "seats": 35})
+        assert (await wait_parked(first)).step == "apply_change"
+        [paid] = succeeded_charges(gateway, workflow_id=first.id)
+        await first.terminate(reason="operator cleanup")
+
+        result = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                        "seats": 36})
+
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    [refund] = refunds_of(gateway, paid.payment_intent)
+    assert refund.amount == paid.amount
+    [compensated] = [e for e in audit_entries(deps, org=org) if e.action == "compensate"]
+    assert compensated.workflow_id == first.id and refund.id in compensated.detail
+    assert len(succeeded_charges(gateway, workflow_id=result.workflow_id)) == 1
+    assert subscription_row(deps, org, "one").seats == 36

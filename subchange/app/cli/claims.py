@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 
+from activities.claims import SubscriptionClaims
+from activities.dependencies import Dependencies
+from subchange.adapters.gateway import Gateway
 from subchange.adapters.workflows import ended_as
 from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_OK, CommandError, emit
 from subchange.app.client import connect
+from subchange.domain.catalog import default_catalog
 from subchange.settings import Settings
 from subchange.store import audit, changes, subscriptions
 from subchange.store.db import make_engine, session_factory
@@ -34,12 +38,18 @@ async def cmd_release_claim(args: argparse.Namespace, settings: Settings) -> int
         if ended is None:
             raise CommandError(f"{holder} is still running and holds the subscription; cancel "
                                f"it instead: python starter.py cancel {holder} --by EMAIL")
+        refund_id = None
         if changes.release_claim(session=session, subscription_id=subscription_id,
                                  holder=holder):
             audit.record_audit(session=session, org_id=args.org, actor=args.by or "support",
                                action="release_claim", outcome="released",
                                detail=f"{holder} held the {args.product} subscription and had "
                                       f"ended ({ended})")
+            deps = Dependencies(settings=settings, sessions=sessions, catalog=default_catalog(),
+                                gateway=Gateway(settings))
+            refund_id = SubscriptionClaims(deps).compensate(
+                session=session, org_id=args.org, holder=holder, ended=ended,
+                by=args.by or "support")
     emit({"org_id": args.org, "product": args.product, "released": holder,
-          "holder_ended": ended})
+          "holder_ended": ended, "refund_id": refund_id})
     return EXIT_OK
