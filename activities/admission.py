@@ -62,7 +62,7 @@ class AdmissionActivities:
         with self.deps.sessions() as session:
             ctx = self._context(session, request)
             _, rejection = rules.validate_change(self.deps.catalog, request, ctx,
-                                                 step.change_date)
+                                                 step.day_for(ctx.org))
             if rejection is None:
                 assert ctx.subscription is not None
                 rejection = self.claims.claim(session=session, request=request,
@@ -75,13 +75,13 @@ class AdmissionActivities:
         request = step.request
         with self.deps.sessions() as session:
             ctx = self._context(session, request)
-        target, rejection = rules.validate_change(self.deps.catalog, request, ctx,
-                                                  step.change_date)
+        day = step.day_for(ctx.org)
+        target, rejection = rules.validate_change(self.deps.catalog, request, ctx, day)
         if rejection is not None:
             return QuoteOutcome(rejection=rejection)
         assert target is not None and ctx.org is not None and ctx.subscription is not None
         quote = build_quote(catalog=self.deps.catalog, org=ctx.org, sub=ctx.subscription,
-                            request=request, target=target, change_date=step.change_date)
+                            request=request, target=target, change_date=day)
         return QuoteOutcome(quote=quote)
 
     @activity.defn(name="close_change")

@@ -115,6 +115,10 @@ class PaymentActivities:
         if entry.status == "succeeded":
             assert entry.external_id is not None
             return self._record(entry, gateway.intent_state(entry.external_id))
+        quote = charge.quote
+        if entry.external_id is not None and entry.amount is not None and round_money(
+                entry.amount, quote.currency) != quote.amount_due:
+            entry = self._supersede(attempt, entry)
         intent_id = entry.external_id
         if entry.status in NO_INTENT or intent_id is None:
             intent_id = self._create_intent(attempt, entry, charge)
@@ -125,7 +129,21 @@ class PaymentActivities:
             pause_point(settings, "charge.before_confirm")
             state = gateway.confirm_intent(intent_id)
         pause_point(settings, "charge.after_confirm")
-        return self._settle(attempt, entry, state)
+        return self._settle(attempt, entry, state, charge)
+
+    def _supersede(self, attempt: _Attempt, entry: GatewayCall) -> GatewayCall:
+        """The change was quoted again (the day moved while it waited): an intent of the old
+        amount that took nothing is cancelled, and the new amount gets a new one."""
+        assert entry.external_id is not None
+        attempt.checkpoint()
+        state = self.deps.gateway.intent_state(entry.external_id)
+        if state.status not in CANCELLABLE:
+            return entry  # it took (or is taking) the money: that intent decides
+        attempt.checkpoint()
+        self.deps.gateway.cancel_intent(entry.external_id)
+        attempt.move(("created", "pending"), "declined", external_id=None,
+                     generation=entry.generation + 1)
+        return attempt.entry()
 
     def _create_intent(self, attempt: _Attempt, entry: GatewayCall, charge: ChargeInput) -> str:
         """A new unconfirmed intent, recorded as the change's charge while this attempt holds
@@ -164,22 +182,23 @@ class PaymentActivities:
             metadata={"workflow_id": attempt.workflow_id, "org_id": request.org_id,
                       "product": request.product},
             idempotency_key=f"{attempt.workflow_id}:charge:{entry.generation}")
-        if attempt.move(NO_INTENT, "created", external_id=intent_id):
+        if attempt.move(NO_INTENT, "created", external_id=intent_id, amount=quote.amount_due,
+                        currency=quote.currency):
             return intent_id
         if attempt.entry().external_id != intent_id:  # (real Stripe returns the same for a key)
             gateway.cancel_intent(intent_id)
         raise attempt.lost()
 
-    def _settle(self, attempt: _Attempt, entry: GatewayCall, state: IntentState
-                ) -> PaymentRecord:
+    def _settle(self, attempt: _Attempt, entry: GatewayCall, state: IntentState,
+                charge: ChargeInput) -> PaymentRecord:
         """Record the intent's outcome (any attempt may: it is the gateway's fact)."""
         if state.status == "succeeded":
             attempt.move(("created", "pending"), "succeeded", held=False)
             activity.metric_meter().create_counter("subchange_charges", "cards charged").add(
-                1, {"currency": entry.currency or ""})
-            activity.logger.info("charged %s %s (intent %s)", entry.amount, entry.currency,
-                                 state.id)
-            return self._record(entry, state)
+                1, {"currency": charge.quote.currency})
+            activity.logger.info("charged %s %s (intent %s)", charge.quote.amount_due,
+                                 charge.quote.currency, state.id)
+            return self._record(attempt.entry(), state)
         if state.status == "processing":
             attempt.move(("created",), "pending", held=False)
             raise ApplicationError(f"the gateway is still processing intent {state.id}; a "

@@ -73,8 +73,10 @@ TRANSITIONS: list[dict] = [
           ChangeState.APPLIED),
     _move(Trigger.INVOICE, ChangeState.APPLIED, ChangeState.INVOICED),
     _move(Trigger.COMPLETE, ChangeState.INVOICED, ChangeState.COMPLETED),
+    # A quote made again after a wait (the day moved) can find the change no longer allowed.
     _move(Trigger.REJECT, [ChangeState.REQUESTED, ChangeState.AUTHORIZED, ChangeState.VALIDATED,
-                           ChangeState.AWAITING_SALES], ChangeState.REJECTED),
+                           ChangeState.QUOTED, ChangeState.AWAITING_SALES,
+                           ChangeState.SALES_APPROVED], ChangeState.REJECTED),
     _move(Trigger.EXPIRE, ChangeState.AWAITING_SALES, ChangeState.EXPIRED),
     _move(Trigger.PARK, list(PARKABLE), ChangeState.AWAITING_SUPPORT,
           before="_remember_parked_from"),

@@ -5,6 +5,7 @@ change. What a failure means (could money have moved?) comes from the step's pol
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -34,10 +35,11 @@ class StepRunner:
         self.last_parked: Step | None = None  # the step that failed for good last
         self.money_at_risk = False  # its failure may have taken money (a charge of unknown outcome)
 
-    async def run(self, step: Step[ArgT, ResultT], arg: ArgT, *, advance: bool = True
-                  ) -> ResultT:
+    async def run(self, step: Step[ArgT, ResultT], arg: ArgT, *, advance: bool = True,
+                  refresh: Callable[[ArgT], Awaitable[ArgT]] | None = None) -> ResultT:
         """The step's result once it succeeds; advances the lifecycle when the result admits the
-        change (a rejection is the caller's to end with)."""
+        change (a rejection is the caller's to end with). `refresh` makes the argument again
+        after the change waited for support, before the step is tried again."""
         change = self.change
         while True:
             if step.cancellable:
@@ -58,7 +60,10 @@ class StepRunner:
                     # decides, knowing whether this attempt may have taken money.
                     self.money_at_risk = step.policy.may_have_moved_money(_failure(error)[0])
                     raise asyncio.CancelledError from error
-                await self._park(step, error, workflow.now() - started)
+                retried = await self._park(step, error, workflow.now() - started)
+                if (retried and refresh is not None  # a cancel takes effect first
+                        and not self.cancellation.pending(change.lifecycle)):
+                    arg = await refresh(arg)
                 continue
             change.progress.done(workflow.now(), "ok")
             _record_duration(step.name, "ok", workflow.now() - started)
@@ -77,7 +82,8 @@ class StepRunner:
             return "a retry is already under way"
         return None
 
-    async def _park(self, step: Step, error: ActivityError, spent: timedelta) -> None:
+    async def _park(self, step: Step, error: ActivityError, spent: timedelta) -> bool:
+        """Wait for support; True when they retried, False when a cancel woke the change."""
         error_type, message = _failure(error)
         _record_duration(step.name, "failed", spent)
         self.last_parked = step
@@ -90,9 +96,11 @@ class StepRunner:
         await workflow.wait_condition(
             lambda: self.retry_requested
             or (step.cancellable and self.cancellation.pending(change.lifecycle)))
-        change.progress.done(workflow.now(), "retry" if self.retry_requested else "cancel")
+        retried = self.retry_requested
+        change.progress.done(workflow.now(), "retry" if retried else "cancel")
         self.retry_requested = False
         change.lifecycle.fire(Trigger.RESUME)
+        return retried
 
 
 def _cancellation_type() -> ActivityCancellationType:

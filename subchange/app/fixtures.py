@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import stripe
 from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
@@ -90,8 +91,21 @@ class FixtureOrg(Contract):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     currency: str
     billing_email: EmailStr
+    # The calendar its changes are dated by (an IANA name): a Tokyo customer's change at 08:00
+    # JST is priced as of that day, not the UTC day before.
+    time_zone: str = "UTC"
     users: list[FixtureUser] = Field(default_factory=list)
     subscriptions: list[FixtureSubscription] = Field(default_factory=list)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected an IANA name such as "
+                             "Asia/Tokyo or UTC") from None
+        return value
 
     @field_validator("currency")
     @classmethod
@@ -187,6 +201,7 @@ def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: 
                                                  billing_email="")
         org.name, org.currency, org.billing_email = (org_in.name, org_in.currency,
                                                      org_in.billing_email)
+        org.time_zone = org_in.time_zone
         org.updated_at = utcnow()
         session.add(org)
         counts["orgs"] += 1

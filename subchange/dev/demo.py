@@ -15,6 +15,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
@@ -26,14 +27,20 @@ GOOD_CARD, DECLINING_CARD = "4242424242424242", "4000000000000341"
 
 
 SUPPORT, SALES = "support@subchange.example", "sales@subchange.example"
+TOKYO, NEW_YORK = "Asia/Tokyo", "America/New_York"
 
 
 def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
-    """Organisations of the source documents, with a billing period that contains today."""
+    """Organisations of the source documents, with a billing period that contains today on
+    their own calendar (the Japanese companies are in Tokyo, Globex in New York)."""
     today = today or datetime.now(UTC)
-    start = today.date().replace(day=1)
-    period = {"billing_period": "monthly", "period_start": str(start),
-              "period_end": str(start + relativedelta(months=1))}
+
+    def period_in(time_zone: str) -> dict[str, Any]:
+        start = today.astimezone(ZoneInfo(time_zone)).date().replace(day=1)
+        return {"billing_period": "monthly", "period_start": str(start),
+                "period_end": str(start + relativedelta(months=1))}
+
+    period = period_in(TOKYO)
 
     def sub(product: str, plan: str, seats: int, **extra: Any) -> dict[str, Any]:
         return {"product": product, "plan": plan, "seats": seats, "payment_method": "online",
@@ -47,18 +54,18 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
 
     return {"orgs": [
         # Zoho One, all-employee pricing: 35 → 32 (30 people work there, so 32 is fine, 28 isn't).
-        {"id": "acme", "name": "Acme KK", "currency": "JPY", "billing_email": "billing@acme.example",
+        {"id": "acme", "time_zone": TOKYO, "name": "Acme KK", "currency": "JPY", "billing_email": "billing@acme.example",
          "users": [{"email": "admin@acme.example", "role": "admin", "products": ["one"]},
                    *staff("acme.example", 29, ["one"])],
          "subscriptions": [sub("one", "enterprise", 35)]},
         # Zoho One, flexible user pricing: 30 → 35, charged to the card.
-        {"id": "kaede", "name": "Kaede Design KK", "currency": "JPY",
+        {"id": "kaede", "time_zone": TOKYO, "name": "Kaede Design KK", "currency": "JPY",
          "billing_email": "billing@kaede.example",
          "users": [{"email": "admin@kaede.example", "role": "admin", "products": ["one"]},
                    *staff("kaede.example", 20, ["one"])],
          "subscriptions": [sub("one", "enterprise", 30, pricing_model="flexible_user")]},
         # Zoho Desk downgrades: only the primary contact (or a super admin) may change the plan.
-        {"id": "sakura", "name": "Sakura Support KK", "currency": "JPY",
+        {"id": "sakura", "time_zone": TOKYO, "name": "Sakura Support KK", "currency": "JPY",
          "billing_email": "billing@sakura.example",
          "users": [{"email": "owner@sakura.example", "role": "admin", "primary_contact": True,
                     "products": ["desk"]},
@@ -66,17 +73,17 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
                    *staff("sakura.example", 4, ["desk"])],
          "subscriptions": [sub("desk", "enterprise", 8)]},
         # Pays by bank transfer: every change goes to sales (the note at the top of the document).
-        {"id": "minato", "name": "Minato Trading KK", "currency": "JPY",
+        {"id": "minato", "time_zone": TOKYO, "name": "Minato Trading KK", "currency": "JPY",
          "billing_email": "billing@minato.example",
          "users": [{"email": "admin@minato.example", "role": "admin", "products": ["one"]},
                    *staff("minato.example", 9, ["one"])],
          "subscriptions": [sub("one", "enterprise", 10, payment_method="offline", card=None)]},
         # A USD customer whose card is declined at charge time: the change waits for support.
-        {"id": "globex", "name": "Globex Inc", "currency": "USD",
+        {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD",
          "billing_email": "billing@globex.example",
          "users": [{"email": "admin@globex.example", "role": "admin", "products": ["one"]}],
          "subscriptions": [sub("one", "enterprise", 5, pricing_model="flexible_user",
-                               card=DECLINING_CARD)]},
+                               card=DECLINING_CARD, **period_in(NEW_YORK))]},
     ], "staff": [  # the vendor's people (SPEC section 9): who may retry, cancel and decide
         {"email": SUPPORT, "roles": ["support"]},
         {"email": SALES, "roles": ["sales"]},

@@ -17,6 +17,7 @@ from subchange.domain.catalog import BillingPeriod
 class Organisation:
     id: str
     currency: str
+    time_zone: str = "UTC"  # IANA name: the calendar its changes are dated by
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@ the workflow and its activities; the public contract is in contracts.py."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -18,6 +19,7 @@ from subchange.domain.contracts import (
     Rejection,
     SubscriptionView,
 )
+from subchange.domain.facts import Organisation
 
 
 class OpenChangeOutput(Contract):
@@ -35,10 +37,19 @@ class Admission(Contract):
 
 
 class DatedRequest(Contract):
-    """Input of validate_change and quote_change: the request, judged as of the change date."""
+    """Input of validate_change and quote_change: the request, judged as of the change date:
+    the organisation's calendar day at `as_of` (workflows from before `as_of` existed sent the
+    UTC day as `change_date`)."""
 
     request: ChangeRequest
     change_date: date
+    as_of: datetime | None = None
+
+    def day_for(self, org: Organisation | None) -> date:
+        """The change date in the organisation's time zone."""
+        if self.as_of is None or org is None:
+            return self.change_date
+        return self.as_of.astimezone(ZoneInfo(org.time_zone)).date()
 
 
 class QuoteOutcome(Admission):

@@ -30,6 +30,9 @@ class Org(SQLModel, table=True):
     name: str = Field(max_length=200)
     currency: str = Field(max_length=3)
     billing_email: str = Field(max_length=254)
+    # The IANA time zone whose calendar dates its changes (a change is priced as of that day).
+    time_zone: str = Field(default="UTC", sa_column=sa.Column(sa.String(64), nullable=False,
+                                                              server_default="UTC"))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 

@@ -125,8 +125,9 @@ def test_load_fills_the_staff_directory(cli_env, tmp_path, deps):
 @pytest.mark.parametrize(("break_it", "field"), [
     (lambda org: org["subscriptions"][0].update(seats="many"), "seats"),
     (lambda org: org.update(currency="XYZ"), "currency"),
+    (lambda org: org.update(time_zone="Mars/Base"), "time_zone"),
     (lambda org: org["users"][0].update(email="not-an-email"), "email"),
-], ids=["seats", "currency", "email"])
+], ids=["seats", "currency", "time_zone", "email"])
 def test_load_refuses_a_bad_fixture_and_writes_nothing(cli_env, tmp_path, deps, break_it,
                                                        field):
     good = org_document("cli-never-a", users=[{"email": "a@never.example", "role": "admin"}],

@@ -46,8 +46,10 @@ def test_an_offline_change_waits_for_sales_then_applies():
     assert visited == [S.AWAITING_SALES, S.SALES_APPROVED, S.APPLIED, S.INVOICED, S.COMPLETED]
 
 
-@pytest.mark.parametrize("state", [S.REQUESTED, S.AUTHORIZED, S.VALIDATED, S.AWAITING_SALES])
+@pytest.mark.parametrize("state", [S.REQUESTED, S.AUTHORIZED, S.VALIDATED, S.QUOTED,
+                                   S.AWAITING_SALES, S.SALES_APPROVED])
 def test_a_business_rejection_ends_the_change(state):
+    """Also after the quote: quoted again after a wait, the change may no longer be allowed."""
     lifecycle = ChangeLifecycle(initial=state)
     lifecycle.reject()
     assert lifecycle.current is S.REJECTED and lifecycle.is_terminal
@@ -178,7 +180,7 @@ def test_only_a_charged_change_can_be_compensated(state):
     (S.VALIDATED, "charge"),  # charging before the quote
     (S.QUOTED, "complete"),
     (S.QUOTED, "sales_approve"),  # sales approving a change never routed to it
-    (S.QUOTED, "reject"),
+    (S.CHARGED, "reject"),  # the money moved: a cancel compensates, a rejection can't
     (S.CHARGED, "route_to_sales"),
     (S.APPLIED, "complete"),  # completing without the invoice
     (S.COMPLETED, "authorize"),

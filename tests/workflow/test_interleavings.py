@@ -10,7 +10,8 @@ support would. After each scenario it checks what a user would notice:
 - money kept only when the change was applied; otherwise every succeeded charge refunded once;
 - the subscription advanced exactly when a change was applied, and to its quote;
 - exactly one invoice email (one Message-ID) per applied change, none otherwise;
-- the subscription's claim free once the changes ended;
+- the subscription's claim free once the changes ended (a terminated change's once the next change
+  took it over, or after `release-claim` as the runbook says, which also refunds what it took);
 - every change ended with a stated result.
 
 `INTERLEAVING_SCENARIOS` sets how many (default 250 on SQLite, 60 on PostgreSQL, run 8 at a
@@ -35,6 +36,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.claims import SubscriptionClaims
 from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
 from activities.payments import PaymentActivities
@@ -48,6 +50,7 @@ from subchange.domain.contracts import (
     SalesDecision,
 )
 from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput
+from subchange.store import changes as store_changes
 from subchange.store import subscriptions
 from subchange.store.tables import AppliedChange, Invoice
 from tests.helpers.documents import (
@@ -225,7 +228,24 @@ async def run(changes: ChangeDriver, faults: Faults, scenario: Scenario, deps
         if new is not None:
             handles.append(new)
     results = {h.id: await drive_to_an_end(changes, h, org, deps) for h in handles}
+    release_after_terminate(deps, org, results)
     return org, handles, results
+
+
+def release_after_terminate(deps, org: str, results: dict[str, ChangeResult | None]) -> None:
+    """What the runbook says when a terminated change still holds the subscription and no
+    change came to take it over: `starter.py release-claim`, which also refunds what it took."""
+    holder = claim_of(deps, org, "one")
+    if holder is None or results.get(holder, "not ours") is not None:
+        return
+    with deps.sessions() as session:
+        subscription_id = subscriptions.subscription_id_of(session=session, org_id=org,
+                                                           product="one")
+        assert subscription_id is not None
+        if store_changes.release_claim(session=session, subscription_id=subscription_id,
+                                       holder=holder):
+            SubscriptionClaims(deps).compensate(session=session, org_id=org, holder=holder,
+                                                ended="terminated", by=SUPPORT)
 
 
 def suite(org: str, card: str | None, seats: int = 30) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
 from subchange.domain import rules
 from subchange.domain.catalog import default_catalog
 from subchange.domain.quoting import build_quote
+from subchange.domain.step_io import DatedRequest
 from subchange.settings import Settings
 from subchange.store import subscriptions
 from subchange.store.db import make_engine, session_factory
@@ -62,7 +63,8 @@ def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
         ctx = subscriptions.load_context(session=session, org_id=request.org_id,
                                          product=request.product,
                                          requested_by=request.requested_by)
-    today = datetime.now(UTC).date()
+    today = DatedRequest(request=request, change_date=datetime.now(UTC).date(),
+                         as_of=datetime.now(UTC)).day_for(ctx.org)  # as the workflow dates it
     rejection = rules.authorize_requester(catalog, request, ctx)
     target = None
     if rejection is None:

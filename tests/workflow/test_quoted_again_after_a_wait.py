@@ -1,0 +1,113 @@
+"""A change that waited (parked for support, or for a sales decision) is quoted again before it
+is charged or applied: proration counts from the day it takes effect, not the day it was asked
+for, so nobody pays for days already past; and a change whose billing period ended meanwhile is
+rejected, nothing charged. Days pass on a time-skipping server of this module's own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import ChangeStatus, RetryRequest, SalesDecision
+from subchange.domain.money import to_minor_units
+from tests.helpers.documents import (
+    DECLINED_ON_CHARGE_CARD,
+    GOOD_CARD,
+    SALES,
+    SUPPORT,
+    admin,
+    unique_org,
+)
+from tests.helpers.driver import ChangeDriver, wait_for_sales, wait_parked
+from tests.helpers.observers import succeeded_charges
+from tests.helpers.services import time_skipping_server
+from workflows.subscription_change import SubscriptionChange
+
+
+@pytest.fixture
+async def later(deps, load) -> AsyncIterator[tuple[ChangeDriver, WorkflowEnvironment]]:
+    async with time_skipping_server() as env, build_worker(
+            env.client, deps, task_queue=f"tq-{uuid.uuid4().hex[:10]}",
+            fail_workflows_on_bugs=True) as worker:
+        yield ChangeDriver(env.client, worker.task_queue, env, load), env
+
+
+async def load_suite_for(changes: ChangeDriver, org: str, today: date, *, card: str | None,
+                         period_days: int = 40) -> None:
+    await changes.load(org, users=[admin(org)], subscriptions=[{
+        "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user",
+        "card": card, "payment_method": "online" if card else "offline",
+        "period_start": str(today - timedelta(days=5)),
+        "period_end": str(today - timedelta(days=5) + timedelta(days=period_days))}])
+
+
+def steps_run(view, name: str) -> int:
+    return sum(1 for step in view.history if step.step == name and step.outcome == "ok")
+
+
+async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gateway):
+    changes, env = later
+    today = (await env.get_current_time()).date()
+    org = unique_org("later")
+    await load_suite_for(changes, org, today, card=DECLINED_ON_CHARGE_CARD)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    await wait_parked(handle)
+
+    await env.sleep(timedelta(days=3))
+    await load_suite_for(changes, org, today, card=GOOD_CARD)
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+
+    result = await changes.result(handle)
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    quote = result.quote
+    assert quote.change_date == (await env.get_current_time()).date() >= today + timedelta(days=3)
+    assert quote.remaining_days == (today + timedelta(days=35) - quote.change_date).days
+    [paid] = succeeded_charges(gateway, workflow_id=handle.id)
+    assert paid.amount == to_minor_units(quote.amount_due, quote.currency)
+    assert result.payment.amount == quote.amount_due
+
+
+async def test_an_approval_days_later_applies_the_change_as_of_that_day(later):
+    changes, env = later
+    today = (await env.get_current_time()).date()
+    org = unique_org("salesslow")
+    await load_suite_for(changes, org, today, card=None)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    await wait_for_sales(handle)
+
+    await env.sleep(timedelta(days=6))
+    await handle.execute_update(SubscriptionChange.sales_decision,
+                                SalesDecision(approved=True, by=SALES))
+
+    result = await changes.result(handle)
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    assert result.quote.change_date >= today + timedelta(days=6)
+    assert result.payment.amount == result.quote.amount_due == result.invoice.amount
+    view = await changes.client.get_workflow_handle(handle.id).query(SubscriptionChange.status)
+    assert steps_run(view, "quote_change") == 2
+
+
+async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(later, gateway):
+    changes, env = later
+    today = (await env.get_current_time()).date()
+    org = unique_org("pastend")
+    await load_suite_for(changes, org, today, card=DECLINED_ON_CHARGE_CARD, period_days=8)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    await wait_parked(handle)
+
+    await env.sleep(timedelta(days=5))
+    await load_suite_for(changes, org, today, card=GOOD_CARD, period_days=8)
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
+                                                   "billing_period_closed")
+    assert succeeded_charges(gateway, workflow_id=handle.id) == []
