@@ -29,6 +29,10 @@ class SubscriptionClaims:
         ended = self.ended_as(session=session, workflow_id=holder)
         if ended is None:
             return rules.subscription_taken(holder)
+        # Its compensation first: should it fail, the claim is still the ended change's, and
+        # the retry of this step runs it again (the ledger makes it once).
+        self.compensate(session=session, org_id=request.org_id, holder=holder, ended=ended,
+                        by=workflow_id)
         if changes.take_over_claim(session=session, subscription_id=subscription_id,
                                    holder=holder, workflow_id=workflow_id):
             audit.add_audit_entry(
@@ -37,8 +41,6 @@ class SubscriptionClaims:
                 detail=f"{holder} held the {request.product} subscription and had ended "
                        f"({ended}) without releasing it", workflow_id=workflow_id)
             session.commit()
-            self.compensate(session=session, org_id=request.org_id, holder=holder,
-                            ended=ended, by=workflow_id)
             return None
         session.rollback()  # another change took it over first: judge that one instead
         holder = changes.claim_subscription(session=session, subscription_id=subscription_id,

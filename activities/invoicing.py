@@ -42,23 +42,27 @@ class InvoiceActivities:
         holder = f"{info.activity_id}.{info.attempt}.{uuid.uuid4().hex[:16]}"
         with self.deps.sessions() as session:
             invoice, org = invoices.invoice_to_email(session=session, number=invoice_number)
-            if invoice.email_status != "sent":
-                # To the billing address as it is now: one fixed after a failure is used.
-                invoices.take_sending(session=session, number=invoice_number, holder=holder,
-                                      until=_lease_end(), emailed_to=org.billing_email,
-                                      message_id=invoice_message_id(invoice))
-                session.expire_all()
-                invoice, org = invoices.invoice_to_email(session=session, number=invoice_number)
         if invoice.email_status == "sent":
             return _record(invoice)
-        if invoice.sending_holder != holder:
+        # To the billing address as it is now: one fixed after a failure is used. The message
+        # is made before the lease is taken, so the lease covers only the sending.
+        invoice.emailed_to, invoice.message_id = org.billing_email, invoice_message_id(invoice)
+        message = render_invoice_email(invoice, org)
+        activity.heartbeat()
+        with self.deps.sessions() as session:
+            invoices.take_sending(session=session, number=invoice_number, holder=holder,
+                                  until=_lease_end(), emailed_to=invoice.emailed_to,
+                                  message_id=invoice.message_id)
+            session.expire_all()
+            invoice, org = invoices.invoice_to_email(session=session, number=invoice_number)
+        if invoice.email_status == "sent":
+            return _record(invoice)
+        pause_point(settings, "email.before_send")
+        if invoice.sending_holder != holder or not self._renew(invoice_number, holder):
             raise ApplicationError(
                 f"invoice {invoice_number} is being sent by another attempt; this one waits "
                 "for its lease to end", type="EmailInProgress",
                 next_retry_delay=_until(invoice.sending_until))
-        message = render_invoice_email(invoice, org)
-        activity.heartbeat()
-        pause_point(settings, "email.before_send")
         try:
             with heartbeating(also=lambda: self._renew(invoice_number, holder)):
                 send_email(message, settings=settings)
@@ -77,10 +81,11 @@ class InvoiceActivities:
         activity.logger.info("invoice %s emailed", invoice_number)
         return _record(invoice)
 
-    def _renew(self, invoice_number: str, holder: str) -> None:
+    def _renew(self, invoice_number: str, holder: str) -> bool:
+        """Extend this attempt's lease; False when it no longer holds it."""
         with self.deps.sessions() as session:
-            invoices.renew_sending(session=session, number=invoice_number, holder=holder,
-                                   until=_lease_end())
+            return invoices.renew_sending(session=session, number=invoice_number,
+                                          holder=holder, until=_lease_end())
 
 
 def _lease_end() -> datetime:

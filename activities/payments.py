@@ -112,10 +112,12 @@ class PaymentActivities:
         entry = attempt.take(amount=charge.quote.amount_due, currency=charge.quote.currency)
         if entry.status == "voided":
             raise attempt.lost()
+        quote = charge.quote
         if entry.status == "succeeded":
             assert entry.external_id is not None
-            return self._record(entry, gateway.intent_state(entry.external_id))
-        quote = charge.quote
+            if _same_amount(entry, quote) or self._applied(attempt.workflow_id):
+                return self._record(entry, gateway.intent_state(entry.external_id))
+            entry = self._refund_an_earlier_run(attempt, entry)
         if entry.external_id is not None and entry.amount is not None and round_money(
                 entry.amount, quote.currency) != quote.amount_due:
             entry = self._supersede(attempt, entry)
@@ -131,6 +133,36 @@ class PaymentActivities:
         pause_point(settings, "charge.after_confirm")
         return self._settle(attempt, entry, state, charge)
 
+    def _applied(self, workflow_id: str) -> bool:
+        with self.deps.sessions() as session:
+            return subscriptions.is_applied(session=session, workflow_id=workflow_id)
+
+    def _refund_an_earlier_run(self, attempt: _Attempt, entry: GatewayCall) -> GatewayCall:
+        """An earlier run of this workflow id (terminated before its apply, then started again)
+        was charged for another quote: that charge is refunded, once, under its own ledger entry,
+        and this quote gets an intent of its own."""
+        assert entry.external_id is not None
+        earlier = _Attempt(self.deps, f"{LEDGER_REFUND}.{entry.generation}",
+                           on_behalf_of=attempt.workflow_id)
+        refund = earlier.take(currency=entry.currency)
+        if refund.status != "succeeded":
+            attempt.checkpoint()
+            made = self.deps.gateway.existing_refund(entry.external_id)
+            if made is None:
+                attempt.checkpoint()
+                earlier.hold(("started",), "started")
+                made = self.deps.gateway.refund_intent(
+                    entry.external_id,
+                    idempotency_key=f"{attempt.workflow_id}:refund:{entry.generation}",
+                    metadata={"workflow_id": attempt.workflow_id,
+                              "reason": "charged by an earlier run for another quote"})
+            currency = entry.currency or ""
+            earlier.move(("started",), "succeeded", held=False, external_id=made[0],
+                         amount=from_minor_units(made[1], currency), currency=currency)
+        attempt.move(("succeeded",), "declined", external_id=None,
+                     generation=entry.generation + 1)
+        return attempt.entry()
+
     def _supersede(self, attempt: _Attempt, entry: GatewayCall) -> GatewayCall:
         """The change was quoted again (the day moved while it waited): an intent of the old
         amount that took nothing is cancelled, and the new amount gets a new one."""
@@ -140,7 +172,8 @@ class PaymentActivities:
         if state.status not in CANCELLABLE:
             return entry  # it took (or is taking) the money: that intent decides
         attempt.checkpoint()
-        self.deps.gateway.cancel_intent(entry.external_id)
+        if self.deps.gateway.cancel_intent(entry.external_id).status != "canceled":
+            return entry  # it went through meanwhile (the payer authenticated): it decides
         attempt.move(("created", "pending"), "declined", external_id=None,
                      generation=entry.generation + 1)
         return attempt.entry()
@@ -244,6 +277,9 @@ class PaymentActivities:
             _Attempt(self.deps, LEDGER_REFUND, on_behalf_of=workflow_id),
             RefundChargeInput(intent_id=None, amount=charge.amount or 0,
                               currency=charge.currency or "JPY", reason=reason))
+        with self.deps.sessions() as session:  # the same request may be started again
+            ledger.retire(session=session, workflow_id=workflow_id,
+                          generation=charge.generation)
         return outcome if outcome.refund_id is not None else None
 
     def _compensate(self, attempt: _Attempt, refund: RefundChargeInput) -> RefundChargeOutput:
@@ -303,6 +339,11 @@ class PaymentActivities:
                 1, {"currency": refund.currency})
             activity.logger.info("refunded %s %s (%s)", amount, refund.currency, refund_id)
         return RefundChargeOutput(refund_id=refund_id, amount=amount)
+
+
+def _same_amount(entry: GatewayCall, quote) -> bool:
+    return (entry.amount is not None and entry.currency == quote.currency
+            and round_money(entry.amount, quote.currency) == quote.amount_due)
 
 
 def _card_declined(code: str | None, message: str) -> ApplicationError:

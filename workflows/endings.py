@@ -34,6 +34,8 @@ class Endings:
         await self.steps.run(CLOSE_CHANGE, CloseChangeInput(result=result))
         change.lifecycle.fire(trigger)
         self.cancellation.too_late(result.status.value)
+        if workflow.patched(ENDINGS_WAIT_FOR_HANDLERS):
+            self.cancellation.ended = result.status.value
         change.result = result
         change.publish()
         assert change.request is not None

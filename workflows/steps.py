@@ -129,8 +129,10 @@ CHARGE: Step[ChargeInput, PaymentRecord] = Step(
     "charge", PaymentRecord,
     # card attached?, attach, create the intent, read it, confirm, read back a refused confirm;
     # take the entry (insert, or read and take over: 3), read the card, record the intent, hold
-    # it before confirming, record the outcome, read the entry when the attempt lost.
-    policy(limits.Budget(gateway_requests=6, transactions=8), 5, 20, "CardDeclined",
+    # it before confirming, record the outcome, read the entry when the attempt lost. A rerun
+    # of a workflow id charged by an earlier run for another quote first refunds that charge:
+    # find its refund, refund; is it applied?, take the refund entry (3), hold, record, move.
+    policy(limits.Budget(gateway_requests=8, transactions=15), 5, 20, "CardDeclined",
            "NoPaymentMethod", "CardNeedsAuthentication", "ChargeVoided", "StaleSubscription",
            heartbeats=True,
            money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided", "StaleSubscription")),
@@ -154,9 +156,9 @@ FIND_APPLIED_CHANGE: Step[ChangeRequest, AppliedOutcome] = Step(
     cancellable=False)
 EMAIL_INVOICE: Step[str, InvoiceRecord] = Step(
     "email_invoice", InvoiceRecord,
-    # read the invoice, mark it sending, mark it sent; the SMTP greeting, EHLO, MAIL, RCPT, DATA,
-    # the message, QUIT (and a spare RCPT).
-    policy(limits.Budget(transactions=3, mail_commands=8), 8, 60, heartbeats=True),
+    # read the invoice, take the lease and read it back, renew it before sending, mark it sent;
+    # the SMTP greeting, EHLO, MAIL, RCPT, DATA, the message, QUIT (and a spare RCPT).
+    policy(limits.Budget(transactions=5, mail_commands=8), 8, 60, heartbeats=True),
     lambda invoice_number: f"email invoice {invoice_number} with its PDF",
     advances=Trigger.INVOICE)
 OPEN_REFUND_TICKET: Step[RefundTicketInput, RefundTicketRecord] = Step(

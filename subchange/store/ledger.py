@@ -62,3 +62,15 @@ def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
 
 def _key(workflow_id: str, step: str) -> tuple[sa.ColumnElement[bool], ...]:
     return GatewayCall.workflow_id == workflow_id, GatewayCall.step == step
+
+
+def retire(*, session: Session, workflow_id: str, generation: int) -> None:
+    """After the compensation of a change that ended without closing: its charge entry starts
+    afresh (a new intent generation) and its refund entry is kept aside as `refund.<generation>`,
+    so the same request started again charges and refunds on its own."""
+    session.execute(_UPDATE.where(*_key(workflow_id, "refund"))
+                    .values(step=f"refund.{generation}", updated_at=utcnow()))
+    session.execute(_UPDATE.where(*_key(workflow_id, "charge")).values(
+        status="declined", external_id=None, holder=None, generation=generation + 1,
+        updated_at=utcnow()))
+    session.commit()

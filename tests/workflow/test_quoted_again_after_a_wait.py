@@ -1,7 +1,8 @@
 """A change that waited (parked for support, or for a sales decision) is quoted again before it
 is charged or applied: proration counts from the day it takes effect, not the day it was asked
 for, so nobody pays for days already past; and a change whose billing period ended meanwhile is
-rejected, nothing charged. Days pass on a time-skipping server of this module's own."""
+rejected, nothing charged; and a terminated change started again later is charged its new quote,
+the earlier run's charge refunded. Days pass on a time-skipping server of this module's own."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.subscriptions import SubscriptionActivities
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeStatus, RetryRequest, SalesDecision
 from subchange.domain.money import to_minor_units
+from subchange.domain.step_io import ApplyInput, ApplyOutput
 from tests.helpers.documents import (
     DECLINED_ON_CHARGE_CARD,
     GOOD_CARD,
@@ -23,8 +28,14 @@ from tests.helpers.documents import (
     admin,
     unique_org,
 )
-from tests.helpers.driver import ChangeDriver, wait_for_sales, wait_parked
-from tests.helpers.observers import succeeded_charges
+from tests.helpers.driver import (
+    ChangeDriver,
+    request_for,
+    wait_for_sales,
+    wait_parked,
+    worker_with_stand_ins,
+)
+from tests.helpers.observers import refunds_of, succeeded_charges
 from tests.helpers.services import time_skipping_server
 from workflows.subscription_change import SubscriptionChange
 
@@ -71,6 +82,7 @@ async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gate
     [paid] = succeeded_charges(gateway, workflow_id=handle.id)
     assert paid.amount == to_minor_units(quote.amount_due, quote.currency)
     assert result.payment.amount == quote.amount_due
+    assert result.invoice.amount == quote.amount_due  # invoiced what was charged
 
 
 async def test_an_approval_days_later_applies_the_change_as_of_that_day(later):
@@ -111,3 +123,47 @@ async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(late
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
                                                    "billing_period_closed")
     assert succeeded_charges(gateway, workflow_id=handle.id) == []
+
+
+async def test_a_terminated_change_started_again_later_is_charged_its_new_quote_once(
+        deps, load, gateway):
+    """The same request started again after its first run was terminated (charged, never
+    applied) is quoted as of the new day: the first run's charge is refunded and the new quote
+    charged, so the change is paid once, at the price of the day it took effect."""
+    applies: list[str] = []
+    real = SubscriptionActivities(deps)
+
+    @activity.defn(name="apply_change")
+    def apply_failing_the_first_time(change: ApplyInput) -> ApplyOutput:
+        applies.append(change.quote.change_date.isoformat())
+        if len(applies) == 1:
+            raise ApplicationError("database unreachable", type="DatabaseDown",
+                                   non_retryable=True)
+        return real.apply_change(change)
+
+    async with time_skipping_server() as env, worker_with_stand_ins(
+            env, deps, f"tq-{uuid.uuid4().hex[:10]}",
+            apply_change=apply_failing_the_first_time) as worker:
+        changes = ChangeDriver(env.client, worker.task_queue, env, load)
+        today = (await env.get_current_time()).date()
+        org = unique_org("rerun")
+        await load_suite_for(changes, org, today, card=GOOD_CARD)
+        request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+        first = await changes.start_request(request)
+        assert (await wait_parked(first)).step == "apply_change"
+        await first.terminate(reason="operator cleanup")
+
+        await env.sleep(timedelta(days=3))
+        again = await changes.start_request(request)
+        result = await changes.result(again)
+
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    assert result.quote.change_date >= today + timedelta(days=3)
+    charged = sorted(succeeded_charges(gateway, workflow_id=request.workflow_id),
+                     key=lambda charge: charge.created)
+    assert len(charged) == 2
+    earlier, now = charged
+    assert [r.amount for r in refunds_of(gateway, earlier.payment_intent)] == [earlier.amount]
+    assert refunds_of(gateway, now.payment_intent) == []
+    assert now.amount == to_minor_units(result.quote.amount_due, result.quote.currency)
+    assert result.payment.intent_id == now.payment_intent

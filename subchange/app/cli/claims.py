@@ -38,18 +38,18 @@ async def cmd_release_claim(args: argparse.Namespace, settings: Settings) -> int
         if ended is None:
             raise CommandError(f"{holder} is still running and holds the subscription; cancel "
                                f"it instead: python starter.py cancel {holder} --by EMAIL")
-        refund_id = None
+        # Its compensation first: should it fail, the claim stays and a second run tries again.
+        deps = Dependencies(settings=settings, sessions=sessions, catalog=default_catalog(),
+                            gateway=Gateway(settings))
+        refund_id = SubscriptionClaims(deps).compensate(
+            session=session, org_id=args.org, holder=holder, ended=ended,
+            by=args.by or "support")
         if changes.release_claim(session=session, subscription_id=subscription_id,
                                  holder=holder):
             audit.record_audit(session=session, org_id=args.org, actor=args.by or "support",
                                action="release_claim", outcome="released",
                                detail=f"{holder} held the {args.product} subscription and had "
                                       f"ended ({ended})")
-            deps = Dependencies(settings=settings, sessions=sessions, catalog=default_catalog(),
-                                gateway=Gateway(settings))
-            refund_id = SubscriptionClaims(deps).compensate(
-                session=session, org_id=args.org, holder=holder, ended=ended,
-                by=args.by or "support")
     emit({"org_id": args.org, "product": args.product, "released": holder,
           "holder_ended": ended, "refund_id": refund_id})
     return EXIT_OK
