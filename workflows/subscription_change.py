@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         ChangeStatusView,
         PaymentRecord,
         Quote,
-        Rejection,
         RetryRequest,
         SalesDecision,
         UpdateAck,
@@ -37,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         ApplyInput,
         ApplyOutput,
         ChargeInput,
-        DatedRequest,
         RefundTicketInput,
     )
 
@@ -45,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.cancellation import CHECK_APPLY_BEFORE_CANCEL, Cancellation, CancelRequested
 from workflows.endings import Endings
 from workflows.principals import CHECK_PRINCIPALS, PrincipalRefused, Principals
+from workflows.requote import QuoteNoLongerValid, Requote
 from workflows.runner import StepRunner
 from workflows.sales import SalesApproval
 from workflows.state import ChangeRun
@@ -60,20 +59,6 @@ from workflows.steps import (
     VALIDATE_CHANGE,
 )
 
-# Workflows that recorded this patch date a change by the organisation's time zone; older
-# histories sent the UTC day.
-ORG_CALENDAR = "org-calendar-change-date"
-# ... and quote a change again before charging it after a park, or applying it after sales.
-QUOTE_AGAIN_AFTER_A_WAIT = "quote-again-after-a-wait"
-
-
-class QuoteNoLongerValid(Exception):
-    """Quoted again after a wait, the change is no longer allowed."""
-
-    def __init__(self, rejection: Rejection | None) -> None:
-        super().__init__(rejection.reason if rejection else "the change could not be quoted")
-        self.rejection = rejection
-
 
 def _refused(message: str) -> ApplicationError:
     return ApplicationError(message, type="UpdateRefused")
@@ -88,6 +73,7 @@ class SubscriptionChange:
         self.end = Endings(self.change, self.steps, self.cancellation)
         self.sales = SalesApproval(self.change, self.steps, self.cancellation, self.end)
         self.principals = Principals(self.change)
+        self.requote = Requote(self.change, self.steps)
         self.lock = asyncio.Lock()
 
     @workflow.run
@@ -126,10 +112,7 @@ class SubscriptionChange:
         admission = await self.steps.run(AUTHORIZE_ADMIN, request)
         if not admission.admitted:
             return await self.end.rejected(admission.rejection)
-        # Dated by the organisation's calendar (the activities read its time zone) at one
-        # instant, so validation and quote see the same day.
-        dated = DatedRequest(request=request, change_date=today,
-                             as_of=workflow.now() if workflow.patched(ORG_CALENDAR) else None)
+        dated = self.requote.dated(request, today)
         admission = await self.steps.run(VALIDATE_CHANGE, dated)
         if not admission.admitted:
             return await self.end.rejected(admission.rejection)
@@ -142,7 +125,7 @@ class SubscriptionChange:
             return payment
         quote = self.change.quote  # quoted again if the charge waited for support
         if payment.method == "offline":  # sales took days, maybe: price the change as of now
-            quote = await self._quote_again(request, quote)
+            quote = await self.requote.quote_again(request, quote)
             payment = payment.model_copy(update={"amount": quote.amount_due})
         self.change.payment = payment
         self.change.applied = applied = await self.steps.run(
@@ -157,38 +140,8 @@ class SubscriptionChange:
             return await self.sales.decide(request, quote)
         if quote.amount_due > 0:
             return await self.steps.run(CHARGE, ChargeInput(request=request, quote=quote),
-                                        refresh=self._charge_as_of_now)
+                                        refresh=self.requote.charge_as_of_now)
         return PaymentRecord(method="none", currency=quote.currency)
-
-    async def _charge_as_of_now(self, charge: ChargeInput) -> ChargeInput:
-        """A charge retried after days parked is for the days left then, not the days of the
-        first quote; unless the failed attempt may have taken the money (its intent is read
-        again, for the amount it was made for)."""
-        if self.steps.money_at_risk:
-            return charge
-        quote = await self._quote_again(charge.request, charge.quote)
-        return charge if quote is charge.quote else ChargeInput(request=charge.request,
-                                                                quote=quote)
-
-    async def _quote_again(self, request: ChangeRequest, quote: Quote) -> Quote:
-        """After a wait (support, sales), the change validated and quoted again as of now; the
-        new quote when the organisation's day moved since the first (proration counts from the
-        day the change takes effect; a free → paid period starts then), else the first. A change
-        no longer allowed raises QuoteNoLongerValid."""
-        if not workflow.patched(QUOTE_AGAIN_AFTER_A_WAIT):
-            return quote
-        now = workflow.now()
-        dated = DatedRequest(request=request, change_date=now.date(), as_of=now)
-        admission = await self.steps.run(VALIDATE_CHANGE, dated, advance=False)
-        if not admission.admitted:
-            raise QuoteNoLongerValid(admission.rejection)
-        quoted = await self.steps.run(QUOTE_CHANGE, dated, advance=False)
-        if not quoted.admitted or quoted.quote is None:
-            raise QuoteNoLongerValid(quoted.rejection)
-        if quoted.quote.change_date == quote.change_date:
-            return quote
-        self.change.quote = quoted.quote
-        return quoted.quote
 
     async def _deliver(self, request: ChangeRequest, quote: Quote, applied: ApplyOutput
                        ) -> ChangeResult:
