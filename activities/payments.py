@@ -31,7 +31,7 @@ from subchange.domain.contracts import PaymentRecord
 from subchange.domain.money import from_minor_units, round_money, to_minor_units
 from subchange.domain.step_io import ChargeInput, RefundChargeInput, RefundChargeOutput
 from subchange.faults import pause_point
-from subchange.store import ledger, subscriptions
+from subchange.store import changes, ledger, subscriptions
 from subchange.store.tables import GatewayCall
 
 # Keys of the gateway-call ledger, one row per change and kind of call.
@@ -268,10 +268,13 @@ class PaymentActivities:
         when it went through. None when it was applied (the money is the change's) or charged
         nothing."""
         with self.deps.sessions() as session:
+            # Withdrawn first, charged or not: an apply attempt of the ended change that is
+            # still running can no longer commit and give the subscription away.
+            if not changes.withdraw(session=session, workflow_id=workflow_id):
+                return None
             charge = ledger.gateway_call(session=session, workflow_id=workflow_id,
                                          step=LEDGER_CHARGE)
-            if charge is None or subscriptions.is_applied(session=session,
-                                                          workflow_id=workflow_id):
+            if charge is None:
                 return None
         outcome = self._compensate(
             _Attempt(self.deps, LEDGER_REFUND, on_behalf_of=workflow_id),
@@ -287,8 +290,8 @@ class PaymentActivities:
         entry = attempt.take(currency=refund.currency)
         if entry.status == "succeeded":
             return RefundChargeOutput(refund_id=entry.external_id, amount=entry.amount or 0)
-        with self.deps.sessions() as session:
-            if subscriptions.is_applied(session=session, workflow_id=attempt.workflow_id):
+        with self.deps.sessions() as session:  # from here on, an apply can't commit
+            if not changes.withdraw(session=session, workflow_id=attempt.workflow_id):
                 raise ApplicationError("the change is applied to the subscription: its charge "
                                        "stays (a refund would give the change away)",
                                        type="ChangeApplied", non_retryable=True)

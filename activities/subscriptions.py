@@ -30,6 +30,9 @@ class SubscriptionActivities:
         except subscriptions.StaleSubscription as stale:
             raise ApplicationError(str(stale), type="StaleSubscription",
                                    non_retryable=True) from None
+        except subscriptions.ChangeWithdrawn as withdrawn:
+            raise ApplicationError(str(withdrawn), type="ChangeWithdrawn",
+                                   non_retryable=True) from None
         pause_point(self.deps.settings, "apply.after_commit")
         activity.logger.info("applied: %s × %s, invoice %s", subscription.plan,
                              subscription.seats, invoice_number)

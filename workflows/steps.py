@@ -146,7 +146,7 @@ REFUND_CHARGE: Step[RefundChargeInput, RefundChargeOutput] = Step(
     policy(limits.Budget(gateway_requests=5, transactions=11), 8, 60, heartbeats=True),
     lambda _refund: "refund the charge of a cancelled change", cancellable=False)
 APPLY_CHANGE: Step[ApplyInput, ApplyOutput] = Step(
-    "apply_change", ApplyOutput, database(2, 6, 15, "StaleSubscription"),
+    "apply_change", ApplyOutput, database(2, 6, 15, "StaleSubscription", "ChangeWithdrawn"),
     lambda apply: f"{apply.quote.old_plan}×{apply.quote.old_seats} → "
                   f"{apply.quote.new_plan}×{apply.quote.new_seats}",
     advances=Trigger.APPLY)

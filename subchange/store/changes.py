@@ -1,15 +1,25 @@
 """Change records (one per workflow id, with the result once it has ended) and the claim that
 lets one change at a time hold a subscription; a claim left behind by a change that ended without
-closing (terminated, timed out) is taken over or released, never silently overwritten."""
+closing (terminated, timed out) is taken over or released, never silently overwritten.
+
+A change also settles once, as applied or withdrawn, on its record: the apply and every
+compensation settle it in their own transaction, so whichever commits first wins and the other
+refuses. An apply attempt still running after the change was refunded can't give it away.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+from typing import Literal
+
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
-from subchange.domain.contracts import ChangeRequest, ChangeResult
+from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatus
 from subchange.store.once import insert_once
-from subchange.store.tables import ChangeRecord, SubscriptionClaim, utcnow
+from subchange.store.tables import AppliedChange, ChangeRecord, SubscriptionClaim, utcnow
+
+APPLIED, WITHDRAWN = "applied", "withdrawn"
+Settlement = Literal["applied", "withdrawn"]
 
 
 def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
@@ -21,7 +31,15 @@ def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
                          org_id=request.org_id, product=request.product,
                          kind=request.change.kind, requested_by=request.requested_by),
         find=lambda: session.get(ChangeRecord, workflow_id))
-    return ChangeResult.model_validate(record.result) if record.result else None
+    if record.result:
+        return ChangeResult.model_validate(record.result)
+    if record.settled_as == WITHDRAWN:
+        # A new run of a change that ended without closing and was compensated for: it starts
+        # afresh (its ledger entries were retired by that compensation).
+        session.execute(update(ChangeRecord).where(col(ChangeRecord.workflow_id) == workflow_id)
+                        .values(settled_as=None).execution_options(synchronize_session=False))
+        session.commit()
+    return None
 
 
 def close_change(*, session: Session, workflow_id: str, result: ChangeResult) -> None:
@@ -32,6 +50,8 @@ def close_change(*, session: Session, workflow_id: str, result: ChangeResult) ->
         record.result = result.model_dump(mode="json")
         record.updated_at = utcnow()
         session.add(record)
+        if result.status is not ChangeStatus.COMPLETED and record.settled_as is None:
+            record.settled_as = WITHDRAWN  # a straggling apply attempt can no longer commit
     for claim in session.exec(select(SubscriptionClaim)
                               .where(SubscriptionClaim.workflow_id == workflow_id)):
         session.delete(claim)
@@ -77,3 +97,31 @@ def release_claim(*, session: Session, subscription_id: int, holder: str) -> boo
                col(SubscriptionClaim.workflow_id) == holder))
     session.commit()
     return released.rowcount == 1
+
+
+def settle(*, session: Session, workflow_id: str, outcome: Settlement) -> Settlement | None:
+    """Settle the change as `outcome` in the caller's transaction, unless it settled otherwise
+    first; how it is settled now (None: no such change). The update locks the record, so a
+    concurrent settlement waits for this transaction and then finds it."""
+    moved = session.execute(
+        update(ChangeRecord)
+        .where(col(ChangeRecord.workflow_id) == workflow_id,
+               or_(col(ChangeRecord.settled_as).is_(None),
+                   col(ChangeRecord.settled_as) == outcome))
+        .values(settled_as=outcome).execution_options(synchronize_session=False))
+    if moved.rowcount == 1:
+        return outcome
+    return session.execute(select(ChangeRecord.settled_as)
+                           .where(col(ChangeRecord.workflow_id) == workflow_id)
+                           ).scalar_one_or_none()
+
+
+def withdraw(*, session: Session, workflow_id: str) -> bool:
+    """Settle the change as withdrawn before its money goes back, and commit; False, with
+    nothing changed, when it is applied (its money is the change's)."""
+    settled = settle(session=session, workflow_id=workflow_id, outcome=WITHDRAWN)
+    if settled == APPLIED or session.get(AppliedChange, workflow_id) is not None:
+        session.rollback()
+        return False
+    session.commit()
+    return True

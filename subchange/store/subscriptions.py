@@ -14,6 +14,7 @@ from subchange.domain import rules
 from subchange.domain.catalog import BillingPeriod
 from subchange.domain.contracts import ChangeRequest, PaymentRecord, Quote, SubscriptionView
 from subchange.domain.facts import ChangeContext, Organisation, Requester, SubscriptionTerms
+from subchange.store import changes
 from subchange.store.audit import add_audit_entry
 from subchange.store.invoices import change_invoice, issue_invoice
 from subchange.store.tables import AppliedChange, Org, OrgUser, Subscription, utcnow
@@ -21,6 +22,11 @@ from subchange.store.tables import AppliedChange, Org, OrgUser, Subscription, ut
 
 class StaleSubscription(Exception):
     """The subscription changed after the change was quoted."""
+
+
+class ChangeWithdrawn(Exception):
+    """The change was withdrawn (cancelled, or its charge refunded after it ended) before this
+    apply could commit."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,11 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
     done = applied_change(session=session, workflow_id=workflow_id)
     if done is not None:
         return done
+    if changes.settle(session=session, workflow_id=workflow_id,
+                      outcome=changes.APPLIED) == changes.WITHDRAWN:
+        session.rollback()
+        raise ChangeWithdrawn(f"{workflow_id} was withdrawn (cancelled, or refunded after it "
+                              "ended) before this apply could commit: nothing was applied")
 
     sub = session.exec(_subscription_of(request.org_id, request.product)).one()
     before = subscription_view(sub)

@@ -93,6 +93,9 @@ class ChangeRecord(SQLModel, table=True):
     requested_by: str = Field(max_length=254)
     status: str = Field(default="running", max_length=16)
     result: dict | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    # How the change settled, first one wins: "applied", or "withdrawn" (cancelled, rejected,
+    # or compensated after it ended without closing); an apply never commits once withdrawn.
+    settled_as: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 

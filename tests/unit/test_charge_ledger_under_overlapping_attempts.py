@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,12 +26,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
 from activities.payments import LEDGER_CHARGE, LEDGER_REFUND, PaymentActivities
+from activities.subscriptions import SubscriptionActivities
 from subchange.adapters.gateway import Gateway, IntentState
 from subchange.domain import limits
-from subchange.domain.contracts import ChangeRequest
+from subchange.domain.contracts import ChangeRequest, PaymentRecord
 from subchange.domain.money import to_minor_units
-from subchange.domain.step_io import ChargeInput, DatedRequest, RefundChargeInput
-from subchange.store import ledger
+from subchange.domain.step_io import ApplyInput, ChargeInput, DatedRequest, RefundChargeInput
+from subchange.store import changes, ledger
 from tests.helpers.documents import (
     THREE_D_SECURE_CARD,
     admin,
@@ -39,9 +41,11 @@ from tests.helpers.documents import (
     unique_org,
 )
 from tests.helpers.observers import (
+    change_rows,
     payment_intent,
     payment_intents_of,
     refunds_of,
+    subscription_row,
     succeeded_charges,
 )
 from workflows.steps import CHARGE, REFUND_CHARGE
@@ -99,6 +103,9 @@ def change(deps: Dependencies) -> Callable[..., Change]:
         request = ChangeRequest.model_validate({
             "request_id": f"req-{uuid.uuid4().hex[:12]}", "org_id": org, "product": "one",
             "requested_by": f"admin@{org}.example", "change": {"kind": "seats", "seats": 35}})
+        with deps.sessions() as session:  # as the workflow's first step does
+            changes.open_change(session=session, workflow_id=request.workflow_id,
+                                request=request)
         env = environment(request.workflow_id, 1)
         outcome = env.run(AdmissionActivities(deps).quote_change,
                           DatedRequest(request=request, change_date=date.today()))
@@ -244,6 +251,82 @@ def test_two_refund_attempts_refund_once(deps, change, gateway, background):
     [refund] = refunds_of(gateway, paid.intent_id)
     assert refund.id == refunded.refund_id
     assert entry(deps, todo.workflow_id, LEDGER_REFUND).external_id == refund.id
+
+
+# --- an apply that outlives the change's refund -----------------------------------------------
+
+def apply(deps: Dependencies, todo: Change, paid: PaymentRecord, attempt: int = 1):
+    """One attempt of the apply step of the change, as a worker runs it."""
+    return environment(todo.workflow_id, attempt).run(
+        SubscriptionActivities(deps).apply_change,
+        ApplyInput(request=todo.charge.request, quote=todo.charge.quote, payment=paid))
+
+
+def test_an_apply_that_commits_after_the_refund_of_an_ended_change_applies_nothing(
+        deps, change, gateway):
+    """The change was terminated while its apply attempt ran; the next change for the
+    subscription took its claim over and refunded its charge (the takeover's compensation). The
+    attempt, still running, must not then apply the change the payer got their money back for."""
+    todo = change()
+    paid = run(deps, "charge", todo.workflow_id, 1, todo.charge)
+
+    refunded = PaymentActivities(deps).compensate_abandoned(todo.workflow_id, reason="ended")
+    assert refunded is not None and len(refunds_of(gateway, paid.intent_id)) == 1
+
+    assert failure(lambda: apply(deps, todo, paid)).type == "ChangeWithdrawn"
+    org = todo.charge.request.org_id
+    assert (subscription_row(deps, org, "one").seats, subscription_row(deps, org, "one").version
+            ) == (30, 1)
+    assert change_rows(deps, todo.workflow_id) == {
+        "change_record": 1, "applied_change": 0, "invoice": 0, "refund_ticket": 0}
+
+
+def test_a_refund_after_the_apply_committed_refunds_nothing(deps, change, gateway):
+    """The other order: the apply committed first, so the change keeps its money; the takeover
+    refunds nothing and a cancel's refund is refused."""
+    todo = change()
+    paid = run(deps, "charge", todo.workflow_id, 1, todo.charge)
+    applied = apply(deps, todo, paid)
+
+    assert PaymentActivities(deps).compensate_abandoned(todo.workflow_id, reason="ended") is None
+    assert failure(lambda: run(deps, "refund_charge", todo.workflow_id, 1, todo.refund())
+                   ).type == "ChangeApplied"
+    assert refunds_of(gateway, paid.intent_id) == []
+    assert applied.subscription.seats == 35
+    assert apply(deps, todo, paid, attempt=2) == applied  # a retry finds it applied
+
+
+@pytest.mark.parametrize("first", ["apply", "withdraw"])
+def test_an_apply_and_a_withdrawal_in_flight_together_settle_the_change_once(
+        deps, change, background, first):
+    """The apply and the compensation settle the change in their own transactions: the one that
+    starts second waits for the first to commit, then finds it and refuses."""
+    workflow_id = change().workflow_id
+    entered, commit = threading.Event(), threading.Event()
+
+    def hold_open(outcome: str) -> str | None:
+        with deps.sessions() as session:
+            settled = changes.settle(session=session, workflow_id=workflow_id, outcome=outcome)
+            entered.set()
+            assert commit.wait(HOLD_LIMIT)
+            session.commit()
+            return settled
+
+    def second() -> bool:
+        with deps.sessions() as session:
+            if first == "apply":
+                return changes.withdraw(session=session, workflow_id=workflow_id)
+            return changes.settle(session=session, workflow_id=workflow_id,
+                                  outcome=changes.APPLIED) == changes.APPLIED
+
+    held = background(hold_open, changes.APPLIED if first == "apply" else changes.WITHDRAWN)
+    assert entered.wait(HOLD_LIMIT)
+    late = background(second)
+    time.sleep(0.5)  # let it reach its update, where it waits for the first transaction
+    commit.set()
+
+    assert held.result() == (changes.APPLIED if first == "apply" else changes.WITHDRAWN)
+    assert late.result() is False
 
 
 # --- outcomes that are not declines ------------------------------------------------------------
