@@ -26,6 +26,8 @@ CHECK_APPLY_BEFORE_CANCEL = "check-apply-before-cancel"
 CANCEL_BEATS_DECISION = "cancel-beats-decision"
 # ... and close the sales case of an approved change cancelled before it was applied as cancelled.
 CANCEL_AFTER_APPROVAL_CLOSES_CASE = "cancel-after-approval-closes-case"
+# ... and so does a change rejected when it is priced again after the approval.
+REJECTION_AFTER_APPROVAL_CLOSES_CASE = "rejection-after-approval-closes-case"
 # ... and answer the updates under way before ending invalid or as a repeat of an earlier run.
 ENDINGS_WAIT_FOR_HANDLERS = "endings-wait-for-handlers"
 

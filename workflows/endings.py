@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.cancellation import (
     CANCEL_AFTER_APPROVAL_CLOSES_CASE,
     ENDINGS_WAIT_FOR_HANDLERS,
+    REJECTION_AFTER_APPROVAL_CLOSES_CASE,
     Cancellation,
 )
 from workflows.runner import StepRunner
@@ -50,6 +51,13 @@ class Endings:
         """A business rejection; None only when a quote came back with neither quote nor reason."""
         rejection = rejection or Rejection(reason_code="quote_failed",
                                            reason="the change could not be quoted")
+        decision = self.change.decision
+        if (self.change.sales_case and decision is not None and decision.approved
+                and workflow.patched(REJECTION_AFTER_APPROVAL_CLOSES_CASE)):
+            # Priced again after the approval, the change is no longer allowed: its sales case
+            # must not stay approved for a change that never happens.
+            await self.close_sales_case("cancelled", by=decision.by,
+                                        note=f"rejected when priced again: {rejection.reason}")
         return await self.finish(Trigger.REJECT, self.change.result_of(
             ChangeStatus.REJECTED, reason_code=rejection.reason_code, reason=rejection.reason))
 

@@ -32,6 +32,7 @@ class SalesApproval:
         self.steps = steps
         self.cancellation = cancellation
         self.end = end
+        self.deadline_passed = False
 
     def decision_refusal(self) -> str | None:
         """Why the `sales_decision` update is refused now, or None when it is accepted."""
@@ -40,6 +41,8 @@ class SalesApproval:
             return f"no sales decision is awaited: the change is {current.value}"
         if self.change.decision is not None or self.cancellation.requested:
             return "the sales decision has already been made"
+        if self.deadline_passed:  # expiring: closing the case and the change takes a moment
+            return "the sales decision deadline has passed: the change expires"
         return None
 
     async def decide(self, request: ChangeRequest, quote: Quote) -> PaymentRecord | ChangeResult:
@@ -56,6 +59,7 @@ class SalesApproval:
                 lambda: change.decision is not None or self.cancellation.requested,
                 timeout=case.decision_timeout, timeout_summary="sales decision deadline")
         except TimeoutError:
+            self.deadline_passed = True  # a decision still in its directory check is refused
             change.progress.done(workflow.now(), "expired")
             await self.end.close_sales_case("expired")
             return await self.end.finish(Trigger.EXPIRE, change.result_of(

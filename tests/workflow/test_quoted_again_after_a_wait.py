@@ -35,7 +35,12 @@ from tests.helpers.driver import (
     wait_parked,
     worker_with_stand_ins,
 )
-from tests.helpers.observers import refunds_of, succeeded_charges
+from tests.helpers.observers import (
+    refunds_of,
+    sales_case_row,
+    subscription_row,
+    succeeded_charges,
+)
 from tests.helpers.services import time_skipping_server
 from workflows.subscription_change import SubscriptionChange
 
@@ -123,6 +128,31 @@ async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(late
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
                                                    "billing_period_closed")
     assert succeeded_charges(gateway, workflow_id=handle.id) == []
+
+
+async def test_an_approval_after_the_billing_period_ended_rejects_and_closes_the_case(
+        later, deps):
+    """Sales approved, but the period ended while they decided: the change is rejected, and its
+    sales case no longer says approved for a change that never happened."""
+    changes, env = later
+    today = (await env.get_current_time()).date()
+    org = unique_org("pastendoff")
+    await load_suite_for(changes, org, today, card=None, period_days=8)
+    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                      "seats": 35})
+    await wait_for_sales(handle)
+
+    await env.sleep(timedelta(days=5))
+    await handle.execute_update(SubscriptionChange.sales_decision,
+                                SalesDecision(approved=True, by=SALES))
+
+    result = await changes.result(handle)
+    assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
+                                                   "billing_period_closed")
+    case = sales_case_row(deps, handle.id)
+    assert case.status == "cancelled"
+    assert f"approved by {SALES}" in case.note and "rejected when priced again" in case.note
+    assert subscription_row(deps, org, "one").seats == 30
 
 
 async def test_a_terminated_change_started_again_later_is_charged_its_new_quote_once(

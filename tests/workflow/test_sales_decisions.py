@@ -7,13 +7,19 @@ Everything runs through the real workflow and activities, localstripe and the SM
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.principals import PrincipalActivities
+from activities.sales import SalesActivities
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import (
     CancelRequest,
@@ -21,6 +27,7 @@ from subchange.domain.contracts import (
     RetryRequest,
     SalesDecision,
 )
+from subchange.domain.step_io import CloseSalesCaseInput, PrincipalCheck, PrincipalVerdict
 from tests.helpers.documents import SALES, SUPPORT, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
@@ -28,6 +35,7 @@ from tests.helpers.driver import (
     refused,
     wait_ended,
     wait_for_sales,
+    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     assert_untouched,
@@ -135,3 +143,50 @@ async def test_sales_decision_expires_after_the_timeout(own_clock, deps, gateway
                                                    "sales_decision_timeout")
     assert sales_case_row(deps, handle.id).status == "expired"
     assert_untouched(deps, gateway, mailbox, org)
+
+
+async def test_a_decision_still_being_checked_when_the_deadline_passes_is_refused(
+        time_skipping_env, deps, task_queue, load):
+    """Sales sent an approval just before the deadline; while the staff directory was asked who
+    they are, the deadline passed and the change began to expire. Sales must be told their
+    approval came too late, not that the change is approved."""
+    quick = dataclasses.replace(deps, settings=deps.settings.model_copy(
+        update={"sales_decision_timeout": timedelta(seconds=6)}))
+    asked, answer, closing, close = (asyncio.Event() for _ in range(4))
+    directory, cases = PrincipalActivities(quick), SalesActivities(quick)
+
+    @activity.defn(name="authorize_principal")
+    async def slow_directory(check: PrincipalCheck) -> PrincipalVerdict:
+        asked.set()
+        await answer.wait()
+        return await asyncio.to_thread(directory.authorize_principal, check)
+
+    @activity.defn(name="close_sales_case")
+    async def held_close(closed: CloseSalesCaseInput) -> None:
+        closing.set()
+        await close.wait()
+        await asyncio.to_thread(cases.close_sales_case, closed)
+
+    async with worker_with_stand_ins(time_skipping_env, quick, task_queue,
+                                     authorize_principal=slow_directory,
+                                     close_sales_case=held_close) as worker:
+        changes = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env,
+                               load)
+        org = unique_org("sales-edge")
+        await load_suite(changes, org, card=None)
+        handle = await changes.start(org, "one", f"admin@{org}.example",
+                                     {"kind": "seats", "seats": 33})
+        await wait_for_sales(handle)
+        approval = asyncio.create_task(handle.execute_update(
+            SubscriptionChange.sales_decision, SalesDecision(approved=True, by=SALES)))
+        await asyncio.wait_for(asked.wait(), 10)
+        await asyncio.wait_for(closing.wait(), 30)  # the deadline passed: the case is closing
+
+        answer.set()
+        with pytest.raises(WorkflowUpdateFailedError) as refused_approval:
+            await asyncio.wait_for(approval, 30)
+        close.set()
+        result = await changes.result(handle)
+    assert "deadline has passed" in str(refused_approval.value.cause)
+    assert result.status is ChangeStatus.EXPIRED
+    assert sales_case_row(deps, handle.id).status == "expired"
