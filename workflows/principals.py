@@ -7,7 +7,7 @@ A requester's cancel of their own change needs no directory."""
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from subchange.domain.principals import (
@@ -26,6 +26,14 @@ from workflows.steps import AUTHORIZE_PRINCIPAL
 # Workflows that recorded this patch check every update's principal against the staff directory;
 # older histories accepted any `by` and keep doing so.
 CHECK_PRINCIPALS = "check-principals"
+
+
+VERBS = {Action.RETRY: "retry", Action.CANCEL: "cancel", Action.SALES_DECISION: "decide"}
+
+
+def refused(message: str) -> ApplicationError:
+    """An update's refusal, as the client sees it."""
+    return ApplicationError(message, type="UpdateRefused")
 
 
 class PrincipalRefused(Exception):
@@ -47,6 +55,14 @@ class Principals:
         if action is Action.SALES_DECISION and same_person(by, self.requester):
             return principal_refusal(action, by, self.requester, None)
         return None
+
+    async def authorize(self, action: Action, by: str | None) -> bool:
+        """The staff directory's verdict on `by` (SPEC section 9), refusing the update when it
+        says no; True when it was asked."""
+        try:
+            return await self.check(action, by)
+        except PrincipalRefused as refusal:
+            raise refused(f"can't {VERBS[action]}: {refusal}") from None
 
     async def check(self, action: Action, by: str | None) -> bool:
         """Raise PrincipalRefused unless `by` may do `action`; True when the staff directory was

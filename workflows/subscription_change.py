@@ -3,7 +3,8 @@
 authorize admin → validate → quote → settle payment (charge, sales, or nothing) → apply → email
 invoice → refund ticket. Business rejections end the workflow with status `rejected`; a step that
 fails for good parks the change in `awaiting_support` until the `retry` or `cancel` update
-(workflows/runner.py). The steps are in workflows/steps.py, the endings in workflows/endings.py.
+(workflows/runner.py). The steps are in workflows/steps.py, the endings in workflows/endings.py,
+the query and the updates in workflows/messages.py.
 """
 
 from __future__ import annotations
@@ -13,25 +14,18 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import ChangeState, Trigger
     from subchange.domain.contracts import (
         WORKFLOW_TYPE,
-        CancelRequest,
         ChangeRequest,
         ChangeResult,
         ChangeStatus,
-        ChangeStatusView,
         PaymentRecord,
         Quote,
-        RetryRequest,
-        SalesDecision,
-        UpdateAck,
         describe_validation_error,
     )
-    from subchange.domain.principals import Action
     from subchange.domain.step_io import (
         ApplyInput,
         ApplyOutput,
@@ -42,7 +36,8 @@ with workflow.unsafe.imports_passed_through():
 # The workflow's own modules run in the sandbox, which checks them for non-determinism.
 from workflows.cancellation import CHECK_APPLY_BEFORE_CANCEL, Cancellation, CancelRequested
 from workflows.endings import Endings
-from workflows.principals import CHECK_PRINCIPALS, PrincipalRefused, Principals
+from workflows.messages import ChangeMessages
+from workflows.principals import Principals
 from workflows.requote import QuoteNoLongerValid, Requote
 from workflows.runner import StepRunner
 from workflows.sales import SalesApproval
@@ -60,12 +55,8 @@ from workflows.steps import (
 )
 
 
-def _refused(message: str) -> ApplicationError:
-    return ApplicationError(message, type="UpdateRefused")
-
-
 @workflow.defn(name=WORKFLOW_TYPE)
-class SubscriptionChange:
+class SubscriptionChange(ChangeMessages):
     def __init__(self) -> None:
         self.change = ChangeRun()
         self.cancellation = Cancellation()
@@ -187,77 +178,3 @@ class SubscriptionChange:
                 self.cancellation.too_late("applied")
                 return await self._deliver(change.request, change.quote, found.applied)
         return await self.end.cancelled()
-
-    # --- query and updates --------------------------------------------------------------------
-
-    @workflow.query(name="status")
-    def status(self) -> ChangeStatusView:
-        progress = self.change.progress
-        return ChangeStatusView(
-            workflow_id=workflow.info().workflow_id, state=self.change.lifecycle.current.value,
-            step=progress.current_step, waiting_for=progress.waiting_for,
-            history=progress.history, last_error=progress.last_error, result=self.change.result)
-
-    @workflow.update(name="retry")
-    async def retry(self, request: RetryRequest) -> UpdateAck:
-        if await self._authorize(Action.RETRY, request.by, "retry"):
-            self._validate_retry(request)  # the change may have moved on meanwhile
-        self.steps.retry_requested = True
-        by = f" (asked by {request.by})" if request.by else ""
-        return UpdateAck(state=self.change.lifecycle.current.value,
-                         message=f"retrying {self.change.progress.current_step}{by}")
-
-    @retry.validator
-    def _validate_retry(self, request: RetryRequest) -> None:
-        if (refusal := self.steps.retry_refusal()) is not None:
-            raise _refused(refusal)
-        if (refusal := self.principals.immediate_refusal(Action.RETRY, request.by)) is not None:
-            raise _refused(f"can't retry: {refusal}")
-
-    @workflow.update(name="cancel")
-    async def cancel(self, request: CancelRequest) -> UpdateAck:
-        async with self.lock:
-            if await self._authorize(Action.CANCEL, request.by, "cancel") or workflow.patched(
-                    CHECK_PRINCIPALS):
-                # The change may have moved on while the directory answered, or while this
-                # cancel waited for the lock behind another one.
-                self._validate_cancel(request)
-            self.cancellation.accept(request)
-            await workflow.wait_condition(lambda: self.cancellation.outcome is not None)
-            outcome = self.cancellation.outcome
-            assert outcome is not None
-            if not outcome.took_effect:  # accepted while a step ran that can't be undone
-                raise _refused(f"can't cancel: {outcome.message}")
-            return UpdateAck(state=self.change.lifecycle.current.value, message=outcome.message)
-
-    @cancel.validator
-    def _validate_cancel(self, request: CancelRequest) -> None:
-        if (refusal := self.cancellation.refusal(self.change.lifecycle,
-                                                 self.steps.last_parked)) is not None:
-            raise _refused(refusal)
-        if (refusal := self.principals.immediate_refusal(Action.CANCEL, request.by)) is not None:
-            raise _refused(f"can't cancel: {refusal}")
-
-    @workflow.update(name="sales_decision")
-    async def sales_decision(self, decision: SalesDecision) -> UpdateAck:
-        if await self._authorize(Action.SALES_DECISION, decision.by, "decide"):
-            self._validate_sales_decision(decision)
-        self.change.decision = decision
-        verdict = "approved" if decision.approved else "rejected"
-        return UpdateAck(state=self.change.lifecycle.current.value,
-                         message=f"{self.change.sales_case} {verdict} by {decision.by}")
-
-    @sales_decision.validator
-    def _validate_sales_decision(self, decision: SalesDecision) -> None:
-        if (refusal := self.sales.decision_refusal()) is not None:
-            raise _refused(refusal)
-        if (refusal := self.principals.immediate_refusal(Action.SALES_DECISION,
-                                                         decision.by)) is not None:
-            raise _refused(f"can't decide: {refusal}")
-
-    async def _authorize(self, action: Action, by: str | None, verb: str) -> bool:
-        """The staff directory's verdict on `by` (SPEC section 9); True when it was asked."""
-        try:
-            return await self.principals.check(action, by)
-        except PrincipalRefused as refusal:
-            raise _refused(f"can't {verb}: {refusal}") from None
