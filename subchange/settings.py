@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from subchange.domain.contracts import describe_validation_error
+from subchange.domain.seller import Seller, registration_number_problem
 from subchange.payload_keys import parse_keys
 
 DEVSTACK_ENV_FILE = "var/devstack.env"  # relative to the working directory, like the database
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: str = Field(default="", repr=False)
     mail_from: str = "billing@subchange.example"
+    # The issuer every invoice names (SPEC section 14). A qualified invoice needs all three; the
+    # embedded stack and compose set a demo seller, a worker refuses to start without one.
+    seller_name: str = ""
+    seller_address: str = ""
+    seller_registration_number: str = ""
     sales_decision_timeout: timedelta = timedelta(days=14)
     web_ui_url: str = "http://localhost:8233"
     # Payload encryption keys, "id:base64key,..." (the first seals, all open); empty: plain.
@@ -89,6 +95,26 @@ class Settings(BaseSettings):
             raise ValueError("smtp_username: AUTH needs SMTP_SECURITY=starttls or tls, so the "
                              "password is not sent in clear")
         return self
+
+    @field_validator("seller_registration_number")
+    @classmethod
+    def _registration_number(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value and (problem := registration_number_problem(value)) is not None:
+            raise ValueError(problem)
+        return value
+
+    def seller(self) -> Seller:
+        """The issuer of the invoices; ConfigurationError naming what is missing."""
+        missing = [name.upper() for name in ("seller_name", "seller_address",
+                                             "seller_registration_number")
+                   if not getattr(self, name).strip()]
+        if missing:
+            raise ConfigurationError(
+                f"configuration error: {', '.join(missing)}: not set; invoices name their "
+                "issuer (SELLER_NAME, SELLER_ADDRESS, SELLER_REGISTRATION_NUMBER = T + 13 digits)")
+        return Seller(name=self.seller_name.strip(), address=self.seller_address.strip(),
+                      registration_number=self.seller_registration_number)
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import stripe
+from babel import Locale
 from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, select
 
@@ -94,6 +95,11 @@ class FixtureOrg(Contract):
     # The calendar its changes are dated by (an IANA name): a Tokyo customer's change at 08:00
     # JST is priced as of that day, not the UTC day before.
     time_zone: str = "UTC"
+    # Whose consumption tax applies (ISO 3166-1 alpha-2): JP by default for a yen organisation,
+    # to be stated for any other; exempt customers pay none; invoices in ja or en (ja for JP).
+    country: str | None = None
+    tax_exempt: bool = False
+    locale: Literal["ja", "en"] | None = None
     users: list[FixtureUser] = Field(default_factory=list)
     subscriptions: list[FixtureSubscription] = Field(default_factory=list)
 
@@ -115,6 +121,29 @@ class FixtureOrg(Contract):
             raise ValueError(f"unsupported currency {value!r}; expected one of "
                              f"{', '.join(priced)}")
         return value
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not (len(value) == 2 and value.isascii() and value.isalpha()
+                and value.upper() in Locale("en").territories):
+            raise ValueError(f"unknown country {value!r}; expected an ISO 3166-1 alpha-2 code "
+                             "such as JP or US")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _tax_profile(self) -> FixtureOrg:
+        if self.country is None:
+            if self.currency != "JPY":
+                raise ValueError(f"country: required for an organisation billed in "
+                                 f"{self.currency} (an ISO 3166-1 alpha-2 code such as US); "
+                                 "it decides which consumption tax applies")
+            self.country = "JP"
+        if self.locale is None:
+            self.locale = "ja" if self.country == "JP" else "en"
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> FixtureOrg:
@@ -202,6 +231,8 @@ def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: 
         org.name, org.currency, org.billing_email = (org_in.name, org_in.currency,
                                                      org_in.billing_email)
         org.time_zone = org_in.time_zone
+        org.country, org.tax_exempt = org_in.country, org_in.tax_exempt
+        org.locale = org_in.locale or "en"
         org.updated_at = utcnow()
         session.add(org)
         counts["orgs"] += 1

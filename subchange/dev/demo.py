@@ -79,7 +79,7 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
                    *staff("minato.example", 9, ["one"])],
          "subscriptions": [sub("one", "enterprise", 10, payment_method="offline", card=None)]},
         # A USD customer whose card is declined at charge time: the change waits for support.
-        {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD",
+        {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD", "country": "US",
          "billing_email": "billing@globex.example",
          "users": [{"email": "admin@globex.example", "role": "admin", "products": ["one"]}],
          "subscriptions": [sub("one", "enterprise", 5, pricing_model="flexible_user",

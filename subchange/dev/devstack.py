@@ -119,6 +119,13 @@ def start_codec_server(env: dict[str, str], port: int, web_ui: str, log: Path | 
     return process
 
 
+# The issuer of the demo's invoices: a made-up company whose registration number passes the
+# National Tax Agency's check digit (SPEC section 14).
+DEMO_SELLER = {"SELLER_NAME": "株式会社サブチェンジ",
+               "SELLER_ADDRESS": "東京都千代田区丸の内一丁目1番1号",
+               "SELLER_REGISTRATION_NUMBER": "T9010401123456"}
+
+
 def stack_secrets(env_file: Path) -> dict[str, str]:
     """PAYLOAD_KEYS and CODEC_SERVER_TOKEN of the embedded stack: read from env_file, or made
     and written there (readable by the owner only) on the first start."""
@@ -189,6 +196,7 @@ class Stack:
             "STRIPE_API_BASE": f"http://127.0.0.1:{self.stripe_port}",
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port),
             "WEB_UI_URL": self.web_ui,
+            **DEMO_SELLER,
             **self.secrets,
         }
 

@@ -18,6 +18,8 @@ class Organisation:
     id: str
     currency: str
     time_zone: str = "UTC"  # IANA name: the calendar its changes are dated by
+    country: str | None = None  # ISO 3166-1 alpha-2: whose consumption tax applies
+    tax_exempt: bool = False
 
 
 @dataclass(frozen=True)

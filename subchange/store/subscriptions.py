@@ -44,7 +44,8 @@ def load_context(*, session: Session, org_id: str, product: str, requested_by: s
     # the seat holders (R4): few enough to count in Python.
     users = list(session.exec(select(OrgUser).where(OrgUser.org_id == org_id)))
     return ChangeContext(
-        org=(Organisation(id=org.id, currency=org.currency, time_zone=org.time_zone)
+        org=(Organisation(id=org.id, currency=org.currency, time_zone=org.time_zone,
+                          country=org.country, tax_exempt=org.tax_exempt)
              if org is not None else None),
         requester=_requester(users, requested_by),
         subscription=_terms(sub) if sub is not None else None,

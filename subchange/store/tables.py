@@ -33,6 +33,13 @@ class Org(SQLModel, table=True):
     # The IANA time zone whose calendar dates its changes (a change is priced as of that day).
     time_zone: str = Field(default="UTC", sa_column=sa.Column(sa.String(64), nullable=False,
                                                               server_default="UTC"))
+    # Whose consumption tax applies (ISO 3166-1 alpha-2; SPEC section 14), whether the customer
+    # is exempt, and the language of its invoices (ja, en).
+    country: str | None = Field(default=None, max_length=2)
+    tax_exempt: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False,
+                                                                server_default=sa.false()))
+    locale: str = Field(default="en", sa_column=sa.Column(sa.String(8), nullable=False,
+                                                          server_default="en"))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 

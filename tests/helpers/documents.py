@@ -52,8 +52,9 @@ def current_period(today: date | None = None, period: str = "monthly") -> tuple[
 
 
 def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, Any]],
-                 subscriptions: list[dict[str, Any]], billing_email: str | None = None
-                 ) -> dict[str, Any]:
+                 subscriptions: list[dict[str, Any]], billing_email: str | None = None,
+                 country: str | None = None) -> dict[str, Any]:
+    """One organisation; one billed in another currency than yen is in the US unless told."""
     start, end = current_period()
     subs = []
     for sub in subscriptions:
@@ -63,6 +64,7 @@ def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, An
                      "unit_price": None, **sub})
     return {"orgs": [{"id": org_id, "name": f"{org_id} KK", "currency": currency,
                       "billing_email": billing_email or f"billing@{org_id}.example",
+                      **({"country": country or "US"} if country or currency != "JPY" else {}),
                       "users": users,
                       "subscriptions": subs}]}
 

@@ -152,6 +152,11 @@ NOTHING = {"Org": 0, "OrgUser": 0, "Subscription": 0}
     ({"billing_period": "weekly"}, None, "orgs.1.subscriptions.0.billing_period", "'monthly'"),
     ({"colour": "blue"}, None, "orgs.1.subscriptions.0.colour", "Extra inputs"),
     ({}, {"currency": "GBP"}, "orgs.1.currency", "unsupported currency 'GBP'"),
+    ({}, {"country": "Japan"}, "orgs.1.country", "unknown country 'Japan'"),
+    ({}, {"country": "XX"}, "orgs.1.country", "ISO 3166-1 alpha-2"),
+    ({}, {"currency": "USD"}, "orgs.1", "country: required for an organisation billed in USD"),
+    ({}, {"locale": "fr"}, "orgs.1.locale", "'ja' or 'en'"),
+    ({}, {"tax_exempt": "sometimes"}, "orgs.1.tax_exempt", "valid boolean"),
     ({}, {"billing_email": "billing"}, "orgs.1.billing_email", "not a valid email"),
     ({}, {"id": "has spaces"}, "orgs.1.id", "pattern"),
     ({}, {"users": [{"email": "a@x.example", "products": ["crm"]}]},
@@ -268,6 +273,9 @@ def test_test_cards_are_refused_against_a_live_gateway(deps):
     ("SALES_DECISION_TIMEOUT", "0d", "must be a positive duration"),
     ("STRIPE_API_KEY", "pk_test_publishable", "must be a Stripe secret key"),
     ("STRIPE_API_KEY", "", "must be a Stripe secret key"),
+    ("SELLER_REGISTRATION_NUMBER", "T7000012050003", "fails the National Tax Agency's check"),
+    ("SELLER_REGISTRATION_NUMBER", "7000012050002", "must be T followed by 13 digits"),
+    ("SELLER_REGISTRATION_NUMBER", "T70000120500", "must be T followed by 13 digits"),
 ])
 def test_a_bad_setting_names_the_variable(environment, name, value, problem):
     environment.setenv(name, value)
