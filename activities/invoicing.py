@@ -104,4 +104,5 @@ def _until(moment: datetime | None) -> timedelta:
 
 def _record(invoice: Invoice) -> InvoiceRecord:
     return InvoiceRecord(number=invoice.number or "", amount=invoice.amount,
-                         currency=invoice.currency, emailed_to=invoice.emailed_to)
+                         currency=invoice.currency, emailed_to=invoice.emailed_to,
+                         subtotal=invoice.subtotal, tax=invoice.tax)

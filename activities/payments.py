@@ -109,7 +109,7 @@ class PaymentActivities:
         """Charge the quoted amount once per change: create the intent, record it, confirm it."""
         gateway, settings = self.deps.gateway, self.deps.settings
         attempt = _Attempt(self.deps, LEDGER_CHARGE)
-        entry = attempt.take(amount=charge.quote.amount_due, currency=charge.quote.currency)
+        entry = attempt.take(amount=charge.quote.total_due, currency=charge.quote.currency)
         if entry.status == "voided":
             raise attempt.lost()
         quote = charge.quote
@@ -119,7 +119,7 @@ class PaymentActivities:
                 return self._record(entry, gateway.intent_state(entry.external_id))
             entry = self._refund_an_earlier_run(attempt, entry)
         if entry.external_id is not None and entry.amount is not None and round_money(
-                entry.amount, quote.currency) != quote.amount_due:
+                entry.amount, quote.currency) != quote.total_due:
             entry = self._supersede(attempt, entry)
         intent_id = entry.external_id
         if entry.status in NO_INTENT or intent_id is None:
@@ -209,13 +209,13 @@ class PaymentActivities:
                 raise _card_declined(declined.code, str(declined)) from None
         attempt.checkpoint()
         intent_id = gateway.create_intent(
-            amount_minor=to_minor_units(quote.amount_due, quote.currency),
+            amount_minor=to_minor_units(quote.total_due, quote.currency),
             currency=quote.currency, customer_id=card.customer_id,
             method_id=card.payment_method_id,
             metadata={"workflow_id": attempt.workflow_id, "org_id": request.org_id,
                       "product": request.product},
             idempotency_key=f"{attempt.workflow_id}:charge:{entry.generation}")
-        if attempt.move(NO_INTENT, "created", external_id=intent_id, amount=quote.amount_due,
+        if attempt.move(NO_INTENT, "created", external_id=intent_id, amount=quote.total_due,
                         currency=quote.currency):
             return intent_id
         if attempt.entry().external_id != intent_id:  # (real Stripe returns the same for a key)
@@ -229,7 +229,7 @@ class PaymentActivities:
             attempt.move(("created", "pending"), "succeeded", held=False)
             activity.metric_meter().create_counter("subchange_charges", "cards charged").add(
                 1, {"currency": charge.quote.currency})
-            activity.logger.info("charged %s %s (intent %s)", charge.quote.amount_due,
+            activity.logger.info("charged %s %s (intent %s)", charge.quote.total_due,
                                  charge.quote.currency, state.id)
             return self._record(attempt.entry(), state)
         if state.status == "processing":
@@ -346,7 +346,7 @@ class PaymentActivities:
 
 def _same_amount(entry: GatewayCall, quote) -> bool:
     return (entry.amount is not None and entry.currency == quote.currency
-            and round_money(entry.amount, quote.currency) == quote.amount_due)
+            and round_money(entry.amount, quote.currency) == quote.total_due)
 
 
 def _card_declined(code: str | None, message: str) -> ApplicationError:

@@ -28,10 +28,12 @@ class TicketActivities:
         with self.deps.sessions() as session:
             row = cases.open_refund_ticket(session=session, ticket=RefundTicket(
                 workflow_id=workflow_id, org_id=ticket.request.org_id,
-                product=ticket.request.product, amount=ticket.quote.refundable_amount,
-                currency=ticket.quote.currency, invoice_number=ticket.invoice_number,
+                product=ticket.request.product, amount=ticket.quote.refundable_total,
+                currency=ticket.quote.currency,
+                tax=ticket.quote.tax.refundable_tax if ticket.quote.tax is not None else None, invoice_number=ticket.invoice_number,
                 change_link=self.change_link(workflow_id),
                 requested_by=ticket.request.requested_by))
         assert row.id is not None
         return RefundTicketRecord(id=ticket_ref(row.id), amount=row.amount, currency=row.currency,
+                                  tax=row.tax,
                                   invoice_number=row.invoice_number, change_link=row.change_link)

@@ -101,7 +101,7 @@ class Endings:
             assert change.quote is not None
             refund = await self.steps.run(REFUND_CHARGE, RefundChargeInput(
                 intent_id=change.payment.intent_id if change.payment else None,
-                amount=change.quote.amount_due, currency=change.quote.currency,
+                amount=change.quote.total_due, currency=change.quote.currency,
                 reason=cancel.reason or "change cancelled"))
         if refund is not None and refund.refund_id:
             assert change.quote is not None

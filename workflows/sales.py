@@ -82,5 +82,5 @@ class SalesApproval:
                 ChangeStatus.REJECTED, reason_code="sales_rejected",
                 reason=f"sales rejected the change ({decision.by}){note}"))
         change.advance(Trigger.SALES_APPROVE)
-        return PaymentRecord(method="offline", amount=quote.amount_due, currency=quote.currency,
+        return PaymentRecord(method="offline", amount=quote.total_due, currency=quote.currency,
                              sales_case=case.case_id, approved_by=decision.by)

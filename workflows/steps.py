@@ -119,7 +119,7 @@ QUOTE_CHANGE: Step[DatedRequest, QuoteOutcome] = Step(
     lambda dated: f"price the change as of {dated.change_date}", advances=Trigger.QUOTE)
 OPEN_SALES_CASE: Step[SalesCaseInput, SalesCaseOutput] = Step(
     "open_sales_case", SalesCaseOutput, database(2),
-    lambda case: f"ask sales to approve {case.quote.amount_due} {case.quote.currency} "
+    lambda case: f"ask sales to approve {case.quote.total_due} {case.quote.currency} "
                  "(offline payer)",
     advances=Trigger.ROUTE_TO_SALES)
 CLOSE_SALES_CASE: Step[CloseSalesCaseInput, None] = Step(
@@ -136,7 +136,7 @@ CHARGE: Step[ChargeInput, PaymentRecord] = Step(
            "NoPaymentMethod", "CardNeedsAuthentication", "ChargeVoided", "StaleSubscription",
            heartbeats=True,
            money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided", "StaleSubscription")),
-    lambda charge: f"charge {charge.quote.amount_due} {charge.quote.currency} to the card",
+    lambda charge: f"charge {charge.quote.total_due} {charge.quote.currency} to the card",
     advances=Trigger.CHARGE)
 REFUND_CHARGE: Step[RefundChargeInput, RefundChargeOutput] = Step(
     "refund_charge", RefundChargeOutput,
@@ -163,7 +163,7 @@ EMAIL_INVOICE: Step[str, InvoiceRecord] = Step(
     advances=Trigger.INVOICE)
 OPEN_REFUND_TICKET: Step[RefundTicketInput, RefundTicketRecord] = Step(
     "open_refund_ticket", RefundTicketRecord, database(2),
-    lambda ticket: f"ask for a refund of {ticket.quote.refundable_amount} "
+    lambda ticket: f"ask for a refund of {ticket.quote.refundable_total} "
                    f"{ticket.quote.currency}")
 CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
     "close_change", None, database(2, 10, 60),

@@ -117,7 +117,7 @@ class SubscriptionChange(ChangeMessages):
         quote = self.change.quote  # quoted again if the charge waited for support
         if payment.method == "offline":  # sales took days, maybe: price the change as of now
             quote = await self.requote.quote_again(request, quote)
-            payment = payment.model_copy(update={"amount": quote.amount_due})
+            payment = payment.model_copy(update={"amount": quote.total_due})
         self.change.payment = payment
         self.change.applied = applied = await self.steps.run(
             APPLY_CHANGE, ApplyInput(request=request, quote=quote, payment=payment))

@@ -126,10 +126,13 @@ class Demo:
             parts.append(f"({result['reason_code']}: {result['reason']})")
         quote, payment = result.get("quote") or {}, result.get("payment") or {}
         if quote:
+            tax = quote.get("tax") or {}
             parts.append(f"amount {quote['amount']} {quote['currency']}, due "
-                         f"{quote['amount_due']}, refundable {quote['refundable_amount']}")
+                         f"{quote['amount_due']} + tax {tax.get('tax', 0)} = "
+                         f"{tax.get('total', quote['amount_due'])}, refundable "
+                         f"{tax.get('refundable_total', quote['refundable_amount'])}")
         if payment.get("charge_id"):
-            parts.append(f"charged {payment['charge_id']}")
+            parts.append(f"charged {payment['amount']} ({payment['charge_id']})")
         if payment.get("sales_case"):
             parts.append(f"sales case {payment['sales_case']}")
         if result.get("invoice"):

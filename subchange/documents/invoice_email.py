@@ -10,7 +10,13 @@ from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from subchange.documents.invoice_pdf import Addressee, IssuedInvoice, render_invoice_pdf
+from subchange.documents.invoice_pdf import (
+    Addressee,
+    IssuedInvoice,
+    amount_lines,
+    render_invoice_pdf,
+    tax_within,
+)
 from subchange.domain.contracts import PaymentRecord, Quote
 from subchange.domain.money import format_money
 
@@ -41,11 +47,12 @@ def render_invoice_email(invoice: IssuedInvoice, org: Addressee) -> EmailMessage
         (f"Proration:       {quote.remaining_days} of {quote.period_days} days "
         f"({quote.change_date} to {quote.new_period_end})"),
         f"Adjustment:      {money(quote.amount)}",
-        f"Amount due:      {money(invoice.amount)} (tax-free)",
     ]
+    lines += [f"{label + ':':<16} {money(amount)}{after}"
+              for label, amount, after in amount_lines(quote, invoice.amount)]
     if quote.refundable_amount > 0:
-        lines.append(f"Unused value:    {money(quote.refundable_amount)} is not refunded "
-                     "automatically; ask us for a prorated refund if you want one.")
+        lines.append(f"Unused value:    {money(quote.refundable_total)}{tax_within(quote)} is "
+                     "not refunded automatically; ask us for a prorated refund if you want one.")
     if quote.features_switched_off:
         lines.append("Switched off:    " + ", ".join(quote.features_switched_off)
                      + " (your data is kept)")

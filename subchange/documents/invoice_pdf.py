@@ -111,6 +111,31 @@ def _created(invoice: IssuedInvoice) -> datetime:
     return created.replace(tzinfo=UTC) if created.tzinfo is None else created
 
 
+def amount_lines(quote: Quote, total: Decimal) -> list[tuple[str, Decimal, str]]:
+    """What the invoice charges: subtotal, the tax per rate (or why there is none) and the
+    total; a zero-amount confirmation has no tax line, an invoice from before tax one total."""
+    if quote.tax is None:
+        return [("Total (tax-free)", total, "")]
+    if total == 0:
+        return [("Total", total, "")]
+    tax = quote.tax
+    tax_line = (("Consumption tax " + _percent(tax.rate), tax.tax, "") if tax.rate > 0 else
+                ("Tax", tax.tax, f" ({tax.note})" if tax.note else ""))
+    return [("Subtotal", quote.amount_due, ""), tax_line, ("Total", total, "")]
+
+
+def tax_within(quote: Quote) -> str:
+    """After a tax-inclusive refundable amount: the tax it holds."""
+    if quote.tax is None or quote.tax.refundable_tax == 0:
+        return ""
+    tax = format_money(quote.tax.refundable_tax, quote.currency)
+    return f" (incl. {_percent(quote.tax.rate)} tax {tax})"
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{rate * 100:.0f}%"
+
+
 def render_invoice_pdf(invoice: IssuedInvoice, org: Addressee, *,
                        fonts: Sequence[Path] | None = None) -> bytes:
     """The invoice as PDF bytes: line items, proration period, pricing model, tax-free totals
@@ -131,7 +156,7 @@ def render_invoice_pdf(invoice: IssuedInvoice, org: Addressee, *,
     doc.line(f"Billed to: {org.name} ({org.id}), {invoice.emailed_to}")
     doc.line(f"Product: {quote.product}; pricing model: {quote.pricing_model}; "
              f"billed {quote.billing_period}")
-    doc.line(f"All amounts in {currency}, tax-free.")
+    doc.line(f"All amounts in {currency}" + (", tax-free." if quote.tax is None else "."))
     doc.line()
     doc.row("Line item", "Seats", "Unit price", f"Per {quote.billing_period} period")
     for label, plan, seats, price in (("Before", quote.old_plan, quote.old_seats,
@@ -145,11 +170,13 @@ def render_invoice_pdf(invoice: IssuedInvoice, org: Addressee, *,
              f"({quote.remaining_days} of {quote.period_days} days)")
     doc.line(f"Adjustment: {money(quote.amount)}")
     if quote.refundable_amount > 0:
-        doc.line(f"Unused value: {money(quote.refundable_amount)} (not refunded automatically)")
+        doc.line(f"Unused value: {money(quote.refundable_total)}{tax_within(quote)} (not "
+                 "refunded automatically)")
     if quote.features_switched_off:
         doc.line("Switched off: " + ", ".join(quote.features_switched_off)
                  + " (your data is kept)")
-    doc.line(f"Total (tax-free): {money(invoice.amount)}", size=12)
+    for label, amount, after in amount_lines(quote, invoice.amount):
+        doc.line(f"{label}: {money(amount)}{after}", size=12 if label.startswith("Total") else 10)
     if payment.method == "card":
         doc.line(f"Paid by card: charge {payment.charge_id}")
     elif payment.method == "offline":

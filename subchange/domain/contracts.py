@@ -95,8 +95,23 @@ class Rejection(Contract):
     reason: str
 
 
+class QuoteTax(Contract):
+    """The consumption tax of a quote (SPEC section 14), rounded once on the whole amount: the
+    card is charged `total`; a decrease's refundable amount is tax-inclusive, since a refund
+    returns both."""
+
+    country: str | None = Field(description="whose consumption tax applies (ISO 3166-1)")
+    rate: Decimal = Field(description="0.10 for 10%; 0 when no tax applies")
+    tax: Decimal = Field(description="tax on amount_due")
+    total: Decimal = Field(description="amount_due + tax: what is charged")
+    refundable_tax: Decimal = Field(description="tax on refundable_amount")
+    refundable_total: Decimal = Field(description="refundable_amount + refundable_tax")
+    note: str | None = Field(default=None, description="why no tax applies, when none does")
+
+
 class Quote(Contract):
-    """Every input of the proration formula, so anyone can recompute the amount (SPEC section 5)."""
+    """Every input of the proration formula, so anyone can recompute the amount (SPEC section 5),
+    and its tax (section 14)."""
 
     org_id: str
     product: str
@@ -124,6 +139,18 @@ class Quote(Contract):
     starts_new_period: bool = False
     features_switched_off: list[str] = []
     subscription_version: int
+    # None only in quotes made before tax was computed (changes in flight since then).
+    tax: QuoteTax | None = None
+
+    @property
+    def total_due(self) -> Decimal:
+        """What the payer is charged: the amount due with its tax."""
+        return self.tax.total if self.tax is not None else self.amount_due
+
+    @property
+    def refundable_total(self) -> Decimal:
+        """What a refund of the unused value returns, tax included."""
+        return self.tax.refundable_total if self.tax is not None else self.refundable_amount
 
 
 class MoneyRecord(Contract):
@@ -151,15 +178,18 @@ class PaymentRecord(MoneyRecord):
 
 class InvoiceRecord(MoneyRecord):
     number: str
-    amount: Decimal
+    amount: Decimal  # the total, tax included
     currency: str
     emailed_to: str
+    subtotal: Decimal | None = None  # tax-exclusive (None: issued before tax was shown)
+    tax: Decimal | None = None
 
 
 class RefundTicketRecord(MoneyRecord):
     id: str
-    amount: Decimal
+    amount: Decimal  # tax-inclusive: a refund returns the tax too
     currency: str
+    tax: Decimal | None = None  # the tax within amount (None: opened before tax was shown)
     invoice_number: str
     change_link: str
 

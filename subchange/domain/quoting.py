@@ -8,10 +8,11 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 
 from subchange.domain.catalog import Catalog
-from subchange.domain.contracts import ChangeRequest, Quote
+from subchange.domain.contracts import ChangeRequest, Quote, QuoteTax
 from subchange.domain.facts import Organisation, SubscriptionTerms
 from subchange.domain.money import prorate, round_money
 from subchange.domain.rules import Target
+from subchange.domain.tax import invoice_tax
 
 
 def period_length(period: str) -> relativedelta:
@@ -53,6 +54,7 @@ def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
         amount = proration.amount
         remaining_days, period_days = proration.remaining_days, proration.period_days
     zero = round_money(Decimal(0), currency)
+    amount_due, refundable = max(amount, zero), max(-amount, zero)
     return Quote(
         org_id=org.id, product=sub.product, kind=request.change.kind,
         pricing_model=sub.pricing_model, billing_period=sub.billing_period,
@@ -61,8 +63,21 @@ def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
         old_unit_price=old_price, new_unit_price=new_price,
         period_start=sub.period_start, period_end=sub.period_end, change_date=change_date,
         remaining_days=remaining_days, period_days=period_days,
-        amount=amount, amount_due=max(amount, zero), refundable_amount=max(-amount, zero),
+        amount=amount, amount_due=amount_due, refundable_amount=refundable,
         new_period_start=new_start, new_period_end=new_end, starts_new_period=starts_new_period,
         features_switched_off=list(target.features_switched_off),
         subscription_version=sub.version,
+        tax=quote_tax(org, currency, amount_due, refundable),
     )
+
+
+def quote_tax(org: Organisation, currency: str, amount_due: Decimal, refundable: Decimal
+              ) -> QuoteTax:
+    """The tax of what is due and of what could be refunded, each rounded once (SPEC 14)."""
+    due = invoice_tax([amount_due], currency=currency, country=org.country,
+                      tax_exempt=org.tax_exempt)
+    back = invoice_tax([refundable], currency=currency, country=org.country,
+                       tax_exempt=org.tax_exempt)
+    return QuoteTax(country=org.country, rate=due.lines[0].rate, tax=due.tax, total=due.total,
+                    refundable_tax=back.tax, refundable_total=back.total,
+                    note=due.no_tax_note["en"] if due.no_tax_note else None)

@@ -19,7 +19,9 @@ def issue_invoice(*, session: Session, workflow_id: str, org: Org, product: str,
                   payment: PaymentRecord) -> Invoice:
     """Add the change's invoice, numbered, to the caller's transaction (the apply's)."""
     invoice = Invoice(workflow_id=workflow_id, org_id=org.id, product=product,
-                      amount=quote.amount_due, currency=quote.currency,
+                      amount=quote.total_due, currency=quote.currency,
+                      subtotal=quote.amount_due if quote.tax is not None else None,
+                      tax=quote.tax.tax if quote.tax is not None else None,
                       emailed_to=org.billing_email, quote=quote.model_dump(mode="json"),
                       payment=payment.model_dump(mode="json"))
     session.add(invoice)

@@ -155,8 +155,11 @@ class Invoice(SQLModel, table=True):
     workflow_id: str = Field(unique=True, max_length=80)
     org_id: str = Field(index=True, max_length=64)
     product: str = Field(max_length=32)
-    amount: Decimal = Field(sa_column=_money_column())
+    amount: Decimal = Field(sa_column=_money_column())  # the total, tax included
     currency: str = Field(max_length=3)
+    # Tax-exclusive amount and tax (SPEC 14); None on invoices issued before tax was shown.
+    subtotal: Decimal | None = Field(default=None, sa_column=_money_column(nullable=True))
+    tax: Decimal | None = Field(default=None, sa_column=_money_column(nullable=True))
     emailed_to: str = Field(max_length=254)
     email_status: str = Field(default="pending", max_length=16)  # pending | sending | sent
     message_id: str | None = Field(default=None, max_length=200)
@@ -176,8 +179,9 @@ class RefundTicket(SQLModel, table=True):
     workflow_id: str = Field(unique=True, max_length=80)
     org_id: str = Field(index=True, max_length=64)
     product: str = Field(max_length=32)
-    amount: Decimal = Field(sa_column=_money_column())
+    amount: Decimal = Field(sa_column=_money_column())  # tax-inclusive
     currency: str = Field(max_length=3)
+    tax: Decimal | None = Field(default=None, sa_column=_money_column(nullable=True))
     invoice_number: str = Field(max_length=32)
     change_link: str = Field(max_length=500)
     requested_by: str = Field(max_length=254)

@@ -157,7 +157,7 @@ async def test_changes_survive_a_killed_worker_with_every_effect_once(
         if case.charged:
             assert result.payment is not None
             assert [c.payment_intent for c in charges] == [result.payment.intent_id], case
-            assert charges[0].amount == int(result.quote.amount_due), case
+            assert charges[0].amount == int(result.quote.total_due), case
         else:
             assert charges == [] and result.quote.amount_due == Decimal(0)
         sub = subscription_row(deps, org, "one")
@@ -175,7 +175,7 @@ async def test_changes_survive_a_killed_worker_with_every_effect_once(
             f"Subscription change confirmation {result.invoice.number}"], case
         if case.refund:
             assert result.refund_ticket is not None
-            assert result.refund_ticket.amount == result.quote.refundable_amount > 0
+            assert result.refund_ticket.amount == result.quote.refundable_total > 0
 
 
 async def test_two_workers_on_one_queue_charge_each_change_once(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.helpers.documents import (
     org_document,
     write_fixture,
 )
+from tests.helpers.money_oracle import with_tax
 from tests.helpers.observers import change_rows, subscription_row, succeeded_charges
 from tests.helpers.processes import CliResult, WorkerProcess, run_cli
 
@@ -164,6 +166,11 @@ def test_quote_previews_the_change_and_changes_nothing(loaded, cli_env, deps):
     assert (quote["old_seats"], quote["new_seats"]) == (before["seats"], before["seats"] + 5)
     assert quote["currency"] == "JPY" and quote["pricing_model"] == "flexible_user"
     assert float(quote["amount_due"]) > 0 and quote["amount_due"] == quote["amount"]
+    # SPEC 14: a Japanese organisation's quote shows the rate, the tax and the total
+    tax = quote["tax"]
+    assert (Decimal(tax["rate"]), Decimal(tax["total"])) == (
+        Decimal("0.10"), with_tax(Decimal(quote["amount_due"]), "JPY"))
+    assert Decimal(tax["tax"]) == Decimal(tax["total"]) - Decimal(quote["amount_due"]) > 0
 
     no_op = run_cli(cli_env, "quote", *change_args(ONLINE, "one", "--seats",
                                                    str(before["seats"]))[1:])

@@ -88,7 +88,7 @@ class Change:
 
     def refund(self, intent_id: str | None = None) -> RefundChargeInput:
         quote = self.charge.quote
-        return RefundChargeInput(intent_id=intent_id, amount=quote.amount_due,
+        return RefundChargeInput(intent_id=intent_id, amount=quote.total_due,
                                  currency=quote.currency, reason="cancelled by the test")
 
 
@@ -162,7 +162,7 @@ def test_two_attempts_that_both_create_an_intent_charge_once(deps, change, gatew
     [charge] = succeeded_charges(gateway, workflow_id=todo.workflow_id)
     quote = todo.charge.quote
     assert (charge.payment_intent, charge.amount) == (
-        paid.intent_id, to_minor_units(quote.amount_due, quote.currency))
+        paid.intent_id, to_minor_units(quote.total_due, quote.currency))
     assert entry(deps, todo.workflow_id).external_id == paid.intent_id
     others = [pi for pi in payment_intents_of(gateway, todo.workflow_id) if pi.id != paid.intent_id]
     assert [pi.status for pi in others] == ["canceled"]
@@ -229,7 +229,7 @@ def test_a_cancel_after_the_charge_refunds_what_the_gateway_took(deps, change, g
 
     [refund] = refunds_of(gateway, paid.intent_id)
     assert refunded.refund_id == refund.id
-    assert refunded.amount == paid.amount == todo.charge.quote.amount_due
+    assert refunded.amount == paid.amount == todo.charge.quote.total_due
     assert run(deps, "refund_charge", todo.workflow_id, 2, todo.refund()) == refunded
     assert len(refunds_of(gateway, paid.intent_id)) == 1
 

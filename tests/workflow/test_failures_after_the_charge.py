@@ -163,7 +163,7 @@ async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
     [refund] = refunds_of(gateway, result.payment.intent_id)
     assert refund.id == result.payment.refund_id
     assert (refund.amount, refund.status) == (paid.amount, "succeeded")
-    assert result.payment.amount == result.quote.amount_due  # the gateway's refunded amount
+    assert result.payment.amount == result.quote.total_due  # the gateway's refunded amount
     sub = subscription_row(deps, org, "one")
     assert (sub.seats, sub.version) == (31, 2)  # what the other channel set, nothing more
     assert mailbox.messages(to=f"billing@{org}.example") == []

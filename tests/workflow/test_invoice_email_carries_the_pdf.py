@@ -31,12 +31,13 @@ async def test_invoice_email_carries_one_pdf_with_the_amount_charged(changes, ma
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     charged = result.payment.amount
-    assert charged == result.invoice.amount == result.quote.amount_due > 0
+    assert charged == result.invoice.amount == result.quote.total_due > result.quote.amount_due
     [mail] = mailbox.messages(to=f"billing@{org}.example")
     [pdf] = pdf_attachments(mail)
     assert pdf.get_filename() == f"{result.invoice.number}.pdf"
     text = pdf_text(pdf.get_payload(decode=True))
     assert f"Invoice number: {result.invoice.number}" in text
-    assert f"Total (tax-free): ¥{int(charged):,}" in text
+    assert f"Total: ¥{int(charged):,}" in text
+    assert f"Consumption tax 10%: ¥{int(result.quote.tax.tax):,}" in text
     quote = result.quote
     assert f"Proration period: {quote.change_date} to {quote.new_period_end}" in text

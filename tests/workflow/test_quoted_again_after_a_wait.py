@@ -85,9 +85,9 @@ async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gate
     assert quote.change_date == (await env.get_current_time()).date() >= today + timedelta(days=3)
     assert quote.remaining_days == (today + timedelta(days=35) - quote.change_date).days
     [paid] = succeeded_charges(gateway, workflow_id=handle.id)
-    assert paid.amount == to_minor_units(quote.amount_due, quote.currency)
-    assert result.payment.amount == quote.amount_due
-    assert result.invoice.amount == quote.amount_due  # invoiced what was charged
+    assert paid.amount == to_minor_units(quote.total_due, quote.currency)
+    assert result.payment.amount == quote.total_due
+    assert result.invoice.amount == quote.total_due  # invoiced what was charged
 
 
 async def test_an_approval_days_later_applies_the_change_as_of_that_day(later):
@@ -106,7 +106,7 @@ async def test_an_approval_days_later_applies_the_change_as_of_that_day(later):
     result = await changes.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert result.quote.change_date >= today + timedelta(days=6)
-    assert result.payment.amount == result.quote.amount_due == result.invoice.amount
+    assert result.payment.amount == result.quote.total_due == result.invoice.amount
     view = await changes.client.get_workflow_handle(handle.id).query(SubscriptionChange.status)
     assert steps_run(view, "quote_change") == 2
 
@@ -195,5 +195,5 @@ async def test_a_terminated_change_started_again_later_is_charged_its_new_quote_
     earlier, now = charged
     assert [r.amount for r in refunds_of(gateway, earlier.payment_intent)] == [earlier.amount]
     assert refunds_of(gateway, now.payment_intent) == []
-    assert now.amount == to_minor_units(result.quote.amount_due, result.quote.currency)
+    assert now.amount == to_minor_units(result.quote.total_due, result.quote.currency)
     assert result.payment.intent_id == now.payment_intent

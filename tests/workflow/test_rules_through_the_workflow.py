@@ -12,7 +12,7 @@ from dateutil.relativedelta import relativedelta
 from subchange.domain.contracts import ChangeStatus
 from tests.helpers.documents import admin, members, unique_org
 from tests.helpers.driver import ChangeDriver
-from tests.helpers.money_oracle import in_minor_units, recomputed_amount
+from tests.helpers.money_oracle import in_minor_units, recomputed_amount, with_tax
 from tests.helpers.observers import (
     assert_untouched,
     audit_entries,
@@ -44,6 +44,7 @@ async def test_all_employee_reduction_moves_no_money_and_confirms_once(
         period="monthly")
     assert quote.amount == recomputed_amount(quote) < 0
     assert quote.amount_due == 0 and quote.refundable_amount == -quote.amount
+    assert quote.refundable_total == with_tax(-quote.amount, "JPY")  # a refund returns the tax
     assert result.payment.method == "none" and result.payment.charge_id is None
     assert charges(gateway, subscription_row(deps, org, "one")) == []
     assert result.subscription.seats == 32 and subscription_row(deps, org, "one").seats == 32
@@ -56,7 +57,8 @@ async def test_all_employee_reduction_moves_no_money_and_confirms_once(
     assert "confirmation" in mails[0]["Subject"].lower()
     body = mail_text(mails[0])
     assert result.invoice.number in body and "all_employee" in body
-    assert f"{int(quote.refundable_amount):,}" in body and "not refunded" in body
+    assert f"{int(quote.refundable_total):,}" in body and "not refunded" in body
+    assert "Consumption tax" not in body  # a zero-amount confirmation has no tax line
 
 
 async def test_flexible_increase_is_charged_once_in_yen(changes, deps, gateway,
@@ -75,13 +77,16 @@ async def test_flexible_increase_is_charged_once_in_yen(changes, deps, gateway,
     paid = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert len(paid) == 1
     assert paid[0].id == result.payment.charge_id
-    assert (paid[0].amount, paid[0].currency) == (int(quote.amount_due), "jpy")
+    # SPEC 14: the card is charged the total with 10% consumption tax, rounded down
+    assert quote.total_due == with_tax(quote.amount_due, "JPY") > quote.amount_due
+    assert (paid[0].amount, paid[0].currency) == (int(quote.total_due), "jpy")
     intent = payment_intent(gateway, result.payment.intent_id)
     assert intent.status == "succeeded" and intent.metadata["workflow_id"] == result.workflow_id
     assert result.subscription.seats == 35
     mails = mailbox.messages(to=f"billing@{org}.example")
     assert len(mails) == 1 and result.payment.charge_id in mail_text(mails[0])
-    assert result.invoice.amount == quote.amount_due
+    assert result.invoice.amount == result.payment.amount == quote.total_due
+    assert (result.invoice.subtotal, result.invoice.tax) == (quote.amount_due, quote.tax.tax)
 
 
 async def test_usd_subscription_is_charged_in_cents(changes, deps, gateway):
@@ -98,7 +103,10 @@ async def test_usd_subscription_is_charged_in_cents(changes, deps, gateway):
     assert quote.amount_due == quote.amount_due.quantize(Decimal("0.01"))
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert paid.currency == "usd"
-    assert paid.amount == in_minor_units(quote.amount_due, "USD") == int(quote.amount_due * 100)
+    # An organisation in the US pays no Japanese consumption tax, and its quote says why.
+    assert quote.tax.tax == 0 and quote.total_due == quote.amount_due
+    assert "Not subject to Japanese consumption tax" in quote.tax.note
+    assert paid.amount == in_minor_units(quote.total_due, "USD") == int(quote.amount_due * 100)
 
 
 # --- R1, R12: who may change -------------------------------------------------------------------
@@ -264,7 +272,9 @@ async def test_desk_downgrade_with_refund_request_opens_a_ticket(changes,
     assert (row.plan, set(row.disabled_features)) == ("professional", lost)
     # R11: the refund goes to the payments team as a ticket, never automatically.
     ticket = result.refund_ticket
-    assert ticket is not None and ticket.amount == quote.refundable_amount == -quote.amount
+    assert ticket is not None and ticket.amount == quote.refundable_total == with_tax(
+        -quote.amount, "JPY")  # tax-inclusive: a refund returns the tax too
+    assert ticket.tax == quote.tax.refundable_tax == ticket.amount + quote.amount
     assert ticket.invoice_number == result.invoice.number
     assert result.workflow_id in ticket.change_link
     stored = refund_ticket_row(deps, result.workflow_id)
@@ -291,7 +301,8 @@ async def test_upgrade_from_free_charges_a_full_new_period(changes, deps, gatewa
     assert quote.new_period_start == quote.change_date
     assert quote.new_period_end == quote.change_date + relativedelta(months=1)
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "desk"))
-    assert paid.amount == int(quote.amount_due) and paid.id == result.payment.charge_id
+    assert quote.total_due == with_tax(quote.amount_due, "JPY")
+    assert paid.amount == int(quote.total_due) and paid.id == result.payment.charge_id
     row = subscription_row(deps, org, "desk")
     assert (row.plan, row.period_start, row.period_end) == (
         "standard", quote.change_date, quote.new_period_end)

@@ -78,7 +78,7 @@ async def test_offline_increase_approved_by_sales_completes(changes, deps, mailb
         "approved", SALES, "PO 4711 received")
     [mail] = mailbox.messages(to=f"billing@{org}.example")
     assert "Bank transfer" in mail_text(mail) and case_id in mail_text(mail)
-    assert result.invoice.amount == result.quote.amount_due > 0
+    assert result.invoice.amount == result.quote.total_due > 0
 
 
 async def test_offline_reduction_rejected_by_sales_changes_nothing(changes, deps, gateway, mailbox):

@@ -85,7 +85,7 @@ async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, gate
     result = await changes.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
-    assert paid.id == result.payment.charge_id and paid.amount == int(result.quote.amount_due)
+    assert paid.id == result.payment.charge_id and paid.amount == int(result.quote.total_due)
     assert result.subscription.seats == subscription_row(deps, org, "one").seats == 35
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
 
