@@ -20,6 +20,7 @@ log = logging.getLogger("worker")
 
 async def main() -> None:
     settings = get_settings()
+    settings.seller()  # every invoice names its issuer: refuse to start without one
     deps = build_dependencies(settings)
     client = await connect(settings, metrics=True)
     added = await ensure_search_attributes(client, settings.temporal_namespace)

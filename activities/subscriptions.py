@@ -26,7 +26,7 @@ class SubscriptionActivities:
                 subscription, invoice_number = subscriptions.apply_change(
                     session=session, workflow_id=activity.info().workflow_id,
                     request=apply.request, quote=apply.quote, payment=apply.payment,
-                    target_features=target_features)
+                    target_features=target_features, seller=self.deps.settings.seller())
         except subscriptions.StaleSubscription as stale:
             raise ApplicationError(str(stale), type="StaleSubscription",
                                    non_retryable=True) from None

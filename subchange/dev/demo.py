@@ -8,7 +8,10 @@ so the Web UI has something to show under `ChangeStep="awaiting_support"`.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
+import mailbox
 import shlex
 import subprocess
 import sys
@@ -170,8 +173,9 @@ class Demo:
 
         self.say("Zoho One, flexible user pricing: 30 → 35 licences, prorated and charged")
         request_id = f"demo-{self.run_id}-kaede"
-        self.change("kaede", "one", "admin@kaede.example", "--seats", "35",
-                    request_id=request_id)
+        charged = self.change("kaede", "one", "admin@kaede.example", "--seats", "35",
+                              request_id=request_id)
+        self.show_invoice(charged)
         self.say("The same request sent again (a backend retrying): one change, one charge")
         self.change("kaede", "one", "admin@kaede.example", "--seats", "35",
                     request_id=request_id)
@@ -205,6 +209,27 @@ class Demo:
         parked = self.change("globex", "one", "admin@globex.example", "--seats", "8", expect=3)
         self.finale(parked.get("workflow_id"))
         return 1 if self.failures else 0
+
+    def show_invoice(self, result: dict[str, Any]) -> None:
+        """The invoice email of a change as its billing contact reads it (a qualified invoice in
+        Japanese for a Japanese company), and its PDF saved beside the Maildir."""
+        number = (result.get("invoice") or {}).get("number")
+        if not number:
+            return
+        for message in mailbox.Maildir(self.stack.maildir, create=False):
+            if f"<{number}." not in (message["Message-ID"] or ""):
+                continue
+            parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+            self.say(f"The invoice {result['invoice']['emailed_to']} received")
+            body = parsed.get_body(("plain",))
+            print("  " + (body.get_content() if body else "").replace("\n", "\n  "))
+            for attachment in parsed.iter_attachments():
+                pdf = self.stack.var / "invoices" / attachment.get_filename()
+                pdf.parent.mkdir(exist_ok=True)
+                pdf.write_bytes(attachment.get_content())
+                print(f"  PDF: {pdf}", flush=True)
+            return
+        self.failures.append(f"no email of invoice {number} in {self.stack.maildir}")
 
     def still_waiting(self, org: str) -> list[str]:
         """Running changes of an org, found the way an operator filters the Web UI list."""

@@ -1,58 +1,48 @@
-"""The PDF invoice attached to the invoice email (R10), rendered with fpdf2.
+"""The PDF invoice attached to the invoice email (R10), rendered with fpdf2 from the invoice's
+sheet (invoice_sheet.py): a qualified invoice in the organisation's language (SPEC section 14).
 
 A pure function of the invoice and its organisation: the same invoice gives the same bytes
 (the PDF's creation date is the invoice's, and fpdf2 derives the file ID from the content), so a
 retried email step attaches an identical file.
 
-Fonts: fpdf2's core fonts are Latin-1 only. The first Unicode font found among FONT_CANDIDATES
-is used, with the others as fallbacks for glyphs it lacks (a CJK font, when installed, covers a
-Japanese organisation name); with none installed the core Helvetica is used. A character no
-loaded font can draw is written as its ASCII decomposition or "?", never an error: the PDF must
-not stop the email.
+Fonts: fpdf2's core fonts are Latin-1 only. The first font found among FONT_CANDIDATES is used,
+the others as fallbacks for glyphs it lacks. The first is IPAexGothic from the pinned pip package
+matplotlib-fontja, so every machine that installed the project draws Japanese (kanji, kana, the
+yen sign) in a CJK font; the image's Debian fonts come after it. With none found the core
+Helvetica is used, and a character no loaded font can draw is written as its ASCII decomposition
+or "?", never an error: the PDF must not stop the email.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from typing import Protocol
 
 from fpdf import FPDF
 
-from subchange.domain.contracts import PaymentRecord, Quote
-from subchange.domain.money import format_money, round_money
+from subchange.documents.invoice_sheet import Addressee, IssuedInvoice, invoice_sheet
 
-FONT_CANDIDATES: tuple[Path, ...] = tuple(Path(p) for p in (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",            # Debian fonts-dejavu-core
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",      # Debian fonts-ipaexfont-gothic
-    "/usr/share/fonts/opentype/ipafont-gothic/ipag.ttf",          # Debian fonts-ipafont-gothic
-    "/usr/share/fonts/truetype/noto/NotoSansJP-Regular.ttf",
-))
+
+def _pip_font(package: str, path: str) -> Path:
+    """A font file inside an installed distribution, found without importing the package."""
+    try:
+        return Path(str(distribution(package).locate_file(path)))
+    except PackageNotFoundError:
+        return Path("/nonexistent") / path
+
+
+FONT_CANDIDATES: tuple[Path, ...] = (
+    _pip_font("matplotlib-fontja", "matplotlib_fontja/fonts/ipaexg.ttf"),  # IPA Font License
+    *(Path(p) for p in (
+        "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",      # Debian fonts-ipaexfont
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",            # Debian fonts-dejavu-core
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    )),
+)
 CORE_FONT, CORE_ENCODING = "Helvetica", "windows-1252"
-
-
-class IssuedInvoice(Protocol):
-    """What the invoice documents read of an issued invoice (a subchange.store.tables.Invoice)."""
-
-    number: str | None
-    workflow_id: str
-    amount: Decimal
-    emailed_to: str
-    message_id: str | None
-    quote: dict  # a Quote, as JSON
-    payment: dict  # a PaymentRecord, as JSON
-    created_at: datetime
-
-
-class Addressee(Protocol):
-    """Whom the invoice is addressed to (a subchange.store.tables.Org)."""
-
-    id: str
-    name: str
 
 
 def installed_fonts() -> list[Path]:
@@ -106,79 +96,28 @@ def _ascii(ch: str) -> str:
     return folded or "?"
 
 
-def _created(invoice: IssuedInvoice) -> datetime:
-    created = invoice.created_at
-    return created.replace(tzinfo=UTC) if created.tzinfo is None else created
-
-
-def amount_lines(quote: Quote, total: Decimal) -> list[tuple[str, Decimal, str]]:
-    """What the invoice charges: subtotal, the tax per rate (or why there is none) and the
-    total; a zero-amount confirmation has no tax line, an invoice from before tax one total."""
-    if quote.tax is None:
-        return [("Total (tax-free)", total, "")]
-    if total == 0:
-        return [("Total", total, "")]
-    tax = quote.tax
-    tax_line = (("Consumption tax " + _percent(tax.rate), tax.tax, "") if tax.rate > 0 else
-                ("Tax", tax.tax, f" ({tax.note})" if tax.note else ""))
-    return [("Subtotal", quote.amount_due, ""), tax_line, ("Total", total, "")]
-
-
-def tax_within(quote: Quote) -> str:
-    """After a tax-inclusive refundable amount: the tax it holds."""
-    if quote.tax is None or quote.tax.refundable_tax == 0:
-        return ""
-    tax = format_money(quote.tax.refundable_tax, quote.currency)
-    return f" (incl. {_percent(quote.tax.rate)} tax {tax})"
-
-
-def _percent(rate: Decimal) -> str:
-    return f"{rate * 100:.0f}%"
-
-
 def render_invoice_pdf(invoice: IssuedInvoice, org: Addressee, *,
                        fonts: Sequence[Path] | None = None) -> bytes:
-    """The invoice as PDF bytes: line items, proration period, pricing model, tax-free totals
-    in the organisation's currency. `fonts` defaults to the installed FONT_CANDIDATES."""
-    quote = Quote.model_validate(invoice.quote)
-    payment = PaymentRecord.model_validate(invoice.payment)
-    currency = quote.currency
-
-    def money(amount: Decimal) -> str:
-        return format_money(Decimal(amount), currency)
-
-    doc = _Document(installed_fonts() if fonts is None else fonts, _created(invoice))
-    title = "Subscription change confirmation" if invoice.amount == 0 else "Invoice"
-    doc.pdf.set_title(f"{title} {invoice.number}")
-    doc.line(f"{title} {invoice.number}", size=16)
-    doc.line(f"Invoice number: {invoice.number}")
-    doc.line(f"Invoice date: {_created(invoice):%Y-%m-%d}")
-    doc.line(f"Billed to: {org.name} ({org.id}), {invoice.emailed_to}")
-    doc.line(f"Product: {quote.product}; pricing model: {quote.pricing_model}; "
-             f"billed {quote.billing_period}")
-    doc.line(f"All amounts in {currency}" + (", tax-free." if quote.tax is None else "."))
+    """The invoice as PDF bytes: the qualified invoice's fields, line items, the amounts per tax
+    rate and the total. `fonts` defaults to the installed FONT_CANDIDATES."""
+    sheet = invoice_sheet(invoice, org)
+    doc = _Document(installed_fonts() if fonts is None else fonts, sheet.created)
+    doc.pdf.set_title(f"{sheet.title} {invoice.number}")
+    doc.line(f"{sheet.title} {invoice.number}", size=16)
+    for label, value in sheet.header:
+        doc.line(f"{label}: {value}" if label else value)
     doc.line()
-    doc.row("Line item", "Seats", "Unit price", f"Per {quote.billing_period} period")
-    for label, plan, seats, price in (("Before", quote.old_plan, quote.old_seats,
-                                       quote.old_unit_price),
-                                      ("After", quote.new_plan, quote.new_seats,
-                                       quote.new_unit_price)):
-        doc.row(f"{label}: {quote.product} {plan} ({quote.pricing_model})", str(seats),
-                money(price), money(round_money(seats * price, currency)))
+    doc.row(*sheet.columns)
+    for item in sheet.items:
+        doc.row(item.description, item.seats, item.unit_price, item.per_period)
     doc.line()
-    doc.line(f"Proration period: {quote.change_date} to {quote.new_period_end} "
-             f"({quote.remaining_days} of {quote.period_days} days)")
-    doc.line(f"Adjustment: {money(quote.amount)}")
-    if quote.refundable_amount > 0:
-        doc.line(f"Unused value: {money(quote.refundable_total)}{tax_within(quote)} (not "
-                 "refunded automatically)")
-    if quote.features_switched_off:
-        doc.line("Switched off: " + ", ".join(quote.features_switched_off)
-                 + " (your data is kept)")
-    for label, amount, after in amount_lines(quote, invoice.amount):
-        doc.line(f"{label}: {money(amount)}{after}", size=12 if label.startswith("Total") else 10)
-    if payment.method == "card":
-        doc.line(f"Paid by card: charge {payment.charge_id}")
-    elif payment.method == "offline":
-        doc.line(f"Bank transfer approved by sales, case {payment.sales_case}")
+    for label, value in sheet.supplied:
+        doc.line(f"{label}: {value}")
+    doc.line()
+    for label, value in sheet.totals:
+        doc.line(f"{label}: {value}" if label else value, size=12 if label else 9)
+    doc.line()
+    for note in sheet.notes:
+        doc.line(note, size=9)
     return bytes(doc.pdf.output())
+

@@ -6,29 +6,61 @@ to end instead of sending too."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from subchange.domain.contracts import PaymentRecord, Quote
-from subchange.store.tables import Invoice, Org, invoice_ref, utcnow
+from subchange.domain.seller import Seller
+from subchange.store.tables import Invoice, InvoiceCounter, Org, invoice_ref, utcnow
 
 
 def issue_invoice(*, session: Session, workflow_id: str, org: Org, product: str, quote: Quote,
-                  payment: PaymentRecord) -> Invoice:
-    """Add the change's invoice, numbered, to the caller's transaction (the apply's)."""
-    invoice = Invoice(workflow_id=workflow_id, org_id=org.id, product=product,
+                  payment: PaymentRecord, seller: Seller) -> Invoice:
+    """Add the change's invoice, numbered, to the caller's transaction (the apply's), with its
+    issuer, language and recipient as they are now."""
+    issued = utcnow()
+    number = next_invoice_number(session=session, issuer=seller.registration_number,
+                                 year=issued.year)
+    invoice = Invoice(workflow_id=workflow_id, org_id=org.id, product=product, number=number,
+                      created_at=issued,
+                      seller=dataclasses.asdict(seller), locale=org.locale, billed_to=org.name,
                       amount=quote.total_due, currency=quote.currency,
                       subtotal=quote.amount_due if quote.tax is not None else None,
                       tax=quote.tax.tax if quote.tax is not None else None,
                       emailed_to=org.billing_email, quote=quote.model_dump(mode="json"),
                       payment=payment.model_dump(mode="json"))
     session.add(invoice)
-    session.flush()
-    assert invoice.id is not None
-    invoice.number = invoice_ref(invoice.id, invoice.created_at)
     return invoice
+
+
+def next_invoice_number(*, session: Session, issuer: str, year: int) -> str:
+    """The issuer's next invoice number of the year, taken in the caller's transaction: the
+    counter row stays locked until that transaction ends, so concurrent issues take consecutive
+    numbers and one rolled back (a crash, a stale quote) gives its number back: no gaps. A
+    year's counter starts after the highest number that year already has (invoices numbered
+    before counters existed), so numbers stay unique."""
+    key = (InvoiceCounter.issuer == issuer, InvoiceCounter.year == year)
+    bump = (sa.update(InvoiceCounter).where(*key).values(last=InvoiceCounter.last + 1)
+            .returning(InvoiceCounter.last).execution_options(synchronize_session=False))
+    sequence = session.execute(bump).scalar_one_or_none()
+    if sequence is None:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(insert(InvoiceCounter).values(
+            issuer=issuer, year=year, last=_highest_of(session, year)).on_conflict_do_nothing())
+        sequence = session.execute(bump).scalar_one()
+    return invoice_ref(year, sequence)
+
+
+def _highest_of(session: Session, year: int) -> int:
+    numbers = session.execute(sa.select(Invoice.number).where(
+        Invoice.number.like(f"{invoice_ref(year, 0)[:-6]}%"))).scalars()
+    return max((int(number.rsplit("-", 1)[1]) for number in numbers if number), default=0)
 
 
 def change_invoice(*, session: Session, workflow_id: str) -> Invoice:

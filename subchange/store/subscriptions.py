@@ -14,6 +14,7 @@ from subchange.domain import rules
 from subchange.domain.catalog import BillingPeriod
 from subchange.domain.contracts import ChangeRequest, PaymentRecord, Quote, SubscriptionView
 from subchange.domain.facts import ChangeContext, Organisation, Requester, SubscriptionTerms
+from subchange.domain.seller import Seller
 from subchange.store import changes
 from subchange.store.audit import add_audit_entry
 from subchange.store.invoices import change_invoice, issue_invoice
@@ -119,7 +120,7 @@ def subscription_view(sub: Subscription) -> SubscriptionView:
 
 
 def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, quote: Quote,
-                 payment: PaymentRecord, target_features: frozenset[str]
+                 payment: PaymentRecord, target_features: frozenset[str], seller: Seller
                  ) -> tuple[SubscriptionView, str]:
     """Apply the quoted change and issue its invoice in one transaction, once per workflow id.
 
@@ -160,7 +161,8 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
             # An overlapping attempt of this same change (one that outlived its timeout)
             # committed first: that is this change applied, not a stale quote.
             return apply_change(session=session, workflow_id=workflow_id, request=request,
-                                quote=quote, payment=payment, target_features=target_features)
+                                quote=quote, payment=payment, target_features=target_features,
+                                seller=seller)
         raise StaleSubscription(
             f"the {request.product} subscription of {request.org_id} changed after it was quoted "
             f"(quoted version {quote.subscription_version}, now {sub.version})")
@@ -172,7 +174,8 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
     org = session.get(Org, request.org_id)
     assert org is not None
     invoice = issue_invoice(session=session, workflow_id=workflow_id, org=org,
-                            product=request.product, quote=quote, payment=payment)
+                            product=request.product, quote=quote, payment=payment,
+                            seller=seller)
     add_audit_entry(session=session, org_id=org.id, actor=request.requested_by,
                     action=f"apply_{request.change.kind}_change", outcome="applied",
                     detail=f"{before.plan}/{before.seats} -> {after.plan}/{after.seats}",

@@ -168,8 +168,24 @@ class Invoice(SQLModel, table=True):
     sending_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     quote: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
     payment: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+    # As they were at issue (an invoice is never edited after): the issuer (name, address,
+    # registration_number), the language it is written in, the recipient's name.
+    seller: dict | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    locale: str | None = Field(default=None, max_length=8)
+    billed_to: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
     sent_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+class InvoiceCounter(SQLModel, table=True):
+    """The last invoice number an issuer gave in a year: moved in the transaction that issues
+    the invoice, so numbers are consecutive and a rolled-back issue gives its number back."""
+
+    __tablename__ = "invoice_counter"
+
+    issuer: str = Field(primary_key=True, max_length=16)  # the registration number
+    year: int = Field(primary_key=True)
+    last: int
 
 
 class RefundTicket(SQLModel, table=True):
@@ -227,5 +243,5 @@ def ticket_ref(ticket_id: int) -> str:
     return f"RT-{ticket_id:06d}"
 
 
-def invoice_ref(invoice_id: int, issued: datetime) -> str:
-    return f"INV-{issued:%Y}-{invoice_id:06d}"
+def invoice_ref(year: int, sequence: int) -> str:
+    return f"INV-{year}-{sequence:06d}"

@@ -51,10 +51,16 @@ def current_period(today: date | None = None, period: str = "monthly") -> tuple[
     return start, start + relativedelta(months=1)
 
 
+# The issuer of the suite's invoices: a registration number whose check digit is right.
+SELLER = {"SELLER_NAME": "株式会社テスト請求", "SELLER_ADDRESS": "東京都港区芝公園4-2-8",
+          "SELLER_REGISTRATION_NUMBER": "T1011101234567"}
+
+
 def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, Any]],
                  subscriptions: list[dict[str, Any]], billing_email: str | None = None,
-                 country: str | None = None) -> dict[str, Any]:
-    """One organisation; one billed in another currency than yen is in the US unless told."""
+                 country: str | None = None, locale: str = "en") -> dict[str, Any]:
+    """One organisation; one billed in another currency than yen is in the US unless told. Its
+    invoices are in English unless told (the Japanese ones have tests of their own)."""
     start, end = current_period()
     subs = []
     for sub in subscriptions:
@@ -65,6 +71,7 @@ def org_document(org_id: str, *, currency: str = "JPY", users: list[dict[str, An
     return {"orgs": [{"id": org_id, "name": f"{org_id} KK", "currency": currency,
                       "billing_email": billing_email or f"billing@{org_id}.example",
                       **({"country": country or "US"} if country or currency != "JPY" else {}),
+                      "locale": locale,
                       "users": users,
                       "subscriptions": subs}]}
 

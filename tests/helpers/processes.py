@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from subchange.dev.devstack import ROOT
-from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, org_document, write_fixture
+from tests.helpers.documents import (
+    DECLINED_ON_CHARGE_CARD,
+    SELLER,
+    org_document,
+    write_fixture,
+)
 from tests.helpers.services import STRIPE_API_KEY
 
 READY_LINE = "worker polling task queue"
@@ -37,6 +42,7 @@ def service_env(*, temporal_address: str, database_url: str, localstripe_url: st
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
         "FAULT_PAUSE_POINTS": "", "PAYLOAD_KEYS": "", "CODEC_SERVER_TOKEN": "",
         "PYTHONUNBUFFERED": "1",
+        **SELLER,
         **extra,
     }
 

@@ -24,6 +24,7 @@ from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import Settings
 from subchange.store.db import make_engine, session_factory
 from subchange.store.migrate import upgrade
+from tests.helpers.documents import SELLER
 from tests.helpers.observers import Mailbox
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -105,7 +106,8 @@ def suite_settings(*, database_url: str, localstripe_url: str, smtp_port: int) -
     """The application's settings for these services, read from nothing else (no `.env`)."""
     return Settings(_env_file=None, database_url=database_url, stripe_api_base=localstripe_url,
                     stripe_api_key=STRIPE_API_KEY, smtp_host="127.0.0.1", smtp_port=smtp_port,
-                    task_queue="unused-default")
+                    task_queue="unused-default",
+                    **{name.lower(): value for name, value in SELLER.items()})
 
 
 def suite_dependencies(settings: Settings, engine: sa.Engine) -> Dependencies:

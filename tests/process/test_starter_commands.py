@@ -4,6 +4,8 @@ database, localstripe and SMTP server. Exit codes are those of subchange/app/cli
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,6 +15,7 @@ import pytest
 from sqlmodel import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
+from subchange.dev.devstack import ROOT
 from subchange.store import staff
 from subchange.store.tables import ChangeRecord, Org, OrgUser, Subscription
 from tests.helpers.documents import (
@@ -205,7 +208,7 @@ def test_change_wait_shows_each_step_and_prints_the_result(worker, loaded, cli_e
     assert [charge.payment_intent for charge in charges] == [outcome["payment"]["intent_id"]]
     invoices = mailbox.messages(to=f"billing@{ONLINE}.example")
     assert [m["Subject"].split(":")[0] for m in invoices] == [
-        f"Invoice {outcome['invoice']['number']}"]
+        f"Qualified invoice {outcome['invoice']['number']}"]  # with 10% consumption tax
 
 
 def test_change_wait_exits_1_when_the_change_is_rejected(worker, loaded, cli_env, deps):
@@ -381,3 +384,23 @@ def test_status_of_an_unknown_change_is_bad_input(cli_env):
     assert result.code == 2, result
     assert "WORKFLOW_ID" in result.stderr and "change-never-started" in result.stderr
     assert result.stdout == ""
+
+
+# --- the invoices' issuer (SPEC section 14) ----------------------------------------------------
+
+@pytest.mark.parametrize("command", [["worker.py"], ["starter.py", "status", "change-x"]],
+                         ids=["worker", "starter"])
+def test_a_mistyped_registration_number_stops_worker_and_starter(cli_env, command):
+    env = {**cli_env, "SELLER_REGISTRATION_NUMBER": "T7000012050003"}
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "SELLER_REGISTRATION_NUMBER: " in done.stderr and "check digit" in done.stderr
+
+
+def test_a_worker_without_an_issuer_refuses_to_start(cli_env):
+    env = {**cli_env, "SELLER_NAME": "", "SELLER_ADDRESS": ""}
+    done = subprocess.run([sys.executable, "worker.py"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "SELLER_NAME, SELLER_ADDRESS: not set" in done.stderr

@@ -1,5 +1,7 @@
-"""The PDF invoice (R10): what a reader of the PDF sees, read back with pypdf, from the renderer
-and from the email step's own renderer. The email a real change sends is
+"""The PDF invoice (R10) of an invoice issued before tax and issuer were recorded (changes in
+flight when SPEC section 14 shipped): what a reader of the PDF sees, read back with pypdf, from the
+renderer and from the email step's own renderer; it reads as it did then. Qualified invoices are
+tests/unit/test_qualified_invoice.py; the email a real change sends is
 tests/workflow/test_invoice_email_carries_the_pdf.py."""
 
 from __future__ import annotations
@@ -53,14 +55,16 @@ def test_pdf_shows_the_invoice_in_the_org_currency(currency, prices, amounts, fo
 
     text = pdf_text(render_invoice_pdf(invoice, acme(currency=currency), fonts=fonts))
 
-    assert "Invoice number: INV-2026-000042" in text
+    assert "Invoice INV-2026-000042" in text and "Invoice number: INV-2026-000042" in text
     assert "Billed to: Acme KK (acme)" in text
-    assert "pricing model: flexible_user" in text
+    assert "(flexible_user, billed monthly)" in text
     assert f"All amounts in {currency}, tax-free." in text
     assert f"Before: one enterprise (flexible_user) 30 {unit} {before}" in text
     assert f"After: one enterprise (flexible_user) 35 {unit} {after}" in text
-    assert "Proration period: 2026-11-16 to 2026-12-01 (15 of 30 days)" in text
+    assert ("Prorated period: November 16, 2026 to December 1, 2026 (15 of 30 days)"
+            in text.replace("\n", " "))
     assert f"Total (tax-free): {due}" in text
+    assert "Registration number" not in text  # no issuer was recorded then
     if currency == "JPY":
         assert "¥3,000.00" not in text and ".00" not in text  # yen have no minor unit
 

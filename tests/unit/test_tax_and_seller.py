@@ -106,10 +106,13 @@ def test_settings_name_the_seller_an_invoice_needs():
 
 def test_a_yen_organisation_is_japanese_and_reads_japanese_by_default(deps, load):
     japanese, american = unique_org("taxjp"), unique_org("taxus")
-    load(org_document(japanese, users=[admin(japanese)], subscriptions=[]))
+    jp = org_document(japanese, users=[admin(japanese)], subscriptions=[])
+    del jp["orgs"][0]["locale"]  # as SPEC 7's example has it: no country, no locale
+    load(jp)
     us = org_document(american, currency="USD", country="us", users=[admin(american)],
                       subscriptions=[])
     us["orgs"][0]["tax_exempt"] = True
+    del us["orgs"][0]["locale"]
     load(us)
     with deps.sessions() as session:
         jp_row, us_row = session.get(Org, japanese), session.get(Org, american)

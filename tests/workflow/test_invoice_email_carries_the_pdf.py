@@ -1,21 +1,29 @@
 """The PDF invoice (R10) in the email a real change sends through the SMTP server to the
-Maildir: one attachment, named for the invoice, showing the amount charged and the proration
-period, for an organisation with a Japanese name. The renderer alone is
-tests/unit/test_invoice_pdf.py."""
+Maildir, for a Japanese organisation: one attachment, named for the invoice, a qualified invoice
+in Japanese (SPEC section 14) whose total is what the card was charged, the quote's total with
+10% consumption tax. The renderer alone is tests/unit/test_qualified_invoice.py."""
 
 from __future__ import annotations
 
+from email.header import decode_header, make_header
 from typing import Any
 
 from subchange.domain.contracts import ChangeStatus
-from tests.helpers.documents import JAPANESE_NAME, admin, current_period, org_document, unique_org
+from tests.helpers.documents import (
+    JAPANESE_NAME,
+    SELLER,
+    admin,
+    current_period,
+    org_document,
+    unique_org,
+)
 from tests.helpers.driver import ChangeDriver
-from tests.helpers.observers import pdf_attachments, pdf_text
+from tests.helpers.observers import mail_text, pdf_attachments, pdf_text
 
 
 async def load_named(changes: ChangeDriver, org: str, name: str, **subscription: Any) -> None:
     start, end = current_period((await changes.env.get_current_time()).date())
-    document = org_document(org, users=[admin(org)], subscriptions=[
+    document = org_document(org, users=[admin(org)], locale="ja", subscriptions=[
         {"period_start": str(start), "period_end": str(end), **subscription}])
     document["orgs"][0]["name"] = name
     changes.reload(document)
@@ -35,9 +43,17 @@ async def test_invoice_email_carries_one_pdf_with_the_amount_charged(changes, ma
     [mail] = mailbox.messages(to=f"billing@{org}.example")
     [pdf] = pdf_attachments(mail)
     assert pdf.get_filename() == f"{result.invoice.number}.pdf"
-    text = pdf_text(pdf.get_payload(decode=True))
-    assert f"Invoice number: {result.invoice.number}" in text
-    assert f"Total: ¥{int(charged):,}" in text
-    assert f"Consumption tax 10%: ¥{int(result.quote.tax.tax):,}" in text
+    text = pdf_text(pdf.get_payload(decode=True)).replace("\n", "")
+    body = mail_text(mail)
     quote = result.quote
-    assert f"Proration period: {quote.change_date} to {quote.new_period_end}" in text
+    yen = lambda amount: f"￥{int(amount):,}"
+    for shown in (text, body):
+        assert f"適格請求書 {result.invoice.number}" in shown
+        assert f"登録番号: {SELLER['SELLER_REGISTRATION_NUMBER']}" in shown
+        assert f"宛先: {JAPANESE_NAME} 御中" in shown
+        assert f"10%対象（税抜）: {yen(quote.amount_due)}" in shown
+        assert f"消費税（10%）: {yen(quote.tax.tax)}" in shown
+        assert f"合計: {yen(charged)}" in shown
+        assert f"（{quote.period_days}日中{quote.remaining_days}日）" in shown
+    subject = str(make_header(decode_header(mail["Subject"])))
+    assert subject.startswith(f"適格請求書 {result.invoice.number}")
