@@ -18,14 +18,19 @@ class SalesActivities:
     @activity.defn(name="open_sales_case")
     def open_sales_case(self, case: SalesCaseInput) -> SalesCaseOutput:
         quote, request = case.quote, case.request
+        # What sales approve is what will be invoiced: the adjustment with its tax (signed: a
+        # decrease is the unused value, tax included, as a refund would return it).
+        with_tax = quote.total_due if quote.amount > 0 else -quote.refundable_total
         summary = (f"{request.describe()} ({quote.old_plan}/{quote.old_seats} → "
                    f"{quote.new_plan}/{quote.new_seats}), adjustment "
-                   f"{format_money(quote.amount, quote.currency)}, asked by "
-                   f"{request.requested_by}")
+                   f"{format_money(quote.amount, quote.currency)}"
+                   + (f", {format_money(with_tax, quote.currency)} with tax"
+                      if quote.tax is not None else "")
+                   + f", asked by {request.requested_by}")
         with self.deps.sessions() as session:
             row = cases.open_sales_case(session=session, case=SalesCase(
                 workflow_id=activity.info().workflow_id, org_id=request.org_id,
-                product=request.product, summary=summary[:500], amount=quote.amount,
+                product=request.product, summary=summary[:500], amount=with_tax,
                 currency=quote.currency))
         assert row.id is not None
         return SalesCaseOutput(case_id=sales_case_ref(row.id),

@@ -9,7 +9,7 @@ from activities.dependencies import Dependencies
 from subchange.domain.contracts import ChangeRequest
 from subchange.domain.step_io import AppliedOutcome, ApplyInput, ApplyOutput
 from subchange.faults import pause_point
-from subchange.store import subscriptions
+from subchange.store import changes, subscriptions
 
 
 class SubscriptionActivities:
@@ -40,11 +40,15 @@ class SubscriptionActivities:
 
     @activity.defn(name="find_applied_change")
     def find_applied_change(self, request: ChangeRequest) -> AppliedOutcome:
-        """Before a cancel takes effect after an apply that failed: did it commit after all?"""
+        """Before a cancel takes effect after an apply that failed: did it commit after all? If
+        not, the change is settled as withdrawn in the same step, so an attempt still running
+        can no longer commit it (even when there is no charge to refund)."""
+        workflow_id = activity.info().workflow_id
         with self.deps.sessions() as session:
-            done = subscriptions.applied_change(session=session,
-                                                workflow_id=activity.info().workflow_id)
-        if done is None:
+            if changes.withdraw(session=session, workflow_id=workflow_id):
+                return AppliedOutcome()
+            done = subscriptions.applied_change(session=session, workflow_id=workflow_id)
+        if done is None:  # withdrawn before (a cancel that had begun): nothing applied
             return AppliedOutcome()
         subscription, invoice_number = done
         return AppliedOutcome(applied=ApplyOutput(subscription=subscription,

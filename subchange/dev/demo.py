@@ -76,8 +76,9 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
                    *staff("sakura.example", 4, ["desk"])],
          "subscriptions": [sub("desk", "enterprise", 8)]},
         # Pays by bank transfer: every change goes to sales (the note at the top of the document).
+        # A Japanese company that reads its invoices in English (locale en): still taxed.
         {"id": "minato", "time_zone": TOKYO, "name": "Minato Trading KK", "currency": "JPY",
-         "billing_email": "billing@minato.example",
+         "locale": "en", "billing_email": "billing@minato.example",
          "users": [{"email": "admin@minato.example", "role": "admin", "products": ["one"]},
                    *staff("minato.example", 9, ["one"])],
          "subscriptions": [sub("one", "enterprise", 10, payment_method="offline", card=None)]},
@@ -200,7 +201,9 @@ class Demo:
                          "admin@minato.example", expect=1)
             self.starter("sales-decision", waiting["workflow_id"], "--approve", "--by",
                          SALES, "--note", "PO 4711 received")
-            self.outcome(self.wait_for_result(waiting["workflow_id"]))
+            approved = self.wait_for_result(waiting["workflow_id"])
+            self.outcome(approved)
+            self.show_invoice(approved)
 
         self.say("A card declined at charge time: the change waits for support")
         for workflow_id in self.still_waiting("globex"):

@@ -11,9 +11,10 @@ issued before any of these were recorded (no issuer, no tax in its quote) is dra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from babel.numbers import format_currency, format_percent
@@ -100,6 +101,7 @@ class Addressee(Protocol):
 
     id: str
     name: str
+    time_zone: str  # whose calendar dates the change, and so the invoice
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,12 @@ def issued_at(invoice: IssuedInvoice) -> datetime:
     return created.replace(tzinfo=UTC) if created.tzinfo is None else created
 
 
+def issue_date(invoice: IssuedInvoice, org: Addressee) -> date:
+    """The day of issue in the organisation's calendar, the one its change is dated by: a
+    Tokyo customer's invoice issued at 08:00 JST is dated that day, not the UTC day before."""
+    return issued_at(invoice).astimezone(ZoneInfo(org.time_zone or "UTC")).date()
+
+
 def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
     quote = Quote.model_validate(invoice.quote)
     payment = PaymentRecord.model_validate(invoice.payment)
@@ -156,7 +164,7 @@ def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
         columns=(text["item"], text["seats"], text["unit_price"],
                  text["per_period"].format(billing_period=quote.billing_period)))
     sheet.header += [(text["number"], invoice.number or ""),
-                     (text["issued"], day(created.date())),
+                     (text["issued"], day(issue_date(invoice, org))),
                      (text["transaction"], day(quote.change_date))]
     if seller:
         sheet.header += [(text["issuer"], seller["name"]),
@@ -178,8 +186,8 @@ def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
             product=quote.product, old_plan=quote.old_plan, old_seats=quote.old_seats,
             new_plan=quote.new_plan, new_seats=quote.new_seats,
             pricing_model=quote.pricing_model, billing_period=period)),
-        (text["period"], text["period_value"].format(
-            start=day(quote.change_date), end=day(quote.new_period_end),
+        (text["period"], text["period_value"].format(  # the last day, not the exclusive end
+            start=day(quote.change_date), end=day(quote.new_period_end - timedelta(days=1)),
             remaining=quote.remaining_days, days=quote.period_days)),
         (text["adjustment"], money(quote.amount)),
     ]

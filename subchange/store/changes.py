@@ -50,8 +50,8 @@ def close_change(*, session: Session, workflow_id: str, result: ChangeResult) ->
         record.result = result.model_dump(mode="json")
         record.updated_at = utcnow()
         session.add(record)
-        if result.status is not ChangeStatus.COMPLETED and record.settled_as is None:
-            record.settled_as = WITHDRAWN  # a straggling apply attempt can no longer commit
+        if result.status is not ChangeStatus.COMPLETED:  # a straggling apply can't commit now
+            settle(session=session, workflow_id=workflow_id, outcome=WITHDRAWN)
     for claim in session.exec(select(SubscriptionClaim)
                               .where(SubscriptionClaim.workflow_id == workflow_id)):
         session.delete(claim)

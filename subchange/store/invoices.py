@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -24,8 +25,8 @@ def issue_invoice(*, session: Session, workflow_id: str, org: Org, product: str,
     """Add the change's invoice, numbered, to the caller's transaction (the apply's), with its
     issuer, language and recipient as they are now."""
     issued = utcnow()
-    number = next_invoice_number(session=session, issuer=seller.registration_number,
-                                 year=issued.year)
+    year = issued.astimezone(ZoneInfo(org.time_zone or "UTC")).year  # as the invoice is dated
+    number = next_invoice_number(session=session, year=year)
     invoice = Invoice(workflow_id=workflow_id, org_id=org.id, product=product, number=number,
                       created_at=issued,
                       seller=dataclasses.asdict(seller), locale=org.locale, billed_to=org.name,
@@ -38,13 +39,15 @@ def issue_invoice(*, session: Session, workflow_id: str, org: Org, product: str,
     return invoice
 
 
-def next_invoice_number(*, session: Session, issuer: str, year: int) -> str:
-    """The issuer's next invoice number of the year, taken in the caller's transaction: the
-    counter row stays locked until that transaction ends, so concurrent issues take consecutive
-    numbers and one rolled back (a crash, a stale quote) gives its number back: no gaps. A
-    year's counter starts after the highest number that year already has (invoices numbered
-    before counters existed), so numbers stay unique."""
-    key = (InvoiceCounter.issuer == issuer, InvoiceCounter.year == year)
+def next_invoice_number(*, session: Session, year: int) -> str:
+    """The next invoice number of the year, taken in the caller's transaction: the counter row
+    stays locked until that transaction ends, so concurrent issues take consecutive numbers and
+    one rolled back (a crash, a stale quote) gives its number back: no gaps. A year's counter
+    starts after the highest number that year already has (invoices numbered before counters
+    existed), so numbers stay unique. The sequence is the deployment issuer's; should the
+    issuer change (SELLER_REGISTRATION_NUMBER), the new one continues it rather than restart
+    at 1 and repeat numbers."""
+    key = (InvoiceCounter.year == year,)
     bump = (sa.update(InvoiceCounter).where(*key).values(last=InvoiceCounter.last + 1)
             .returning(InvoiceCounter.last).execution_options(synchronize_session=False))
     sequence = session.execute(bump).scalar_one_or_none()
@@ -52,7 +55,7 @@ def next_invoice_number(*, session: Session, issuer: str, year: int) -> str:
         dialect = session.get_bind().dialect.name
         insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
         session.execute(insert(InvoiceCounter).values(
-            issuer=issuer, year=year, last=_highest_of(session, year)).on_conflict_do_nothing())
+            year=year, last=_highest_of(session, year)).on_conflict_do_nothing())
         sequence = session.execute(bump).scalar_one()
     return invoice_ref(year, sequence)
 

@@ -178,13 +178,13 @@ class Invoice(SQLModel, table=True):
 
 
 class InvoiceCounter(SQLModel, table=True):
-    """The last invoice number an issuer gave in a year: moved in the transaction that issues
-    the invoice, so numbers are consecutive and a rolled-back issue gives its number back."""
+    """The last invoice number of a year: moved in the transaction that issues the invoice, so
+    numbers are consecutive and a rolled-back issue gives its number back. One sequence per
+    year for the deployment's issuer; a new issuer continues it, so numbers never repeat."""
 
     __tablename__ = "invoice_counter"
 
-    issuer: str = Field(primary_key=True, max_length=16)  # the registration number
-    year: int = Field(primary_key=True)
+    year: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     last: int
 
 

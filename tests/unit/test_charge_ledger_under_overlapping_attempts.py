@@ -296,6 +296,21 @@ def test_a_refund_after_the_apply_committed_refunds_nothing(deps, change, gatewa
     assert apply(deps, todo, paid, attempt=2) == applied  # a retry finds it applied
 
 
+def test_a_cancel_of_an_uncharged_change_stops_an_apply_still_running(deps, change):
+    """Nothing was charged (an offline payer sales approved): the cancel asks whether the failed
+    apply committed after all, and that same step settles the change as withdrawn, so an apply
+    attempt still running can't give the subscription away once the change says cancelled."""
+    todo = change()
+    asked = environment(todo.workflow_id, 1).run(
+        SubscriptionActivities(deps).find_applied_change, todo.charge.request)
+    assert asked.applied is None
+
+    offline = PaymentRecord(method="offline", amount=todo.charge.quote.total_due,
+                            currency=todo.charge.quote.currency, sales_case="SC-000001")
+    assert failure(lambda: apply(deps, todo, offline)).type == "ChangeWithdrawn"
+    assert subscription_row(deps, todo.charge.request.org_id, "one").seats == 30
+
+
 @pytest.mark.parametrize("first", ["apply", "withdraw"])
 def test_an_apply_and_a_withdrawal_in_flight_together_settle_the_change_once(
         deps, change, background, first):

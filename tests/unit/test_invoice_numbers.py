@@ -1,11 +1,10 @@
-"""Invoice numbers are gap-free per issuer and year (SPEC section 14): taken in the transaction
-that issues the invoice, consecutive under concurrent issues, given back by one rolled back, and
-a year's counter continues after the numbers that year already has. The same under a killed
+"""Invoice numbers are gap-free per year for the deployment's issuer (SPEC section 14): taken in
+the transaction that issues the invoice, consecutive under concurrent issues, given back by one
+rolled back, and a year's counter continues after the numbers that year already has. The same under a killed
 worker, through real changes: tests/process/test_killed_workers_apply_each_effect_once.py."""
 
 from __future__ import annotations
 
-import random
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -13,16 +12,12 @@ from subchange.store.invoices import next_invoice_number
 from subchange.store.tables import Invoice
 
 
-def an_issuer() -> str:
-    return "T" + "".join(random.choice("0123456789") for _ in range(13))
-
-
 def test_concurrent_issues_take_consecutive_numbers_and_a_rollback_leaves_no_gap(deps):
-    issuer, year = an_issuer(), 2041
+    year = 2041
 
     def issue(n: int) -> str | None:
         with deps.sessions() as session:
-            number = next_invoice_number(session=session, issuer=issuer, year=year)
+            number = next_invoice_number(session=session, year=year)
             if n % 3 == 0:  # the apply failed after taking its number: it is given back
                 session.rollback()
                 return None
@@ -36,15 +31,13 @@ def test_concurrent_issues_take_consecutive_numbers_and_a_rollback_leaves_no_gap
     assert sorted(numbers) == [f"INV-{year}-{n:06d}" for n in range(1, 21)]
 
 
-def test_each_issuer_counts_its_own_year(deps):
-    first, second = an_issuer(), an_issuer()
+def test_each_year_counts_from_one(deps):
     with deps.sessions() as session:
-        taken = [next_invoice_number(session=session, issuer=issuer, year=year)
-                 for issuer, year in ((first, 2042), (first, 2042), (first, 2043),
-                                      (second, 2044))]
+        taken = [next_invoice_number(session=session, year=year)
+                 for year in (2042, 2042, 2043, 2042)]
         session.commit()
     assert taken == ["INV-2042-000001", "INV-2042-000002", "INV-2043-000001",
-                     "INV-2044-000001"]
+                     "INV-2042-000003"]
 
 
 def test_a_years_counter_continues_after_the_numbers_it_already_has(deps):
@@ -55,6 +48,5 @@ def test_a_years_counter_continues_after_the_numbers_it_already_has(deps):
                             org_id="old", product="one", amount=Decimal(0), currency="JPY",
                             emailed_to="billing@old.example", quote={}, payment={}))
         session.commit()
-        assert next_invoice_number(session=session, issuer=an_issuer(),
-                                   year=2045) == "INV-2045-000042"
+        assert next_invoice_number(session=session, year=2045) == "INV-2045-000042"
         session.rollback()

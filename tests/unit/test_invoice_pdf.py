@@ -61,7 +61,7 @@ def test_pdf_shows_the_invoice_in_the_org_currency(currency, prices, amounts, fo
     assert f"All amounts in {currency}, tax-free." in text
     assert f"Before: one enterprise (flexible_user) 30 {unit} {before}" in text
     assert f"After: one enterprise (flexible_user) 35 {unit} {after}" in text
-    assert ("Prorated period: November 16, 2026 to December 1, 2026 (15 of 30 days)"
+    assert ("Prorated period: November 16, 2026 to November 30, 2026 (15 of 30 days)"
             in text.replace("\n", " "))
     assert f"Total (tax-free): {due}" in text
     assert "Registration number" not in text  # no issuer was recorded then

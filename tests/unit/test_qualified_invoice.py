@@ -5,7 +5,7 @@ the locale and every glyph drawn in the CJK font the project installs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -49,9 +49,10 @@ def issued(quote: Quote, *, locale: str, name: str = "楓デザイン株式会�
         quote=quote.model_dump(mode="json"),
         payment={"method": "card", "amount": str(quote.total_due), "currency": quote.currency,
                  "charge_id": "ch_7"},
-        seller=ISSUER, locale=locale, billed_to=name, created_at=datetime(2026, 11, 18, 10, 0))
+        seller=ISSUER, locale=locale, billed_to=name,
+        created_at=datetime(2026, 11, 17, 16, 0, tzinfo=UTC))  # 01:00 on the 18th in Tokyo
     return invoice, Org(id="kaede", name=name, currency=quote.currency,
-                        billing_email="billing@kaede.example")
+                        billing_email="billing@kaede.example", time_zone="Asia/Tokyo")
 
 
 def both_texts(invoice: Invoice, org: Org) -> dict[str, str]:
@@ -66,14 +67,14 @@ def both_texts(invoice: Invoice, org: Org) -> dict[str, str]:
 JAPANESE_FIELDS = [
     "適格請求書 INV-2026-000007",
     "請求書番号: INV-2026-000007",
-    "発行日: 2026年11月18日",  # the date of issue
+    "発行日: 2026年11月18日",  # the date of issue, in the customer's calendar
     "取引年月日: 2026年11月16日",  # the date of the transaction
     f"発行事業者: {ISSUER['name']}",
     f"登録番号: {ISSUER['registration_number']}",
     f"所在地: {ISSUER['address']}",
     "宛先: 楓デザイン株式会社 御中（kaede）",  # the recipient
     "取引内容: one enterprise × 30 → enterprise × 35（flexible_user、月払い）",  # what was supplied
-    "日割期間: 2026年11月16日〜2026年12月1日（30日中15日）",  # the prorated period
+    "日割期間: 2026年11月16日〜2026年11月30日（30日中15日）",  # the prorated period
     "10%対象（税抜）: ￥4,352",  # the amount per rate, and the rate
     "消費税（10%）: ￥435",  # the tax per rate (435.2, rounded down)
     "合計: ￥4,787",
@@ -88,7 +89,7 @@ ENGLISH_FIELDS = [
     f"Address: {ISSUER['address']}",
     "Billed to: 楓デザイン株式会社 (kaede), billing@kaede.example",
     "Supplied: one enterprise × 30 → enterprise × 35 (flexible_user, billed monthly)",
-    "Prorated period: November 16, 2026 to December 1, 2026 (15 of 30 days)",
+    "Prorated period: November 16, 2026 to November 30, 2026 (15 of 30 days)",
     "Amount at 10% (excl. tax): ¥4,352",
     "Consumption tax (10%): ¥435",
     "Total: ¥4,787",

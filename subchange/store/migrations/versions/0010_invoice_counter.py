@@ -1,5 +1,5 @@
-"""Gap-free invoice numbers per issuer and year (SPEC section 14): a counter row moved in the
-transaction that issues the invoice. A year's counter starts after the highest number that year
+"""Gap-free invoice numbers per year (SPEC section 14; one issuer per deployment): a counter
+row moved in the transaction that issues the invoice. A year's counter starts after the highest number that year
 already has, so invoices numbered before (from the row id) keep theirs and no number repeats.
 
 Revision ID: 0010
@@ -23,10 +23,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         'invoice_counter',
-        sa.Column('issuer', sa.String(length=16), nullable=False),
-        sa.Column('year', sa.Integer(), nullable=False),
+        sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
         sa.Column('last', sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint('issuer', 'year'),
+        sa.PrimaryKeyConstraint('year'),
     )
 
 
