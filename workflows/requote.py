@@ -20,6 +20,8 @@ from workflows.steps import QUOTE_CHANGE, VALIDATE_CHANGE
 ORG_CALENDAR = "org-calendar-change-date"
 # ... and quote a change again before charging it after a park, or applying it after sales.
 QUOTE_AGAIN_AFTER_A_WAIT = "quote-again-after-a-wait"
+# ... and date a validation or quote retried after it waited for support by the day it runs.
+REDATE_AFTER_A_PARK = "redate-after-a-park"
 
 
 class QuoteNoLongerValid(Exception):
@@ -41,6 +43,15 @@ class Requote:
         instant, so validation and quote see the same day."""
         return DatedRequest(request=request, change_date=today,
                             as_of=workflow.now() if workflow.patched(ORG_CALENDAR) else None)
+
+    async def as_of_now(self, dated: DatedRequest) -> DatedRequest:
+        """A validation or quote retried after it waited for support (days, maybe) is judged
+        and priced as of the day it runs, and so is every step after it."""
+        if not workflow.patched(REDATE_AFTER_A_PARK):
+            return dated
+        now = workflow.now()
+        self.change.dated = DatedRequest(request=dated.request, change_date=now.date(), as_of=now)
+        return self.change.dated
 
     async def charge_as_of_now(self, charge: ChargeInput) -> ChargeInput:
         """A charge retried after days parked is for the days left then, not the days of the

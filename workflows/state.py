@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
         SalesDecision,
     )
     from subchange.domain.search_attributes import search_attribute_updates
-    from subchange.domain.step_io import ApplyOutput
+    from subchange.domain.step_io import ApplyOutput, DatedRequest
 
 # The workflow's own modules run in the sandbox, which checks them for non-determinism.
 from workflows.progress import Progress
@@ -31,6 +31,7 @@ class ChangeRun:
     lifecycle: ChangeLifecycle = field(default_factory=ChangeLifecycle)
     progress: Progress = field(default_factory=Progress)
     request: ChangeRequest | None = None
+    dated: DatedRequest | None = None  # the request as of the day it is validated and quoted
     quote: Quote | None = None
     payment: PaymentRecord | None = None
     sales_case: str | None = None

@@ -103,11 +103,13 @@ class SubscriptionChange(ChangeMessages):
         admission = await self.steps.run(AUTHORIZE_ADMIN, request)
         if not admission.admitted:
             return await self.end.rejected(admission.rejection)
-        dated = self.requote.dated(request, today)
-        admission = await self.steps.run(VALIDATE_CHANGE, dated)
+        self.change.dated = self.requote.dated(request, today)
+        admission = await self.steps.run(VALIDATE_CHANGE, self.change.dated,
+                                         refresh=self.requote.as_of_now)
         if not admission.admitted:
             return await self.end.rejected(admission.rejection)
-        quoted = await self.steps.run(QUOTE_CHANGE, dated)
+        quoted = await self.steps.run(QUOTE_CHANGE, self.change.dated,
+                                      refresh=self.requote.as_of_now)
         if not quoted.admitted or quoted.quote is None:
             return await self.end.rejected(quoted.rejection)
         self.change.quote = quote = quoted.quote

@@ -15,11 +15,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.admission import AdmissionActivities
 from activities.subscriptions import SubscriptionActivities
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeStatus, RetryRequest, SalesDecision
 from subchange.domain.money import to_minor_units
-from subchange.domain.step_io import ApplyInput, ApplyOutput
+from subchange.domain.step_io import ApplyInput, ApplyOutput, DatedRequest
 from tests.helpers.documents import (
     DECLINED_ON_CHARGE_CARD,
     GOOD_CARD,
@@ -128,6 +129,44 @@ async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(late
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
                                                    "billing_period_closed")
     assert succeeded_charges(gateway, workflow_id=handle.id) == []
+
+
+@pytest.mark.parametrize("step", ["validate_change", "quote_change"])
+async def test_a_validation_or_quote_retried_days_later_prices_the_days_left_then(
+        deps, load, gateway, step):
+    """The database was down when the change was validated (or quoted): it waited three days
+    for support. Retried, it is judged and priced as of that day, not the day it was asked."""
+    real = getattr(AdmissionActivities(deps), step)
+    failed: list[DatedRequest] = []
+
+    @activity.defn(name=step)
+    def fails_the_first_time(dated: DatedRequest):
+        if not failed:
+            failed.append(dated)
+            raise ApplicationError("the database is unreachable", type="Outage",
+                                   non_retryable=True)
+        return real(dated)
+
+    async with time_skipping_server() as env, worker_with_stand_ins(
+            env, deps, f"tq-{uuid.uuid4().hex[:10]}", **{step: fails_the_first_time}) as worker:
+        changes = ChangeDriver(env.client, worker.task_queue, env, load)
+        today = (await env.get_current_time()).date()
+        org = unique_org("redate")
+        await load_suite_for(changes, org, today, card=GOOD_CARD)
+        handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                          "seats": 35})
+        view = await wait_parked(handle)
+        assert view.step == step
+
+        await env.sleep(timedelta(days=3))
+        await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+        result = await changes.result(handle)
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    quote = result.quote
+    assert quote.change_date >= today + timedelta(days=3)
+    assert quote.remaining_days == (today + timedelta(days=35) - quote.change_date).days
+    [paid] = succeeded_charges(gateway, workflow_id=handle.id)
+    assert paid.amount == to_minor_units(quote.total_due, quote.currency)
 
 
 async def test_an_approval_after_the_billing_period_ended_rejects_and_closes_the_case(
