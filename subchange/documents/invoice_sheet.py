@@ -21,7 +21,7 @@ from babel.numbers import format_currency, format_percent
 
 from subchange.domain.contracts import PaymentRecord, Quote
 from subchange.domain.money import round_money
-from subchange.domain.tax import default_tax_table
+from subchange.domain.tax import Locale, default_tax_table
 
 BABEL_LOCALES = {"ja": "ja_JP", "en": "en_US"}
 
@@ -140,7 +140,7 @@ def issue_date(invoice: IssuedInvoice, org: Addressee) -> date:
 def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
     quote = Quote.model_validate(invoice.quote)
     payment = PaymentRecord.model_validate(invoice.payment)
-    locale = invoice.locale if invoice.locale in LABELS else "en"
+    locale: Locale = "ja" if invoice.locale == "ja" else "en"
     text, where = LABELS[locale], BABEL_LOCALES[locale]
     currency = quote.currency
 
@@ -191,7 +191,7 @@ def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
             remaining=quote.remaining_days, days=quote.period_days)),
         (text["adjustment"], money(quote.amount)),
     ]
-    sheet.totals += _totals(quote, invoice.amount, text, money, percent)
+    sheet.totals += _totals(quote, invoice.amount, locale, money, percent)
     if quote.refundable_amount > 0:
         tax = ""
         if quote.tax is not None and quote.tax.refundable_tax > 0:
@@ -209,26 +209,26 @@ def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
     return sheet
 
 
-def _no_tax_note(country: str | None, japanese: bool) -> str:
+def _no_tax_note(country: str | None, locale: Locale) -> str:
     """Why no consumption tax is on the invoice: the customer is exempt, or outside Japan."""
     table = default_tax_table()
     rule = table.rule_for(country)
     notes = rule.exempt_note if rule is not None else table.outside_note
-    return notes["ja" if japanese else "en"]
+    return notes[locale]
 
 
-def _totals(quote: Quote, total: Decimal, text: dict[str, str], money, percent
+def _totals(quote: Quote, total: Decimal, locale: Locale, money, percent
             ) -> list[tuple[str, str]]:
     """The amount per rate, the tax per rate and the total; a zero-amount confirmation has no
     tax line; no tax applies: the line that says why."""
-    tax = quote.tax
+    text, tax = LABELS[locale], quote.tax
     if tax is None:
         return [(text["total_tax_free"], money(total))]
     if total == 0:
         return [(text["total"], money(total))]
     if tax.rate == 0:
         return [(text["untaxed"], money(quote.amount_due)), (text["total"], money(total)),
-                ("", _no_tax_note(tax.country, text is LABELS["ja"]))]
+                ("", _no_tax_note(tax.country, locale))]
     rate = percent(tax.rate)
     return [(text["taxable"].format(rate=rate), money(quote.amount_due)),
             (text["tax"].format(rate=rate), money(tax.tax)),
