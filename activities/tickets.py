@@ -29,8 +29,8 @@ class TicketActivities:
             row = cases.open_refund_ticket(session=session, ticket=RefundTicket(
                 workflow_id=workflow_id, org_id=ticket.request.org_id,
                 product=ticket.request.product, amount=ticket.quote.refundable_total,
-                currency=ticket.quote.currency,
-                tax=ticket.quote.tax.refundable_tax if ticket.quote.tax is not None else None, invoice_number=ticket.invoice_number,
+                currency=ticket.quote.currency, invoice_number=ticket.invoice_number,
+                tax=ticket.quote.tax.refundable_tax if ticket.quote.tax is not None else None,
                 change_link=self.change_link(workflow_id),
                 requested_by=ticket.request.requested_by))
         assert row.id is not None

@@ -40,7 +40,7 @@ LABELS: dict[str, dict[str, str]] = {
         "adjustment": "Adjustment",
         "item": "Line item", "seats": "Seats", "unit_price": "Unit price",
         "per_period": "Per {billing_period} period", "before": "Before", "after": "After",
-        "taxable": "Amount at {rate} (excl. tax)", "tax": "Consumption tax ({rate})",
+        "taxable": "Amount at {rate} (excl. tax)", "tax": "{label} ({rate})",
         "untaxed": "Amount (no consumption tax)", "total": "Total",
         "total_tax_free": "Total (tax-free)", "currency_note": "All amounts in {currency}.",
         "currency_note_tax_free": "All amounts in {currency}, tax-free.",
@@ -64,7 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
         "adjustment": "調整額",
         "item": "品目", "seats": "数量", "unit_price": "単価", "per_period": "期間あたり",
         "before": "変更前", "after": "変更後",
-        "taxable": "{rate}対象（税抜）", "tax": "消費税（{rate}）",
+        "taxable": "{rate}対象（税抜）", "tax": "{label}（{rate}）",
         "untaxed": "金額（消費税対象外）", "total": "合計",
         "total_tax_free": "合計（非課税）", "currency_note": "金額はすべて{currency}です。",
         "currency_note_tax_free": "金額はすべて{currency}（非課税）です。",
@@ -217,6 +217,12 @@ def _no_tax_note(country: str | None, locale: Locale) -> str:
     return notes[locale]
 
 
+def _tax_label(country: str | None, locale: Locale) -> str:
+    """The tax's name as its jurisdiction's row in the tax rules has it (消費税 for JP)."""
+    rule = default_tax_table().rule_for(country)
+    return rule.label[locale] if rule is not None else ""
+
+
 def _totals(quote: Quote, total: Decimal, locale: Locale, money, percent
             ) -> list[tuple[str, str]]:
     """The amount per rate, the tax per rate and the total; a zero-amount confirmation has no
@@ -231,5 +237,6 @@ def _totals(quote: Quote, total: Decimal, locale: Locale, money, percent
                 ("", _no_tax_note(tax.country, locale))]
     rate = percent(tax.rate)
     return [(text["taxable"].format(rate=rate), money(quote.amount_due)),
-            (text["tax"].format(rate=rate), money(tax.tax)),
+            (text["tax"].format(label=_tax_label(tax.country, locale), rate=rate),
+             money(tax.tax)),
             (text["total"], money(total))]

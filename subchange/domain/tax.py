@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from subchange.domain.money import minor_unit_digits
 
 Locale = Literal["ja", "en"]
-LOCALES: tuple[Locale, ...] = ("ja", "en")
 _ROUNDING = {"down": ROUND_DOWN, "half_up": ROUND_HALF_UP}
 
 
