@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
 POSTGRES_HOST_PORT = $(shell echo "$(TEST_POSTGRES_URL)" | sed -E 's#^[^@]*@##; s#/.*$$##')
 
-.PHONY: demo up test test-sqlite test-postgres lint clean
+.PHONY: demo up test test-sqlite test-postgres bench lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test-sqlite: $(BIN)/.installed
 
 test-postgres: $(BIN)/.installed
 	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider
+
+# The throughput benchmark (bench/run.py, README "Performance"): the full change against a bare
+# seven-activity workflow on one embedded stack. Options: make bench BENCH_ARGS="--help".
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/pip install --quiet ruff==0.17.5

@@ -99,11 +99,15 @@ def start_smtp(maildir: Path, port: int | None = None, log: Path | None = None
     return process, port
 
 
-def start_temporal(db_file: Path, port: int, ui_port: int, log: Path | None = None, *,
+def start_temporal(db_file: Path | None, port: int, ui_port: int, log: Path | None = None, *,
                    codec_endpoint: str | None = None) -> subprocess.Popen:
-    db_file.parent.mkdir(parents=True, exist_ok=True)
+    """The dev server, its history in db_file (SQLite), or in memory when db_file is None."""
+    database = []
+    if db_file is not None:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+        database = ["--db-filename", str(db_file)]
     codec = ["--ui-codec-endpoint", codec_endpoint] if codec_endpoint else []
-    process = spawn([binary("temporal"), "server", "start-dev", "--db-filename", str(db_file),
+    process = spawn([binary("temporal"), "server", "start-dev", *database,
                      "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
                      "--ui-disable-news-fetch", "--log-level", "warn", *codec], log)
     wait_for_port(port, process, "Temporal dev server", timeout=90)

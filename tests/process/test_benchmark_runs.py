@@ -1,0 +1,37 @@
+"""`make bench` at a tiny N: the benchmark starts its own stack, runs every phase to the end and
+reports each. A benchmark is not a test: nothing here asserts a time (README, Performance)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from subchange.dev.devstack import ROOT
+
+PHASES = ("bare_burst", "full_burst", "bare_single", "full_single", "full_single_big_org")
+
+
+def test_the_benchmark_runs_every_phase_and_reports_it(tmp_path: Path) -> None:
+    database = "postgresql" if os.environ.get("TEST_DATABASE") == "postgresql" else "sqlite"
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--changes", "4", "--singles", "2", "--warmup", "1",
+         "--big-org-users", "30", "--database", database, "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert json.loads(run.stdout) == result
+    assert result["setup"]["database"] == database
+    for name in PHASES:
+        phase = result["phases"][name]
+        assert phase["failed"] == 0, (name, phase["failures"])
+        assert phase["changes"] == (4 if name.endswith("burst") else 2)
+        assert phase["throughput_per_s"] > 0
+        assert phase["worker_cpu_ms_per_change"] > 0
+        assert phase["latency_ms"]["p50"] <= phase["latency_ms"]["p99"]
+    assert result["ratios"]["throughput_full_to_bare"] > 0
+    assert all(rss > 0 for rss in result["worker_peak_rss_mb"])
+    assert "| throughput (changes/s), burst" in run.stderr
