@@ -15,14 +15,16 @@ or "?", never an error: the PDF must not stop the email.
 
 from __future__ import annotations
 
+import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from fpdf import FPDF
 
+from subchange.documents.fonts import font_source
 from subchange.documents.invoice_sheet import Addressee, IssuedInvoice, invoice_sheet
 
 
@@ -50,20 +52,32 @@ def installed_fonts() -> list[Path]:
 
 
 class _Document:
-    """An FPDF page with the fonts set up and every string made drawable before it is written."""
+    """An FPDF page with the fonts set up and every string made drawable before it is written.
+    The fonts embedded are built for `texts`, every string the page will draw (fonts.py): each
+    character from the first font that has it."""
 
-    def __init__(self, fonts: Sequence[Path], created: datetime) -> None:
+    def __init__(self, fonts: Sequence[Path], created: datetime, texts: Iterable[str],
+                 font_dir: Path) -> None:
         self.pdf = pdf = FPDF(format="A4")
         pdf.core_fonts_encoding = CORE_ENCODING
         pdf.set_creation_date(created)
         pdf.set_producer("subchange")
-        self.cmaps: list[dict[int, str]] = []
-        for index, path in enumerate(fonts):
+        sources = [font_source(path) for path in fonts]
+        self.cmaps: list[dict[int, str]] = [source.cmap for source in sources]
+        per_font: dict[int, set[int]] = {}
+        for code in {ord(ch) for text in texts for ch in self.drawable(text)} | {ord(" ")}:
+            index = next((i for i, cmap in enumerate(self.cmaps) if code in cmap), None)
+            if index is not None:
+                per_font.setdefault(index, set()).add(code)
+        families = []
+        for index in sorted(per_font):
+            path = font_dir / f"f{index}.ttf"
+            path.write_bytes(sources[index].subset(per_font[index]))
             pdf.add_font(f"f{index}", fname=path)
-            self.cmaps.append(pdf.fonts[f"f{index}"].cmap)
-        self.family = "f0" if fonts else CORE_FONT
-        if len(fonts) > 1:
-            pdf.set_fallback_fonts([f"f{i}" for i in range(1, len(fonts))])
+            families.append(f"f{index}")
+        self.family = families[0] if families else CORE_FONT
+        if len(families) > 1:
+            pdf.set_fallback_fonts(families[1:])
         pdf.add_page()
 
     def drawable(self, text: str) -> str:
@@ -101,23 +115,24 @@ def render_invoice_pdf(invoice: IssuedInvoice, org: Addressee, *,
     """The invoice as PDF bytes: the qualified invoice's fields, line items, the amounts per tax
     rate and the total. `fonts` defaults to the installed FONT_CANDIDATES."""
     sheet = invoice_sheet(invoice, org)
-    doc = _Document(installed_fonts() if fonts is None else fonts, sheet.created)
-    doc.pdf.set_title(f"{sheet.title} {invoice.number}")
-    doc.line(f"{sheet.title} {invoice.number}", size=16)
-    for label, value in sheet.header:
-        doc.line(f"{label}: {value}" if label else value)
-    doc.line()
-    doc.row(*sheet.columns)
-    for item in sheet.items:
-        doc.row(item.description, item.seats, item.unit_price, item.per_period)
-    doc.line()
-    for label, value in sheet.supplied:
-        doc.line(f"{label}: {value}")
-    doc.line()
-    for label, value in sheet.totals:
-        doc.line(f"{label}: {value}" if label else value, size=12 if label else 9)
-    doc.line()
-    for note in sheet.notes:
-        doc.line(note, size=9)
-    return bytes(doc.pdf.output())
-
+    title = f"{sheet.title} {invoice.number}"
+    page: list[tuple[str, int] | tuple[str, ...]] = [(title, 16)]  # (text, size): a line
+    page += [(f"{label}: {value}" if label else value, 10) for label, value in sheet.header]
+    page += [("", 10), sheet.columns]  # a tuple of four: a row of the table
+    page += [(item.description, item.seats, item.unit_price, item.per_period)
+             for item in sheet.items]
+    page += [("", 10), *((f"{label}: {value}", 10) for label, value in sheet.supplied), ("", 10)]
+    page += [(f"{label}: {value}" if label else value, 12 if label else 9)
+             for label, value in sheet.totals]
+    page += [("", 10), *((note, 9) for note in sheet.notes)]
+    texts = [title, *(text for entry in page for text in entry if isinstance(text, str))]
+    with tempfile.TemporaryDirectory(prefix="invoice-fonts-") as font_dir:
+        doc = _Document(installed_fonts() if fonts is None else fonts, sheet.created, texts,
+                        Path(font_dir))
+        doc.pdf.set_title(title)
+        for entry in page:
+            if len(entry) == 2:
+                doc.line(entry[0], size=entry[1])
+            else:
+                doc.row(*entry)
+        return bytes(doc.pdf.output())

@@ -98,3 +98,15 @@ def test_installed_fonts_are_used_when_present():
     if not installed_fonts():
         pytest.skip("no Unicode TTF font installed: the core font is used")
     assert b"/FontFile2" in render_invoice_pdf(invoice, acme())  # an embedded TrueType font
+
+
+def test_letters_only_a_fallback_font_draws_are_drawn_by_it():
+    """IPAexGothic lacks Ŵ, ŷ, Ǆ and ﬁ; DejaVu Sans draws them, the first three as composite
+    glyphs (an accent placed on a base letter), which the invoice's font must carry whole."""
+    if len(installed_fonts()) < 2:
+        pytest.skip("only one Unicode font installed: no fallback to draw with")
+    invoice = make_invoice(currency="JPY", old_price="1200", new_price="1200", amount="3000")
+    name = "Ŵŷ Ǆ Łódź ﬁ 楓デザイン"
+    pdf = render_invoice_pdf(invoice, acme(name))
+    assert pdf.count(b"/FontFile2") == 2  # IPAexGothic, and the fallback for the four
+    assert f"Billed to: {name} (acme)" in pdf_text(pdf)
