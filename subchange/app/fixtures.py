@@ -23,7 +23,7 @@ from subchange.domain.contracts import IDENTIFIER, Contract, describe_validation
 from subchange.domain.principals import STAFF_ROLES
 from subchange.settings import Settings
 from subchange.store import staff
-from subchange.store.tables import Org, OrgUser, Subscription, utcnow
+from subchange.store.tables import Org, OrgUser, OrgUserProduct, Subscription, utcnow
 
 
 class FixtureError(ValueError):
@@ -240,9 +240,10 @@ def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: 
             user = session.exec(select(OrgUser).where(OrgUser.org_id == org.id,
                                                       OrgUser.email == user_in.email)).first()
             user = user or OrgUser(org_id=org.id, email=user_in.email, role=user_in.role)
-            for field in ("role", "primary_contact", "active", "products"):
+            for field in ("role", "primary_contact", "active"):
                 setattr(user, field, getattr(user_in, field))
             session.add(user)
+            _assign_products(session, org.id, user, user_in.products)
             counts["users"] += 1
         for sub_index, sub_in in enumerate(org_in.subscriptions):
             sub = session.exec(select(Subscription).where(
@@ -251,6 +252,20 @@ def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: 
                                created_customers=created_customers,
                                where=f"orgs.{org_index}.subscriptions.{sub_index}")
             counts["subscriptions"] += 1
+
+
+def _assign_products(session: Session, org_id: str, user: OrgUser, products: list[str]) -> None:
+    """Make the user's assigned products (org_user_product rows) exactly `products`."""
+    if user.id is None:
+        session.flush()  # the new user's id
+    assert user.id is not None
+    assigned = list(session.exec(select(OrgUserProduct).where(OrgUserProduct.user_id == user.id)))
+    for row in assigned:
+        if row.product not in products:
+            session.delete(row)
+    existing = {row.product for row in assigned}
+    session.add_all(OrgUserProduct(user_id=user.id, product=product, org_id=org_id)
+                    for product in dict.fromkeys(products) if product not in existing)
 
 
 def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *, org: Org,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -18,7 +18,14 @@ from subchange.domain.seller import Seller
 from subchange.store import changes
 from subchange.store.audit import add_audit_entry
 from subchange.store.invoices import change_invoice, issue_invoice
-from subchange.store.tables import AppliedChange, Org, OrgUser, Subscription, utcnow
+from subchange.store.tables import (
+    AppliedChange,
+    Org,
+    OrgUser,
+    OrgUserProduct,
+    Subscription,
+    utcnow,
+)
 
 
 class StaleSubscription(Exception):
@@ -38,34 +45,33 @@ class CardOnFile:
 
 def load_context(*, session: Session, org_id: str, product: str, requested_by: str
                  ) -> ChangeContext:
-    """The facts the rules judge a change of this subscription by."""
+    """The facts the rules judge a change of this subscription by, in four indexed queries
+    whatever the size of the organisation: its users are counted by the database, never read."""
     org = session.get(Org, org_id)
     sub = session.exec(_subscription_of(org_id, product)).first()
-    # The organisation's users are read here, and only here, to find the requester and count
-    # the seat holders (R4): few enough to count in Python.
-    users = list(session.exec(select(OrgUser).where(OrgUser.org_id == org_id)))
+    user = session.exec(select(OrgUser).where(OrgUser.org_id == org_id,
+                                              OrgUser.email == requested_by.lower())).first()
     return ChangeContext(
         org=(Organisation(id=org.id, currency=org.currency, time_zone=org.time_zone,
                           country=org.country, tax_exempt=org.tax_exempt)
              if org is not None else None),
-        requester=_requester(users, requested_by),
+        requester=(Requester(email=user.email, role=user.role,
+                             primary_contact=user.primary_contact, active=user.active)
+                   if user is not None else None),
         subscription=_terms(sub) if sub is not None else None,
-        active_seat_holders=_active_seat_holders(users, product, sub.pricing_model)
+        active_seat_holders=_active_seat_holders(session, org_id, product, sub.pricing_model)
         if sub is not None else 0)
 
 
-def _requester(users: list[OrgUser], email: str) -> Requester | None:
-    user = next((u for u in users if u.email.lower() == email.lower()), None)
-    if user is None:
-        return None
-    return Requester(email=user.email, role=user.role, primary_contact=user.primary_contact,
-                     active=user.active)
-
-
-def _active_seat_holders(users: list[OrgUser], product: str, pricing_model: str) -> int:
-    if rules.counts_every_active_user(pricing_model):
-        return sum(1 for u in users if u.active)
-    return sum(1 for u in users if u.active and product in u.products)
+def _active_seat_holders(session: Session, org_id: str, product: str, pricing_model: str
+                         ) -> int:
+    """R4: every active user of the organisation, or the active users assigned the product."""
+    count = select(func.count()).select_from(OrgUser).where(OrgUser.org_id == org_id,
+                                                            col(OrgUser.active))
+    if not rules.counts_every_active_user(pricing_model):
+        count = count.join(OrgUserProduct, col(OrgUserProduct.user_id) == OrgUser.id).where(
+            OrgUserProduct.org_id == org_id, OrgUserProduct.product == product)
+    return session.exec(count).one()
 
 
 def _terms(sub: Subscription) -> SubscriptionTerms:

@@ -53,7 +53,18 @@ class OrgUser(SQLModel, table=True):
     role: str = Field(max_length=32)  # member | admin | super_admin
     primary_contact: bool = False
     active: bool = True
-    products: list[str] = Field(default_factory=list, sa_column=_json_column())
+
+
+class OrgUserProduct(SQLModel, table=True):
+    """A product assigned to a user of the organisation: while the user is active, a seat holder
+    of it (R4). A row per user and product, so the seat floor is counted by the database through
+    an index, however many users the organisation has."""
+    __tablename__ = "org_user_product"
+    __table_args__ = (sa.Index("ix_org_user_product_org_product", "org_id", "product"),)
+
+    user_id: int = Field(foreign_key="org_user.id", primary_key=True)
+    product: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="org.id", max_length=64)
 
 
 class Staff(SQLModel, table=True):

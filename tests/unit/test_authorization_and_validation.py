@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from temporalio.testing import ActivityEnvironment
 
 from activities.admission import AdmissionActivities
@@ -18,6 +19,7 @@ from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest, Rejection
 from subchange.domain.rules import Target
 from subchange.store import subscriptions
+from subchange.store.tables import OrgUser
 from tests.helpers.documents import org_document
 from tests.helpers.observers import audit_entries
 
@@ -221,6 +223,54 @@ def test_help_desk_floor_counts_active_agents(deps, new_org):
     assert "4 agents are active" in rejection.reason and "deactivate 2" in rejection.reason
     target, rejection = validate(deps, request(org, "desk", "contact", seats(4)))
     assert rejection is None and target is not None and target.seats == 4
+
+
+def test_a_reload_that_takes_a_product_away_or_deactivates_a_user_lowers_the_floor(
+        deps, load, new_org, workforce):
+    org = new_org(users=workforce, subscriptions=[one_sub(10, "flexible_user")])
+    _, rejection = validate(deps, request(org, "one", "admin", seats(4)))
+    assert rejection is not None and "5 users are active" in rejection.reason
+    users = [dict(u) for u in workforce]
+    users[1]["products"] = ["desk"]  # holder0 moves to the help desk
+    users[2]["active"] = False       # holder1 left
+    load(org_document(org, users=users, subscriptions=[one_sub(10, "flexible_user")]))
+    target, rejection = validate(deps, request(org, "one", "admin", seats(3)))
+    assert rejection is None and target is not None and target.seats == 3
+
+
+@pytest.mark.parametrize("model", ["all_employee", "flexible_user"])
+def test_the_facts_take_the_same_queries_for_ten_users_or_two_thousand(deps, engine, new_org,
+                                                                      model):
+    """The seat floor and the requester are counted and found by the database: neither the
+    number of statements nor the rows read grow with the organisation (issue 10)."""
+    def facts_of(users: int) -> tuple[int, int, int]:
+        org = new_org(users=[user("admin", "admin"), *(user(f"u{i}", products=("one",))
+                                                        for i in range(users - 1))],
+                      subscriptions=[one_sub(users, model)])
+        statements: list[str] = []
+        users_loaded: list[OrgUser] = []
+
+        def on_statement(_conn, _cursor, statement, *_):
+            statements.append(statement)
+
+        def on_load(target, _context):
+            users_loaded.append(target)
+
+        sa.event.listen(engine, "before_cursor_execute", on_statement)
+        sa.event.listen(OrgUser, "load", on_load)
+        try:
+            with deps.sessions() as session:
+                ctx = subscriptions.load_context(session=session, org_id=org, product="one",
+                                                 requested_by=f"admin@{org}.example")
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", on_statement)
+            sa.event.remove(OrgUser, "load", on_load)
+        assert ctx.requester is not None and ctx.requester.role == "admin"
+        return len(statements), len(users_loaded), ctx.active_seat_holders
+
+    small, large = facts_of(10), facts_of(2000)
+    assert small[2] == 10 and large[2] == 2000
+    assert small[:2] == large[:2] == (small[0], 1)  # the requester's row alone is read
 
 
 # --- R3: seat bounds and no-ops --------------------------------------------------------------

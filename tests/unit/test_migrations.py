@@ -5,6 +5,7 @@ migrations."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -168,3 +169,32 @@ def test_migrate_command_exits_2_naming_database_url(bad_url):
 
     assert completed.returncode == 2
     assert "DATABASE_URL" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_products_assigned_before_0011_become_rows_and_back(fresh_url, db):
+    """0011 moves each user's JSON list of products to org_user_product rows (the seat floor's
+    index), and its downgrade puts them back."""
+    upgrade(fresh_url, "0010")
+    add_org(db, "acme")
+    with db.begin() as connection:
+        for email, products in (("a@acme.example", '["one", "desk"]'),
+                                ("b@acme.example", '["one"]'), ("c@acme.example", "[]")):
+            connection.execute(sa.text(
+                "INSERT INTO org_user (org_id, email, role, primary_contact, active, products) "
+                "VALUES ('acme', :email, 'member', false, true, :products)"),
+                {"email": email, "products": products})
+    assigned = sa.text("SELECT u.email, p.product FROM org_user_product p JOIN org_user u "
+                       "ON u.id = p.user_id WHERE p.org_id = 'acme' ORDER BY 1, 2")
+
+    upgrade(fresh_url)
+    with db.connect() as connection:
+        assert [tuple(r) for r in connection.execute(assigned)] == [
+            ("a@acme.example", "desk"), ("a@acme.example", "one"), ("b@acme.example", "one")]
+
+    downgrade(fresh_url, "0010")
+    with db.connect() as connection:
+        rows = connection.execute(sa.text("SELECT email, products FROM org_user ORDER BY email"))
+        assert [(email, products if isinstance(products, list) else json.loads(products))
+                for email, products in rows] == [("a@acme.example", ["desk", "one"]),
+                                                 ("b@acme.example", ["one"]),
+                                                 ("c@acme.example", [])]
