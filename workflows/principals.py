@@ -6,6 +6,8 @@ A requester's cancel of their own change needs no directory."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -28,7 +30,8 @@ from workflows.steps import AUTHORIZE_PRINCIPAL
 CHECK_PRINCIPALS = "check-principals"
 
 
-VERBS = {Action.RETRY: "retry", Action.CANCEL: "cancel", Action.SALES_DECISION: "decide"}
+VERBS = MappingProxyType({Action.RETRY: "retry", Action.CANCEL: "cancel",
+                          Action.SALES_DECISION: "decide"})
 
 
 def refused(message: str) -> ApplicationError:

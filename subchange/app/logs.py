@@ -12,6 +12,11 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+# Libraries that log every request, state change or font subset at INFO: a line per gateway call
+# and per state, thousands a minute under load, none of use to an operator (the steps log what
+# they did). Their warnings and errors still show.
+QUIET_LIBRARIES = ("stripe", "transitions", "fontTools", "fpdf")
+
 
 def configure_logging(log_format: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -22,3 +27,5 @@ def configure_logging(log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for library in QUIET_LIBRARIES:
+        logging.getLogger(library).setLevel(logging.WARNING)
