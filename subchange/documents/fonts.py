@@ -5,8 +5,8 @@ every invoice made it parse the character map and metrics and subset the glyph t
 time, about 180 ms of CPU per invoice, most of a change's worker time. Instead each font is opened
 once per process, lazily and read-only (`FontSource`), and an invoice gets a small font built
 with fontTools' FontBuilder from exactly the glyphs its text uses (the same outlines, metrics and
-names, a few milliseconds); fpdf2 embeds that. It is what subsetting would embed, and the same
-text gives the same bytes.
+names, a few milliseconds; the last few hundred are kept); fpdf2 embeds that. It is what
+subsetting would embed, and the same text gives the same bytes.
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 
 from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
+
+SUBSETS_KEPT = 256
 
 
 class FontSource:
@@ -31,6 +33,9 @@ class FontSource:
         self._lock = threading.Lock()
         self._font: TTFont | None = None
         self._cmap: dict[int, str] = {}
+        # Invoices in one language share most of their characters (labels, digits, the
+        # seller's name): the last few hundred fonts built are kept, a few kB each.
+        self._built = lru_cache(maxsize=SUBSETS_KEPT)(self._build)
 
     def _opened(self) -> TTFont:
         if self._font is None:
@@ -48,10 +53,13 @@ class FontSource:
 
     def subset(self, codepoints: Iterable[int]) -> bytes:
         """A TrueType font of the glyphs of `codepoints` (those this font has) and .notdef."""
+        drawn = self.cmap
+        return self._built(frozenset(code for code in codepoints if code in drawn))
+
+    def _build(self, codepoints: frozenset[int]) -> bytes:
         with self._lock:
             base = self._opened()
-            cmap = {code: self._cmap[code] for code in sorted(set(codepoints))
-                    if code in self._cmap}
+            cmap = {code: self._cmap[code] for code in sorted(codepoints)}
             glyf, hmtx = base["glyf"], base["hmtx"]
             order = [".notdef", *sorted(set(cmap.values()) - {".notdef"})]
             for name in order:  # composite glyphs bring their components (appended: visited too)
