@@ -34,4 +34,5 @@ def test_the_benchmark_runs_every_phase_and_reports_it(tmp_path: Path) -> None:
         assert phase["latency_ms"]["p50"] <= phase["latency_ms"]["p99"]
     assert result["ratios"]["throughput_full_to_bare"] > 0
     assert all(rss > 0 for rss in result["worker_peak_rss_mb"])
+    assert result["starter_change_seconds"] > 0
     assert "| throughput (changes/s), burst" in run.stderr
