@@ -236,15 +236,8 @@ def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: 
         org.updated_at = utcnow()
         session.add(org)
         counts["orgs"] += 1
-        for user_in in org_in.users:
-            user = session.exec(select(OrgUser).where(OrgUser.org_id == org.id,
-                                                      OrgUser.email == user_in.email)).first()
-            user = user or OrgUser(org_id=org.id, email=user_in.email, role=user_in.role)
-            for field in ("role", "primary_contact", "active"):
-                setattr(user, field, getattr(user_in, field))
-            session.add(user)
-            _assign_products(session, org.id, user, user_in.products)
-            counts["users"] += 1
+        _load_users(session, org.id, org_in.users)
+        counts["users"] += len(org_in.users)
         for sub_index, sub_in in enumerate(org_in.subscriptions):
             sub = session.exec(select(Subscription).where(
                 Subscription.org_id == org.id, Subscription.product == sub_in.product)).first()
@@ -254,18 +247,34 @@ def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: 
             counts["subscriptions"] += 1
 
 
-def _assign_products(session: Session, org_id: str, user: OrgUser, products: list[str]) -> None:
-    """Make the user's assigned products (org_user_product rows) exactly `products`."""
-    if user.id is None:
-        session.flush()  # the new user's id
-    assert user.id is not None
-    assigned = list(session.exec(select(OrgUserProduct).where(OrgUserProduct.user_id == user.id)))
-    for row in assigned:
-        if row.product not in products:
+def _load_users(session: Session, org_id: str, users_in: list[FixtureUser]) -> None:
+    """Create or update the organisation's users and make each one's assigned products
+    (org_user_product rows) exactly the fixture's: a few statements per organisation, not per
+    user."""
+    users = {user.email: user
+             for user in session.exec(select(OrgUser).where(OrgUser.org_id == org_id))}
+    wanted = {user_in.email: set(user_in.products) for user_in in users_in}
+    for user_in in users_in:
+        user = users.get(user_in.email) or OrgUser(org_id=org_id, email=user_in.email,
+                                                   role=user_in.role)
+        for field in ("role", "primary_contact", "active"):
+            setattr(user, field, getattr(user_in, field))
+        session.add(user)
+        users[user_in.email] = user
+    session.flush()  # the new users' ids
+    email_of = {user.id: email for email, user in users.items()}
+    assigned: dict[int, set[str]] = {}
+    for row in session.exec(select(OrgUserProduct).where(OrgUserProduct.org_id == org_id)):
+        assigned.setdefault(row.user_id, set()).add(row.product)
+        email = email_of.get(row.user_id)
+        if email in wanted and row.product not in wanted[email]:
             session.delete(row)
-    existing = {row.product for row in assigned}
-    session.add_all(OrgUserProduct(user_id=user.id, product=product, org_id=org_id)
-                    for product in dict.fromkeys(products) if product not in existing)
+    for user_in in users_in:
+        user = users[user_in.email]
+        assert user.id is not None
+        session.add_all(OrgUserProduct(user_id=user.id, product=product, org_id=org_id)
+                        for product in dict.fromkeys(user_in.products)
+                        if product not in assigned.get(user.id, set()))
 
 
 def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *, org: Org,
