@@ -21,6 +21,8 @@ from subchange.payload_keys import parse_keys
 DEVSTACK_ENV_FILE = "var/devstack.env"  # relative to the working directory, like the database
 
 
+# backend[+driver]://rest, as SQLAlchemy's URLs are written.
+DATABASE_URL = re.compile(r"(?P<backend>[A-Za-z][A-Za-z0-9]*)(\+[A-Za-z0-9_]+)?://.*", re.DOTALL)
 DURATION_WITH_UNIT = re.compile(r"(?P<number>-?\d+(\.\d+)?)\s*(?P<unit>[smhdwSMHDW])")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -119,16 +121,14 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
-        try:
-            url = make_url(value)
-        except ArgumentError:
+        # Read without SQLAlchemy, which the commands that never open the database (starter.py
+        # change, status, the updates) should not pay about 0.2 s to import.
+        url = DATABASE_URL.match(value)
+        if url is None:
             raise ValueError("must be a database URL, e.g. sqlite:///var/subchange.db or "
-                             "postgresql+psycopg://user:password@host/db") from None
-        if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ValueError(f"unsupported database {url.get_backend_name()!r}: use sqlite or "
+                             "postgresql+psycopg://user:password@host/db")
+        if url["backend"] not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {url['backend']!r}: use sqlite or "
                              "postgresql")
         return value
 
