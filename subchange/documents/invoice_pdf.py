@@ -18,6 +18,7 @@ from __future__ import annotations
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -25,7 +26,12 @@ from pathlib import Path
 from fpdf import FPDF
 
 from subchange.documents.fonts import font_source
-from subchange.documents.invoice_sheet import Addressee, IssuedInvoice, invoice_sheet
+from subchange.documents.invoice_sheet import (
+    Addressee,
+    InvoiceSheet,
+    IssuedInvoice,
+    invoice_sheet,
+)
 
 
 def _pip_font(package: str, path: str) -> Path:
@@ -116,23 +122,46 @@ def render_invoice_pdf(invoice: IssuedInvoice, org: Addressee, *,
     rate and the total. `fonts` defaults to the installed FONT_CANDIDATES."""
     sheet = invoice_sheet(invoice, org)
     title = f"{sheet.title} {invoice.number}"
-    page: list[tuple[str, int] | tuple[str, ...]] = [(title, 16)]  # (text, size): a line
-    page += [(f"{label}: {value}" if label else value, 10) for label, value in sheet.header]
-    page += [("", 10), sheet.columns]  # a tuple of four: a row of the table
-    page += [(item.description, item.seats, item.unit_price, item.per_period)
-             for item in sheet.items]
-    page += [("", 10), *((f"{label}: {value}", 10) for label, value in sheet.supplied), ("", 10)]
-    page += [(f"{label}: {value}" if label else value, 12 if label else 9)
-             for label, value in sheet.totals]
-    page += [("", 10), *((note, 9) for note in sheet.notes)]
-    texts = [title, *(text for entry in page for text in entry if isinstance(text, str))]
+    page = _page(sheet, title)
+    texts = [text for entry in page
+             for text in (entry.columns if isinstance(entry, _Row) else (entry.text,))]
     with tempfile.TemporaryDirectory(prefix="invoice-fonts-") as font_dir:
         doc = _Document(installed_fonts() if fonts is None else fonts, sheet.created, texts,
                         Path(font_dir))
         doc.pdf.set_title(title)
         for entry in page:
-            if len(entry) == 2:
-                doc.line(entry[0], size=entry[1])
+            if isinstance(entry, _Row):
+                doc.row(*entry.columns)
             else:
-                doc.row(*entry)
+                doc.line(entry.text, size=entry.size)
         return bytes(doc.pdf.output())
+
+
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    size: int = 10
+
+
+@dataclass(frozen=True)
+class _Row:
+    columns: tuple[str, ...]
+
+
+def _page(sheet: InvoiceSheet, title: str) -> list[_Line | _Row]:
+    """What the page draws, top to bottom: known before the fonts are built for it."""
+    return [
+        _Line(title, 16),
+        *(_Line(f"{label}: {value}" if label else value) for label, value in sheet.header),
+        _Line(""),
+        _Row(tuple(sheet.columns)),
+        *(_Row((item.description, item.seats, item.unit_price, item.per_period))
+          for item in sheet.items),
+        _Line(""),
+        *(_Line(f"{label}: {value}") for label, value in sheet.supplied),
+        _Line(""),
+        *(_Line(f"{label}: {value}" if label else value, 12 if label else 9)
+          for label, value in sheet.totals),
+        _Line(""),
+        *(_Line(note, 9) for note in sheet.notes),
+    ]
