@@ -22,6 +22,9 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
 
 SUBSETS_KEPT = 256
+# Every font built has these too, so that invoices differing only in which digits and letters
+# they use share one; fpdf2 then embeds only the glyphs the page draws.
+PRINTABLE_ASCII = frozenset(range(0x20, 0x7F))
 
 
 class FontSource:
@@ -54,7 +57,8 @@ class FontSource:
     def subset(self, codepoints: Iterable[int]) -> bytes:
         """A TrueType font of the glyphs of `codepoints` (those this font has) and .notdef."""
         drawn = self.cmap
-        return self._built(frozenset(code for code in codepoints if code in drawn))
+        wanted = set(codepoints) | PRINTABLE_ASCII  # a superset: fpdf2 embeds only what's drawn
+        return self._built(frozenset(code for code in wanted if code in drawn))
 
     def _build(self, codepoints: frozenset[int]) -> bytes:
         with self._lock:
