@@ -12,7 +12,8 @@ with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import ChangeLifecycle
     from subchange.domain.contracts import CancelRequest
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.steps import Step
 
 # Workflows that recorded this patch let a step's attempt finish when Temporal cancels the change

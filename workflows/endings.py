@@ -11,7 +11,8 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.contracts import ChangeResult, ChangeStatus, PaymentRecord, Rejection
     from subchange.domain.step_io import CloseChangeInput, CloseSalesCaseInput, RefundChargeInput
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.cancellation import (
     CANCEL_AFTER_APPROVAL_CLOSES_CASE,
     ENDINGS_WAIT_FOR_HANDLERS,

@@ -18,7 +18,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from subchange.domain.principals import Action
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.cancellation import Cancellation
 from workflows.principals import CHECK_PRINCIPALS, Principals, refused
 from workflows.runner import StepRunner

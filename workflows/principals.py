@@ -21,7 +21,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from subchange.domain.step_io import PrincipalCheck
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.state import ChangeRun
 from workflows.steps import AUTHORIZE_PRINCIPAL
 

@@ -10,7 +10,8 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.contracts import ChangeRequest, Quote, Rejection
     from subchange.domain.step_io import ChargeInput, DatedRequest
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.runner import StepRunner
 from workflows.state import ChangeRun
 from workflows.steps import QUOTE_CHANGE, VALIDATE_CHANGE

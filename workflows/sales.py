@@ -16,7 +16,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from subchange.domain.step_io import SalesCaseInput
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.cancellation import CANCEL_BEATS_DECISION, Cancellation, CancelRequested
 from workflows.endings import Endings
 from workflows.progress import describe_duration

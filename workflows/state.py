@@ -22,7 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.search_attributes import search_attribute_updates
     from subchange.domain.step_io import ApplyOutput, DatedRequest
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.progress import Progress
 
 # Changes started with this patch upsert a search attribute only when its value changes (about

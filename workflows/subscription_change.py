@@ -33,7 +33,8 @@ with workflow.unsafe.imports_passed_through():
         RefundTicketInput,
     )
 
-# The workflow's own modules run in the sandbox, which checks them for non-determinism.
+# The workflow's helper modules: loaded once per worker and shared by every run, their
+# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.cancellation import CHECK_APPLY_BEFORE_CANCEL, Cancellation, CancelRequested
 from workflows.endings import Endings
 from workflows.messages import ChangeMessages

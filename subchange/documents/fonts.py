@@ -4,9 +4,10 @@ A CJK font is large (IPAexGothic: 6 MB, 12,000 glyphs). Handing the whole file t
 every invoice made it parse the character map and metrics and subset the glyph table again each
 time, about 180 ms of CPU per invoice, most of a change's worker time. Instead each font is opened
 once per process, lazily and read-only (`FontSource`), and an invoice gets a small font built
-with fontTools' FontBuilder from exactly the glyphs its text uses (the same outlines, metrics and
-names, a few milliseconds; the last few hundred are kept); fpdf2 embeds that. It is what
-subsetting would embed, and the same text gives the same bytes.
+with fontTools' FontBuilder from the glyphs its text uses and the printable ASCII (the same
+outlines, metrics and names; a few milliseconds, and the last few hundred are kept). fpdf2
+subsets that small font to the glyphs drawn, so the PDF embeds what it did before, and the same
+text gives the same bytes.
 """
 
 from __future__ import annotations
