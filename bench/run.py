@@ -177,7 +177,7 @@ class Bench:
         db_file = None if self.args.in_memory else self.var / "temporal.db"
         self.processes.add("temporal", start_temporal(db_file, port, free_port(),
                                                       logs / "temporal.log"))
-        stripe, stripe_url = start_localstripe(log=logs / "localstripe.log", from_scratch=True)
+        stripe, stripe_url = start_localstripe(log=logs / "localstripe.log")
         self.processes.add("localstripe", stripe)
         smtp, smtp_port = start_smtp(self.var / "mail", log=logs / "smtp.log")
         self.processes.add("smtp", smtp)

@@ -78,13 +78,12 @@ def spawn(args: list[str], log: Path | None, env: dict[str, str] | None = None
 
 
 def start_localstripe(port: int | None = None, log: Path | None = None, *,
-                      from_scratch: bool = False) -> tuple[subprocess.Popen, str]:
-    """localstripe keeps its state in /tmp/localstripe.pickle (a fixed path); the stack reloads
-    it so gateway ids survive a restart, tests start from scratch."""
+                      state: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """localstripe (subchange/dev/gateway_server.py), its state kept in `state` so gateway ids
+    survive a restart of the stack; without it, in memory only (tests, the benchmark)."""
     port = port or free_port()
-    args = [binary("localstripe"), "--port", str(port)] + (["--from-scratch"] if from_scratch
-                                                            else [])
-    process = spawn(args, log)
+    args = [sys.executable, "-m", "subchange.dev.gateway_server", "--port", str(port)]
+    process = spawn(args + (["--state", str(state)] if state is not None else []), log)
     wait_for_port(port, process, "localstripe")
     return process, f"http://127.0.0.1:{port}"
 
@@ -222,7 +221,8 @@ class Stack:
                                              codec_endpoint=self.codec_endpoint))
         self.processes.append(start_codec_server(self.env, self.codec_port, self.web_ui,
                                                  logs / "codec-server.log"))
-        self.processes.append(start_localstripe(self.stripe_port, logs / "localstripe.log")[0])
+        self.processes.append(start_localstripe(self.stripe_port, logs / "localstripe.log",
+                                                state=self.var / "localstripe.pickle")[0])
         self.processes.append(start_smtp(self.maildir, self.smtp_port, logs / "smtp.log")[0])
         self.processes.append(start_worker(self.env, logs / "worker.log"))
 
@@ -233,8 +233,8 @@ class Stack:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Stack]:
-        self.start()
-        try:
+        try:  # a process that fails to start stops the ones started before it
+            self.start()
             yield self
         finally:
             self.stop()

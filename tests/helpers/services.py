@@ -68,7 +68,7 @@ def migrated_engine(database_url: str) -> Iterator[sa.Engine]:
 @contextlib.contextmanager
 def localstripe() -> Iterator[str]:
     """A localstripe server process on a free port, from scratch; yields its URL."""
-    process, url = start_localstripe(from_scratch=True)
+    process, url = start_localstripe()
     try:
         yield url
     finally:
