@@ -88,31 +88,28 @@ TRANSITIONS: list[dict] = [
 
 
 class ChangeLifecycle:
-    """The model the lifecycle machine drives. Restore it at a state with `initial=`."""
+    """The model the lifecycle machine drives. Restore it at a state with `initial=`.
+
+    One machine (LIFECYCLE) drives every change's model: it only reads and sets the model's
+    `state` and calls its conditions and callbacks by name, so a change carries its state, not a
+    machine of its own (48 kB each, which a worker holding a thousand changes felt)."""
 
     def __init__(self, initial: ChangeState = ChangeState.REQUESTED,
                  parked_from: ChangeState | None = None) -> None:
         self.parked_from = parked_from
-        for state in PARKABLE:
-            setattr(self, f"_parked_from_{state.value}",
-                    lambda state=state: self.parked_from == state)
-        self.machine = Machine(
-            model=self,
-            states=ChangeState,
-            transitions=TRANSITIONS,
-            initial=initial,
-            auto_transitions=False,
-            ignore_invalid_triggers=False,
-        )
+        self.state = initial
 
     state: ChangeState  # set by the machine
 
-    def fire(self, trigger: Trigger) -> None:
+    def fire(self, trigger: Trigger) -> bool:
         """Take the transition named `trigger`; MachineError when it does not fit the state."""
-        self.trigger(trigger.value)
+        return LIFECYCLE.events[trigger.value].trigger(self)
 
     def _remember_parked_from(self) -> None:
         self.parked_from = ChangeState(self.state)
+
+    def _parked_from(self, state: ChangeState) -> bool:
+        return self.parked_from == state
 
     @property
     def current(self) -> ChangeState:
@@ -139,3 +136,19 @@ class ChangeLifecycle:
             return ("the change is already applied to the subscription and can't be cancelled; "
                     "retry the failed step instead")
         return None
+
+
+# A method per trigger, as a machine of its own would add (`lifecycle.park()`).
+for _trigger in Trigger:
+    setattr(ChangeLifecycle, _trigger.value, lambda self, trigger=_trigger: self.fire(trigger))
+
+# RESUME's conditions, one per state a change can be parked from: `_parked_from_<state>`.
+for _state in PARKABLE:
+    setattr(ChangeLifecycle, f"_parked_from_{_state.value}",
+            lambda self, state=_state: self._parked_from(state))
+
+# The machine of every change (see ChangeLifecycle). Built once; it holds no model, so nothing
+# of one change stays in it, and it is never changed afterwards.
+LIFECYCLE = Machine(model=None, states=ChangeState, transitions=TRANSITIONS,
+                    initial=ChangeState.REQUESTED, auto_transitions=False,
+                    ignore_invalid_triggers=False)

@@ -11,6 +11,7 @@ of the test server, not of the service."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -54,16 +55,19 @@ def _until_cancelled() -> None:
 
 @pytest.fixture
 async def held(time_skipping_env, deps: Dependencies, task_queue, load
-               ) -> AsyncIterator[tuple[ChangeDriver, threading.Event]]:
+               ) -> AsyncIterator[tuple[ChangeDriver, threading.Event, threading.Event,
+                                        threading.Event]]:
     """A driver whose charge waits to be cancelled before (or, once `charge_first` is set, after)
-    doing the real thing, and whose apply waits for `release` first."""
-    release, charge_first = threading.Event(), threading.Event()
+    doing the real thing, and whose apply waits for `release` first. `charged` is set once the
+    charge went through."""
+    release, charge_first, charged = threading.Event(), threading.Event(), threading.Event()
     payments, subscriptions = PaymentActivities(deps), SubscriptionActivities(deps)
 
     @activity.defn(name="charge", no_thread_cancel_exception=True)
     def held_charge(charge: ChargeInput) -> PaymentRecord:
         if charge_first.is_set():
             record = payments.charge(charge)
+            charged.set()
             _until_cancelled()
             return record
         _until_cancelled()
@@ -77,12 +81,12 @@ async def held(time_skipping_env, deps: Dependencies, task_queue, load
     async with worker_with_stand_ins(time_skipping_env, deps, task_queue, charge=held_charge,
                                      apply_change=held_apply) as running:
         yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env,
-                           load), release, charge_first
+                           load), release, charge_first, charged
 
 
 async def test_temporal_cancel_before_the_charge_confirms_takes_no_money(held, deps, gateway,
                                                                         mailbox):
-    changes, _release, _charge_first = held
+    changes, _release, _charge_first, _charged = held
     org = unique_org("tcharge")
     await load_suite(changes, org)
     handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
@@ -102,13 +106,15 @@ async def test_temporal_cancel_before_the_charge_confirms_takes_no_money(held, d
 
 async def test_temporal_cancel_after_the_charge_went_through_refunds_it(held, deps, gateway,
                                                                         mailbox):
-    changes, _release, charge_first = held
+    changes, _release, charge_first, charged = held
     charge_first.set()
     org = unique_org("tcharged")
     await load_suite(changes, org)
     handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
                                                                       "seats": 35})
     await wait_for(handle, lambda v: v.step == "charge", "the charge")
+    # The step shows before its attempt starts; a cancel then would find nothing charged.
+    assert await asyncio.to_thread(charged.wait, 15), "the charge never went through"
 
     await handle.cancel()
 
@@ -124,7 +130,7 @@ async def test_temporal_cancel_after_the_charge_went_through_refunds_it(held, de
 
 async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, deps, gateway,
                                                                        mailbox):
-    changes, release, _charge_first = held
+    changes, release, _charge_first, _charged = held
     org = unique_org("tapply")
     await load_suite(changes, org)
     handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
@@ -144,7 +150,7 @@ async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, de
 
 
 async def test_temporal_cancel_while_sales_decides_cancels_the_change(held, deps, mailbox):
-    changes, _release, _charge_first = held
+    changes, _release, _charge_first, _charged = held
     org = unique_org("tsales")
     await load_suite(changes, org, card=None)
     handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
