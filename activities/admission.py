@@ -8,6 +8,7 @@ from temporalio import activity
 
 from activities.claims import SubscriptionClaims
 from activities.dependencies import Dependencies
+from activities.liveness import heartbeating
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest
 from subchange.domain.facts import ChangeContext
@@ -55,11 +56,11 @@ class AdmissionActivities:
                 workflow_id=workflow_id)
         return Admission(rejection=rejection)
 
-    @activity.defn(name="validate_change")
+    @activity.defn(name="validate_change", no_thread_cancel_exception=True)
     def validate_change(self, step: DatedRequest) -> Admission:
         request = step.request
         workflow_id = activity.info().workflow_id
-        with self.deps.sessions() as session:
+        with heartbeating(), self.deps.sessions() as session:
             ctx = self._context(session, request)
             _, rejection = rules.validate_change(self.deps.catalog, request, ctx,
                                                  step.day_for(ctx.org))

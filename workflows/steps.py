@@ -110,8 +110,10 @@ AUTHORIZE_ADMIN: Step[ChangeRequest, Admission] = Step(
 VALIDATE_CHANGE: Step[DatedRequest, Admission] = Step(
     "validate_change", Admission,
     # claim the subscription (2); taking over the claim of a change that ended without closing
-    # runs that change's compensation too: the refund step's budget
-    policy(limits.Budget(gateway_requests=5, transactions=2 + 11), 6, 15),
+    # runs that change's compensation too: the refund step's budget. That makes a long attempt,
+    # so it heartbeats: the attempt of a worker that died in it is retried within the heartbeat
+    # timeout, not after the whole budget (3 minutes).
+    policy(limits.Budget(gateway_requests=5, transactions=2 + 11), 6, 15, heartbeats=True),
     lambda dated: f"check {dated.request.describe()} against the seat and plan rules",
     advances=Trigger.VALIDATE)
 QUOTE_CHANGE: Step[DatedRequest, QuoteOutcome] = Step(
