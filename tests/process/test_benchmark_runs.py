@@ -18,8 +18,9 @@ def test_the_benchmark_runs_every_phase_and_reports_it(tmp_path: Path) -> None:
     database = "postgresql" if os.environ.get("TEST_DATABASE") == "postgresql" else "sqlite"
     out = tmp_path / "bench.json"
     run = subprocess.run(
-        [sys.executable, "-m", "bench", "--changes", "4", "--singles", "2", "--warmup", "1",
-         "--big-org-users", "30", "--database", database, "--json", str(out)],
+        [sys.executable, "-m", "bench", "--changes", "3", "--singles", "2", "--warmup", "0",
+         "--big-org-users", "12", "--starter-runs", "1", "--database", database,
+         "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -28,7 +29,7 @@ def test_the_benchmark_runs_every_phase_and_reports_it(tmp_path: Path) -> None:
     for name in PHASES:
         phase = result["phases"][name]
         assert phase["failed"] == 0, (name, phase["failures"])
-        assert phase["changes"] == (4 if name.endswith("burst") else 2)
+        assert phase["changes"] == (3 if name.endswith("burst") else 2)
         assert phase["throughput_per_s"] > 0
         assert phase["worker_cpu_ms_per_change"] > 0
         assert phase["latency_ms"]["p50"] <= phase["latency_ms"]["p99"]
