@@ -80,6 +80,9 @@ class _Document:
             path = font_dir / f"f{index}.ttf"
             path.write_bytes(sources[index].subset(per_font[index]))
             pdf.add_font(f"f{index}", fname=path)
+            # The built font's glyphs and bounding boxes are the installed font's own: saving its
+            # subset can copy each glyph's bytes instead of decoding and encoding it again.
+            pdf.fonts[f"f{index}"].ttfont.recalcBBoxes = False
             families.append(f"f{index}")
         self.family = families[0] if families else CORE_FONT
         if len(families) > 1:
@@ -102,7 +105,13 @@ class _Document:
 
     def line(self, text: str = "", *, size: int = 10) -> None:
         self.pdf.set_font(self.family, size=size)
-        self.pdf.multi_cell(0, size * 0.55, self.drawable(text), new_x="LMARGIN", new_y="NEXT")
+        drawn = self.drawable(text)
+        # multi_cell measures a line again for every character it adds: a line that fits is
+        # measured once and drawn as one cell, which puts it where multi_cell would.
+        if "\n" not in drawn and self.pdf.get_string_width(drawn) <= self.pdf.epw:
+            self.pdf.cell(0, size * 0.55, drawn, new_x="LMARGIN", new_y="NEXT")
+        else:
+            self.pdf.multi_cell(0, size * 0.55, drawn, new_x="LMARGIN", new_y="NEXT")
 
     def row(self, *columns: str, widths: Sequence[int] = (90, 20, 35, 35)) -> None:
         self.pdf.set_font(self.family, size=9)
