@@ -11,14 +11,15 @@ from dataclasses import replace
 from datetime import timedelta
 
 from temporalio.client import Client
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+from temporalio.converter import DataConverter
+from temporalio.worker import Worker, WorkflowRunner
 
 import workflows
 from activities.dependencies import Dependencies
 from activities.registry import all_activities
 from subchange.adapters.gateway import Gateway
 from subchange.adapters.workflows import ChangeWorkflows
+from subchange.app.sandbox import sandboxed_runner
 from subchange.domain.catalog import default_catalog
 from subchange.settings import Settings
 from subchange.store.db import make_engine, session_factory
@@ -47,12 +48,9 @@ WORKFLOW_HELPERS = tuple(
     if f"workflows.{module.name}" != WORKFLOW_MODULE)
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox for workers and replayers. pydantic's EmailStr imports email_validator lazily;
-    share the worker's copy instead of re-importing it inside every workflow run."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(
-            "email_validator", "idna", *WORKFLOW_HELPERS))
+def workflow_runner(data_converter: DataConverter) -> WorkflowRunner:
+    """The sandbox for workers and replayers (subchange/app/sandbox.py), sharing the helpers."""
+    return sandboxed_runner(data_converter, *WORKFLOW_HELPERS)
 
 
 def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
@@ -70,7 +68,7 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
         client,
         task_queue=task_queue or deps.settings.task_queue,
         workflows=[SubscriptionChange],
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(client.data_converter),
         activities=activities if activities is not None else all_activities(deps),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,

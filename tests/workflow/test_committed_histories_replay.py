@@ -65,7 +65,7 @@ async def committed_history(scenario: str) -> WorkflowHistory:
 async def test_committed_history_replays(scenario: str):
     history = await committed_history(scenario)
     replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter,
-                        workflow_runner=workflow_runner())
+                        workflow_runner=workflow_runner(pydantic_data_converter))
 
     result = await replayer.replay_workflow(history)
 
