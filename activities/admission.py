@@ -20,6 +20,7 @@ from subchange.domain.step_io import (
     OpenChangeOutput,
     QuoteOutcome,
 )
+from subchange.faults import pause_point
 from subchange.store import audit, changes, subscriptions
 
 
@@ -90,3 +91,4 @@ class AdmissionActivities:
         with self.deps.sessions() as session:
             changes.close_change(session=session, workflow_id=activity.info().workflow_id,
                                  result=close.result)
+        pause_point(self.deps.settings, "close.after_commit")

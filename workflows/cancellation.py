@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
 # The workflow's helper modules: loaded once per worker and shared by every run, their
 # determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.steps import Step
+from workflows.versions import local_steps, patched
 
 # Workflows that recorded this patch let a step's attempt finish when Temporal cancels the change
 # (its outcome decides whether there is money to refund) and act on the cancel at the next step
@@ -49,6 +50,8 @@ class Cancellation:
     outcome: CancelOutcome | None = None
     temporal_cancel_taken: bool = False
     ended: str | None = None  # the change ended (as this status) without its lifecycle moving
+    checking: int = 0  # cancels whose sender the staff directory is being asked about
+    opened: bool = False  # the change's record is open: it is not a repeat of an ended one
 
 
     @property
@@ -74,6 +77,14 @@ class Cancellation:
         """An accepted cancel that still fits the lifecycle, so it takes effect when it can."""
         return self.request is not None and lifecycle.cancel_refusal() is None
 
+    async def settle(self) -> None:
+        """Before a step of an open change starts, wait for the check of a cancel's sender under
+        way, so a cancel sent before the step starts is decided before it starts (in histories
+        recorded with local steps, which no longer leave the directory time to answer first).
+        Not before the change is open: a repeated request ends as its earlier run did."""
+        if self.checking and self.opened and local_steps():
+            await workflow.wait_condition(lambda: not self.checking)
+
     def raise_if_requested(self, lifecycle: ChangeLifecycle) -> None:
         """At a step boundary, a pending cancel takes effect, a Temporal one too."""
         if self.temporal_cancel_arrived():
@@ -85,7 +96,7 @@ class Cancellation:
         """A cancellation through Temporal (Web UI, `temporal workflow cancel`) that arrived
         while a step ran and is not acted on yet."""
         return (not self.temporal_cancel_taken and workflow.cancellation_reason() is not None
-                and workflow.patched(FINISH_STEP_ON_TEMPORAL_CANCEL))
+                and patched(FINISH_STEP_ON_TEMPORAL_CANCEL))
 
     def take_temporal_cancel(self) -> None:
         """Act on a Temporal cancel like on the `cancel` update (once)."""

@@ -22,6 +22,7 @@ from workflows.cancellation import (
 from workflows.runner import StepRunner
 from workflows.state import ChangeRun
 from workflows.steps import CLOSE_CHANGE, CLOSE_SALES_CASE, REFUND_CHARGE
+from workflows.versions import patched
 
 
 class Endings:
@@ -36,7 +37,7 @@ class Endings:
         await self.steps.run(CLOSE_CHANGE, CloseChangeInput(result=result))
         change.lifecycle.fire(trigger)
         self.cancellation.too_late(result.status.value)
-        if workflow.patched(ENDINGS_WAIT_FOR_HANDLERS):
+        if patched(ENDINGS_WAIT_FOR_HANDLERS):
             self.cancellation.ended = result.status.value
         change.result = result
         change.publish()
@@ -54,7 +55,7 @@ class Endings:
                                            reason="the change could not be quoted")
         decision = self.change.decision
         if (self.change.sales_case and decision is not None and decision.approved
-                and workflow.patched(REJECTION_AFTER_APPROVAL_CLOSES_CASE)):
+                and patched(REJECTION_AFTER_APPROVAL_CLOSES_CASE)):
             # Priced again after the approval, the change is no longer allowed: its sales case
             # must not stay approved for a change that never happens.
             await self.close_sales_case("cancelled", by=decision.by,
@@ -83,7 +84,7 @@ class Endings:
     async def _after_handlers(self, result: ChangeResult) -> ChangeResult:
         """End only once the updates under way are answered: a cancel taken before the change
         could open is refused (it ended first), not left unanswered."""
-        if workflow.patched(ENDINGS_WAIT_FOR_HANDLERS):
+        if patched(ENDINGS_WAIT_FOR_HANDLERS):
             self.cancellation.ended = result.status.value
             self.cancellation.too_late(result.status.value)
             await workflow.wait_condition(workflow.all_handlers_finished)
@@ -94,7 +95,7 @@ class Endings:
         assert cancel is not None
         approved = change.decision is not None and change.decision.approved
         if change.sales_case and (change.decision is None or (
-                approved and workflow.patched(CANCEL_AFTER_APPROVAL_CLOSES_CASE))):
+                approved and patched(CANCEL_AFTER_APPROVAL_CLOSES_CASE))):
             await self.close_sales_case("cancelled", by=cancel.by, note=cancel.reason or "")
         charged = change.lifecycle.effective is ChangeState.CHARGED and change.payment is not None
         refund = None

@@ -25,6 +25,7 @@ from workflows.principals import CHECK_PRINCIPALS, Principals, refused
 from workflows.runner import StepRunner
 from workflows.sales import SalesApproval
 from workflows.state import ChangeRun
+from workflows.versions import patched
 
 
 class ChangeMessages:
@@ -64,12 +65,16 @@ class ChangeMessages:
     @workflow.update(name="cancel")
     async def cancel(self, request: CancelRequest) -> UpdateAck:
         async with self.lock:
-            if await self.principals.authorize(Action.CANCEL, request.by) or workflow.patched(
-                    CHECK_PRINCIPALS):
-                # The change may have moved on while the directory answered, or while this
-                # cancel waited for the lock behind another one.
-                self._validate_cancel(request)
-            self.cancellation.accept(request)
+            self.cancellation.checking += 1  # the next step waits for the verdict
+            try:
+                if await self.principals.authorize(Action.CANCEL, request.by) or patched(
+                        CHECK_PRINCIPALS):
+                    # The change may have moved on while the directory answered, or while this
+                    # cancel waited for the lock behind another one.
+                    self._validate_cancel(request)
+                self.cancellation.accept(request)
+            finally:
+                self.cancellation.checking -= 1
             await workflow.wait_condition(lambda: self.cancellation.outcome is not None)
             outcome = self.cancellation.outcome
             assert outcome is not None

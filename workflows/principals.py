@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
 # determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.state import ChangeRun
 from workflows.steps import AUTHORIZE_PRINCIPAL
+from workflows.versions import patched
 
 # Workflows that recorded this patch check every update's principal against the staff directory;
 # older histories accepted any `by` and keep doing so.
@@ -71,7 +72,7 @@ class Principals:
     async def check(self, action: Action, by: str | None) -> bool:
         """Raise PrincipalRefused unless `by` may do `action`; True when the staff directory was
         asked (time passed: the caller checks the change's state again)."""
-        if not workflow.patched(CHECK_PRINCIPALS):
+        if not patched(CHECK_PRINCIPALS):
             return False
         if (refusal := self.immediate_refusal(action, by)) is not None:
             raise PrincipalRefused(refusal)

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.runner import StepRunner
 from workflows.state import ChangeRun
 from workflows.steps import QUOTE_CHANGE, VALIDATE_CHANGE
+from workflows.versions import patched
 
 # Workflows that recorded this patch date a change by the organisation's time zone; older
 # histories sent the UTC day.
@@ -43,12 +44,12 @@ class Requote:
         """Dated by the organisation's calendar (the activities read its time zone) at one
         instant, so validation and quote see the same day."""
         return DatedRequest(request=request, change_date=today,
-                            as_of=workflow.now() if workflow.patched(ORG_CALENDAR) else None)
+                            as_of=workflow.now() if patched(ORG_CALENDAR) else None)
 
     async def as_of_now(self, dated: DatedRequest) -> DatedRequest:
         """A validation or quote retried after it waited for support (days, maybe) is judged
         and priced as of the day it runs, and so is every step after it."""
-        if not workflow.patched(REDATE_AFTER_A_PARK):
+        if not patched(REDATE_AFTER_A_PARK):
             return dated
         now = workflow.now()
         self.change.dated = DatedRequest(request=dated.request, change_date=now.date(), as_of=now)
@@ -69,7 +70,7 @@ class Requote:
         new quote when the organisation's day moved since the first (proration counts from the
         day the change takes effect; a free → paid period starts then), else the first. A change
         no longer allowed raises QuoteNoLongerValid."""
-        if not workflow.patched(QUOTE_AGAIN_AFTER_A_WAIT):
+        if not patched(QUOTE_AGAIN_AFTER_A_WAIT):
             return quote
         now = workflow.now()
         dated = DatedRequest(request=request, change_date=now.date(), as_of=now)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.cancellation import FINISH_STEP_ON_TEMPORAL_CANCEL, Cancellation
 from workflows.state import ChangeRun
 from workflows.steps import Step
+from workflows.versions import local_steps, patched
 
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
@@ -44,18 +45,14 @@ class StepRunner:
         change = self.change
         while True:
             if step.cancellable:
+                await self.cancellation.settle()
                 self.cancellation.raise_if_requested(change.lifecycle)
             started = workflow.now()
             change.progress.begin(started, step.name)
             change.publish()
             try:
-                result = await workflow.execute_activity(
-                    step.name, arg, result_type=step.result_type,
-                    start_to_close_timeout=step.policy.start_to_close,
-                    heartbeat_timeout=step.policy.heartbeat,
-                    retry_policy=step.policy.retry, summary=step.summary(arg),
-                    cancellation_type=_cancellation_type())
-            except ActivityError as error:
+                result = await _execute(step, arg)
+            except FailureError as error:  # ActivityError; a local step's own failure as it is
                 if self.cancellation.temporal_cancel_arrived():
                     # Cancelled through Temporal while the step ran: no parking, the cancel
                     # decides, knowing whether this attempt may have taken money.
@@ -83,7 +80,7 @@ class StepRunner:
             return "a retry is already under way"
         return None
 
-    async def _park(self, step: Step, error: ActivityError, spent: timedelta) -> bool:
+    async def _park(self, step: Step, error: FailureError, spent: timedelta) -> bool:
         """Wait for support; True when they retried, False when a cancel woke the change."""
         error_type, message = _failure(error)
         _record_duration(step.name, "failed", spent)
@@ -104,17 +101,33 @@ class StepRunner:
         return retried
 
 
+async def _execute(step: Step[ArgT, ResultT], arg: ArgT) -> ResultT:
+    """One run of the step's activity, with its retries: a local activity for a local step (in
+    histories recorded with local steps: workflows/versions.py), a regular one otherwise."""
+    cancellation_type = _cancellation_type()
+    if step.local and local_steps():
+        return await workflow.execute_local_activity(
+            step.name, arg, result_type=step.result_type,
+            start_to_close_timeout=step.policy.start_to_close, retry_policy=step.policy.retry,
+            summary=step.summary(arg), cancellation_type=cancellation_type)
+    return await workflow.execute_activity(
+        step.name, arg, result_type=step.result_type,
+        start_to_close_timeout=step.policy.start_to_close, heartbeat_timeout=step.policy.heartbeat,
+        retry_policy=step.policy.retry, summary=step.summary(arg),
+        cancellation_type=cancellation_type)
+
+
 def _cancellation_type() -> ActivityCancellationType:
     """Wait for a running attempt to end when Temporal cancels the change, so what it did is
     known (a charge may have gone through); histories from before this patch did not wait."""
-    if workflow.patched(FINISH_STEP_ON_TEMPORAL_CANCEL):
+    if patched(FINISH_STEP_ON_TEMPORAL_CANCEL):
         return ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
     return ActivityCancellationType.TRY_CANCEL
 
 
-def _failure(error: ActivityError) -> tuple[str | None, str]:
+def _failure(error: FailureError) -> tuple[str | None, str]:
     """The error type and message of the innermost application error (or the timeout)."""
-    cause = error.cause
+    cause: BaseException | None = error if isinstance(error, ApplicationError) else error.cause
     while cause is not None and cause.cause is not None and not isinstance(cause,
                                                                           ApplicationError):
         cause = cause.cause

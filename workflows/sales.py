@@ -24,6 +24,7 @@ from workflows.progress import describe_duration
 from workflows.runner import StepRunner
 from workflows.state import ChangeRun
 from workflows.steps import OPEN_SALES_CASE
+from workflows.versions import patched
 
 
 class SalesApproval:
@@ -70,7 +71,7 @@ class SalesApproval:
         # A cancel accepted together with a decision (in one workflow task) wins: the case is
         # closed as cancelled, not approved on a change that then gets cancelled.
         if decision is None or (self.cancellation.requested
-                                and workflow.patched(CANCEL_BEATS_DECISION)):
+                                and patched(CANCEL_BEATS_DECISION)):
             change.decision = None
             change.progress.done(workflow.now(), "cancelled")
             raise CancelRequested

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
 # The workflow's helper modules: loaded once per worker and shared by every run, their
 # determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.progress import Progress
+from workflows.versions import patched
 
 # Changes started with this patch upsert a search attribute only when its value changes (about
 # half as many upserts, each a visibility write on the server); older histories upserted all five
@@ -57,7 +58,7 @@ class ChangeRun:
         status = self.result.status if self.result else ChangeStatus.RUNNING
         updates = search_attribute_updates(request=self.request, state=state,
                                            status=status.value)
-        if workflow.patched(UPSERT_ONLY_CHANGES):
+        if patched(UPSERT_ONLY_CHANGES):
             # Only what differs from the attributes the change already has (those the starter
             # set, or the last upsert): a step that starts in the same state writes nothing.
             current = workflow.info().typed_search_attributes

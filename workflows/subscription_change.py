@@ -54,6 +54,7 @@ from workflows.steps import (
     QUOTE_CHANGE,
     VALIDATE_CHANGE,
 )
+from workflows.versions import patched, take_at_start
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -70,6 +71,7 @@ class SubscriptionChange(ChangeMessages):
 
     @workflow.run
     async def run(self, *arguments: Any) -> ChangeResult:
+        take_at_start()  # which version of this code the run follows (workflows/versions.py)
         # The input is read here, untyped, not by the converter, so a bad one from any client
         # (not an object, no argument, two) ends as an `invalid_request` rejection instead of a
         # workflow task failing forever.
@@ -100,6 +102,7 @@ class SubscriptionChange(ChangeMessages):
         opened = await self.steps.run(OPEN_CHANGE, request)
         if opened.previous_result is not None:
             return await self.end.repeated(opened.previous_result)
+        self.cancellation.opened = True
         today = workflow.now().date()
         admission = await self.steps.run(AUTHORIZE_ADMIN, request)
         if not admission.admitted:
@@ -172,7 +175,7 @@ class SubscriptionChange(ChangeMessages):
         change is applied, the cancel is too late, and the change is finished."""
         change, parked = self.change, self.steps.last_parked
         if (parked is not None and parked.name == APPLY_CHANGE.name and change.applied is None
-                and workflow.patched(CHECK_APPLY_BEFORE_CANCEL)):
+                and patched(CHECK_APPLY_BEFORE_CANCEL)):
             assert change.request is not None and change.quote is not None
             found = await self.steps.run(FIND_APPLIED_CHANGE, change.request)
             if found.applied is not None:

@@ -69,7 +69,8 @@ def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
 
 async def test_the_web_ui_tells_the_story_of_a_stuck_change(env, worker, dev_env, tmp_path):
     """The fields the Web UI shows, read the way it reads them: the static summary and details
-    of the start, the workflow's current details, and each activity's summary."""
+    of the start, the workflow's current details, and each step's summary (a regular
+    activity's, or the marker's of a local one)."""
     org, workflow_id = park_a_change(env, tmp_path)
     handle = dev_env.client.get_workflow_handle(workflow_id)
     described = await handle.describe()
@@ -87,7 +88,8 @@ async def test_the_web_ui_tells_the_story_of_a_stuck_change(env, worker, dev_env
 
     converter = dev_env.client.data_converter
     summaries = [event.user_metadata.summary async for event in handle.fetch_history_events()
-                 if event.HasField("activity_task_scheduled_event_attributes")]
+                 if event.HasField("activity_task_scheduled_event_attributes")
+                 or event.marker_recorded_event_attributes.marker_name == "core_local_activity"]
     texts = await converter.decode(summaries, [str] * len(summaries))
     assert texts[:4] == [f"open the change record of {workflow_id.removeprefix('change-')}",
                          f"is admin@{org}.example an active admin of {org}?",

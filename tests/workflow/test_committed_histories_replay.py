@@ -17,8 +17,8 @@ server and rewrites the JSON files; run this file again to replay the new ones a
 with the workflow change. Never re-record to make a failing replay pass: a failure means
 workflows already running would break. After a patched change, keep the files recorded with the
 code that is deployed too (`<scenario>_v1.json`, SCENARIOS_V1: the code that landed before issue
-9's second session; `<scenario>_v2.json`, SCENARIOS_V2: before issue 10), so the old and the new
-paths stay replayable.
+9's second session; `<scenario>_v2.json`, SCENARIOS_V2: before issue 10; `<scenario>_v3.json`,
+SCENARIOS_V3: before the local steps), so the old and the new paths stay replayable.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ SCENARIOS_V1 = tuple(f"{name}_v1" for name in SCENARIOS)
 # And as recorded before the patch of issue 10 (upsert-only-changes: search attributes upserted
 # at every step), with the taxed quotes of SPEC section 14.
 SCENARIOS_V2 = tuple(f"{name}_v2" for name in SCENARIOS)
+# And as recorded before the local steps (patch local-database-steps: open, authorize, quote and
+# close ran as regular activities).
+SCENARIOS_V3 = tuple(f"{name}_v3" for name in SCENARIOS)
 
 
 async def committed_history(scenario: str) -> WorkflowHistory:
@@ -61,7 +64,7 @@ async def committed_history(scenario: str) -> WorkflowHistory:
     return WorkflowHistory.from_json(workflow_id_for(request["request_id"]), text)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS + SCENARIOS_V1 + SCENARIOS_V2)
+@pytest.mark.parametrize("scenario", SCENARIOS + SCENARIOS_V1 + SCENARIOS_V2 + SCENARIOS_V3)
 async def test_committed_history_replays(scenario: str):
     history = await committed_history(scenario)
     replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter,

@@ -23,6 +23,9 @@ from tests.helpers.driver import ChangeDriver, load_suite, request_for, wait_par
 from workflows.subscription_change import SubscriptionChange
 
 KEYS = new_key_setting("k1")
+# What the SDK's core writes plain in a local activity's marker (its LocalActivityMarkerData).
+LOCAL_MARKER_BOOKKEEPING = {"seq", "attempt", "activity_id", "activity_type", "complete_time",
+                            "backoff", "original_schedule_time", "activation_index"}
 
 
 def payloads_in(message: Message) -> Iterator[Payload]:
@@ -86,7 +89,17 @@ async def test_history_holds_no_personal_data_in_plaintext(sealed_client, sealed
     # Patch markers (workflow.patched) hold only the patch id, which the SDK's core writes plain.
     ours = [event for event in raw.events
             if event.marker_recorded_event_attributes.marker_name != "core_patch"]
-    payloads = [p for event in ours for p in payloads_in(event) if "type" not in p.metadata]
+    # A local step's marker: its result is sealed like any payload; beside it the SDK's core
+    # writes its own bookkeeping plain (which call, which attempt, when), and only that.
+    local_steps = [event.marker_recorded_event_attributes.details for event in ours
+                   if event.marker_recorded_event_attributes.marker_name == "core_local_activity"]
+    assert {json.loads(details["data"].payloads[0].data)["activity_type"]
+            for details in local_steps} >= {"open_change", "authorize_admin", "close_change"}
+    bookkeeping = [details["data"].payloads[0] for details in local_steps]
+    assert all(set(json.loads(p.data)) <= LOCAL_MARKER_BOOKKEEPING for p in bookkeeping)
+    plain = {p.SerializeToString() for p in bookkeeping}
+    payloads = [p for event in ours for p in payloads_in(event)
+                if "type" not in p.metadata and p.SerializeToString() not in plain]
     assert payloads and all(p.metadata["encoding"] == b"binary/encrypted" for p in payloads)
     text = json.dumps(raw.to_json_dict())
     assert "declined" not in text and admin not in text  # failure messages are sealed too
