@@ -153,7 +153,7 @@ async def test_a_cancel_sent_before_a_step_starts_is_decided_before_it_starts(
 async def test_a_change_terminated_in_a_local_step_can_still_be_read(
         time_skipping_env, deps: Dependencies, task_queue, load):
     """Terminated while the worker runs its local authorize step: the history ends inside a
-    workflow task, and the status query replays it (stop 17 saw such a replay fail)."""
+    workflow task that never completed, and the status query replays what it holds."""
     started, release = threading.Event(), threading.Event()
     admission = AdmissionActivities(deps)
 
