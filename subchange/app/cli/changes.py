@@ -103,6 +103,8 @@ async def follow(handle: WorkflowHandle, poll_seconds: float = 0.3) -> int:
             emit(view)
             return EXIT_WAITING
         description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.COMPLETED:
+            continue  # it ended since the query: the next one reads its result and last steps
         if description.status != WorkflowExecutionStatus.RUNNING:
             emit(await handle.result())
             return EXIT_FAILED
