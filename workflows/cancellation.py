@@ -1,117 +1,158 @@
-"""The cancel rules of a change, in one place: when the `cancel` update is accepted, when an
-accepted cancel takes effect (at the next step boundary, while nothing irreversible has happened),
-and its outcome, which the update waits for and reports."""
+"""A cancel, in one place: whether it is accepted (the `cancel` update, or a cancellation through
+Temporal: the Web UI's Request Cancellation, `temporal workflow cancel`), where it takes effect (at
+the next step boundary, or at once in a wait), and what it costs then (`cost`): nothing to undo, a
+refund first, or nothing at all because it came too late. The workflow catches a cancel once, in
+`run`, and compensates by the cost (workflows/subscription_change.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from enum import Enum
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from state_machines.lifecycle import ChangeLifecycle
+    from state_machines.lifecycle import ChangeState
     from subchange.domain.contracts import CancelRequest
 
-# The workflow's helper modules: loaded once per worker and shared by every run, their
-# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
-from workflows.steps import Step
-from workflows.versions import local_steps, patched
+from workflows.state import CancelOutcome, ChangeRun
+from workflows.steps import APPLY_CHANGE
 
-# Workflows that recorded this patch let a step's attempt finish when Temporal cancels the change
-# (its outcome decides whether there is money to refund) and act on the cancel at the next step
-# boundary; older histories keep the behaviour they were recorded with.
-FINISH_STEP_ON_TEMPORAL_CANCEL = "finish-step-on-temporal-cancel"
-# ... and ask the database, before a cancel takes effect after a failed apply, whether that apply
-# committed after all (an attempt can commit after its timeout).
-CHECK_APPLY_BEFORE_CANCEL = "check-apply-before-cancel"
-# ... and let a cancel accepted in the same workflow task as a sales decision win.
-CANCEL_BEATS_DECISION = "cancel-beats-decision"
-# ... and close the sales case of an approved change cancelled before it was applied as cancelled.
-CANCEL_AFTER_APPROVAL_CLOSES_CASE = "cancel-after-approval-closes-case"
-# ... and so does a change rejected when it is priced again after the approval.
-REJECTION_AFTER_APPROVAL_CLOSES_CASE = "rejection-after-approval-closes-case"
-# ... and answer the updates under way before ending invalid or as a repeat of an earlier run.
-ENDINGS_WAIT_FOR_HANDLERS = "endings-wait-for-handlers"
+TEMPORAL_CANCEL = "cancellation requested through Temporal"
 
 
 class CancelRequested(Exception):
-    """Raised at a step boundary once support or the requester asked to cancel."""
+    """Raised where a cancel takes effect: at a step boundary, or in a wait."""
 
 
-@dataclass(frozen=True)
-class CancelOutcome:
-    message: str
-    took_effect: bool  # False: the change got past the point of no return first
+class Cost(Enum):
+    """What a cancel that reaches the compensation costs."""
+
+    ENDING_DECIDED = "the change has decided how it ends: that ending stands"
+    APPLIED = "the change is applied: too late, the invoice still goes out"
+    MAYBE_APPLIED = "an apply failed and may have committed: the database says which"
+    REFUND = "charged, or a charge of unknown outcome: refunded first"
+    NOTHING = "nothing was charged or changed"
 
 
-@dataclass
 class Cancellation:
-    request: CancelRequest | None = None
-    outcome: CancelOutcome | None = None
-    temporal_cancel_taken: bool = False
-    ended: str | None = None  # the change ended (as this status) without its lifecycle moving
-    checking: int = 0  # cancels whose sender the staff directory is being asked about
-    opened: bool = False  # the change's record is open: it is not a repeat of an ended one
+    def __init__(self, state: ChangeRun) -> None:
+        self.state = state
+        self.lock = asyncio.Lock()  # one `cancel` update at a time
 
+    # --- accepting -------------------------------------------------------------------------
 
-    @property
-    def requested(self) -> bool:
-        return self.request is not None
-
-    def refusal(self, lifecycle: ChangeLifecycle, parked: Step | None) -> str | None:
+    def refusal(self) -> str | None:
         """Why the `cancel` update is refused now, or None when it is accepted."""
-        if self.ended is not None:
-            return f"can't cancel: the change has already ended ({self.ended})"
-        if self.request is not None:
+        state = self.state
+        if state.ended is not None:
+            return f"can't cancel: the change has already ended ({state.ended})"
+        if state.cancel is not None:
             return "a cancel is already under way"
-        if lifecycle.is_parked and parked is not None and not parked.cancellable:
+        parked = state.last_parked
+        if state.lifecycle.is_parked and parked is not None and not parked.cancellable:
             return (f"can't cancel: {parked.name} finishes a change that has already been "
                     "decided; retry it instead")
-        refusal = lifecycle.cancel_refusal()
+        refusal = state.lifecycle.cancel_refusal()
         return f"can't cancel: {refusal}" if refusal is not None else None
 
-    def accept(self, request: CancelRequest) -> None:
-        self.request, self.outcome = request, None
+    async def receive(self, request: CancelRequest, vet: Callable[[], Awaitable[None]]
+                      ) -> CancelOutcome:
+        """The `cancel` update's course: `vet` checks the sender (the staff directory) and then
+        the change's state again, which may have moved on meanwhile, or while this cancel waited
+        behind another; then the cancel is accepted and its outcome awaited."""
+        async with self.lock:
+            self.state.cancel_checks += 1  # the next step waits for the verdict (`settle`)
+            try:
+                await vet()
+                self._accept(request)
+            finally:
+                self.state.cancel_checks -= 1
+            await workflow.wait_condition(lambda: self.state.cancel_outcome is not None)
+            outcome = self.state.cancel_outcome
+            assert outcome is not None
+            return outcome
 
-    def pending(self, lifecycle: ChangeLifecycle) -> bool:
+    def _accept(self, request: CancelRequest) -> None:
+        self.state.cancel, self.state.cancel_outcome = request, None
+
+    # --- taking effect ---------------------------------------------------------------------
+
+    def pending(self) -> bool:
         """An accepted cancel that still fits the lifecycle, so it takes effect when it can."""
-        return self.request is not None and lifecycle.cancel_refusal() is None
+        return self.state.cancel is not None and self.state.lifecycle.cancel_refusal() is None
 
     async def settle(self) -> None:
         """Before a step of an open change starts, wait for the check of a cancel's sender under
-        way, so a cancel sent before the step starts is decided before it starts (in histories
-        recorded with local steps, which no longer leave the directory time to answer first).
-        Not before the change is open: a repeated request ends as its earlier run did."""
-        if self.checking and self.opened and local_steps():
-            await workflow.wait_condition(lambda: not self.checking)
+        way, so a cancel sent before the step starts is decided before it starts (local steps
+        leave the staff directory no time to answer first). Not before the change is open: a
+        repeated request ends as its earlier run did."""
+        if self.state.cancel_checks and self.state.opened:
+            await workflow.wait_condition(lambda: not self.state.cancel_checks)
 
-    def raise_if_requested(self, lifecycle: ChangeLifecycle) -> None:
+    def raise_if_requested(self) -> None:
         """At a step boundary, a pending cancel takes effect, a Temporal one too."""
         if self.temporal_cancel_arrived():
             self.take_temporal_cancel()
-        if self.pending(lifecycle):
+        if self.pending():
+            raise CancelRequested
+
+    async def wait(self, until: Callable[[], bool], *, timeout: timedelta | None = None,
+                   timeout_summary: str | None = None) -> None:
+        """A durable wait that a cancel ends at once: CancelRequested when a cancel was accepted
+        before `until` held (a cancel and `until` in one workflow task: the cancel wins),
+        TimeoutError at the timeout. A Temporal cancel raises asyncio.CancelledError."""
+        await workflow.wait_condition(lambda: until() or self.pending(), timeout=timeout,
+                                      timeout_summary=timeout_summary)
+        if self.pending():
             raise CancelRequested
 
     def temporal_cancel_arrived(self) -> bool:
-        """A cancellation through Temporal (Web UI, `temporal workflow cancel`) that arrived
-        while a step ran and is not acted on yet."""
-        return (not self.temporal_cancel_taken and workflow.cancellation_reason() is not None
-                and patched(FINISH_STEP_ON_TEMPORAL_CANCEL))
+        """A cancellation through Temporal that arrived while a step ran, not acted on yet."""
+        return (not self.state.temporal_cancel_taken
+                and workflow.cancellation_reason() is not None)
 
     def take_temporal_cancel(self) -> None:
-        """Act on a Temporal cancel like on the `cancel` update (once)."""
-        self.temporal_cancel_taken = True
-        if self.request is None:
-            self.accept(CancelRequest(reason="cancellation requested through Temporal"))
+        """Act on a Temporal cancel, if one arrived, like on the `cancel` update."""
+        if workflow.cancellation_reason() is None:
+            return
+        self.state.temporal_cancel_taken = True
+        if self.state.cancel is None:
+            self._accept(CancelRequest(reason=TEMPORAL_CANCEL))
+
+    # --- what it costs ---------------------------------------------------------------------
+
+    def cost(self) -> Cost:
+        state = self.state
+        if state.finishing is not None:
+            return Cost.ENDING_DECIDED
+        if state.applied is not None:
+            return Cost.APPLIED
+        if state.last_parked is not None and state.last_parked.name == APPLY_CHANGE.name:
+            return Cost.MAYBE_APPLIED
+        return Cost.REFUND if self.refund_owed() else Cost.NOTHING
+
+    def charged(self) -> bool:
+        """The charge went through, as far as the lifecycle knows."""
+        return (self.state.lifecycle.effective is ChangeState.CHARGED
+                and self.state.payment is not None)
+
+    def refund_owed(self) -> bool:
+        return self.charged() or self.state.money_at_risk
+
+    # --- its outcome, which the update reports ---------------------------------------------
 
     def succeeded(self, message: str) -> None:
-        self.outcome = CancelOutcome(message, took_effect=True)
+        self.state.cancel_outcome = CancelOutcome(message, took_effect=True)
 
     def too_late(self, reached: str) -> None:
         """The change reached `reached` before an accepted cancel could take effect: the cancel
         is refused and forgotten, so it wakes no parked step and a later one is judged anew."""
-        if self.request is not None and self.outcome is None:
-            self.outcome = CancelOutcome(
+        state = self.state
+        if state.cancel is not None and state.cancel_outcome is None:
+            state.cancel_outcome = CancelOutcome(
                 f"too late: the change was {reached} before the cancel took effect",
                 took_effect=False)
-            self.request = None
+            state.cancel = None

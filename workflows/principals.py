@@ -21,16 +21,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from subchange.domain.step_io import PrincipalCheck
 
-# The workflow's helper modules: loaded once per worker and shared by every run, their
-# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.state import ChangeRun
 from workflows.steps import AUTHORIZE_PRINCIPAL
-from workflows.versions import patched
-
-# Workflows that recorded this patch check every update's principal against the staff directory;
-# older histories accepted any `by` and keep doing so.
-CHECK_PRINCIPALS = "check-principals"
-
 
 VERBS = MappingProxyType({Action.RETRY: "retry", Action.CANCEL: "cancel",
                           Action.SALES_DECISION: "decide"})
@@ -46,12 +38,12 @@ class PrincipalRefused(Exception):
 
 
 class Principals:
-    def __init__(self, change: ChangeRun) -> None:
-        self.change = change
+    def __init__(self, state: ChangeRun) -> None:
+        self.state = state
 
     @property
     def requester(self) -> str | None:
-        return self.change.request.requested_by if self.change.request else None
+        return self.state.request.requested_by if self.state.request else None
 
     def immediate_refusal(self, action: Action, by: str | None) -> str | None:
         """What the validator refuses without asking anyone."""
@@ -72,14 +64,12 @@ class Principals:
     async def check(self, action: Action, by: str | None) -> bool:
         """Raise PrincipalRefused unless `by` may do `action`; True when the staff directory was
         asked (time passed: the caller checks the change's state again)."""
-        if not patched(CHECK_PRINCIPALS):
-            return False
         if (refusal := self.immediate_refusal(action, by)) is not None:
             raise PrincipalRefused(refusal)
         assert by is not None
         if not needs_directory(action, by, self.requester):
             return False
-        request = self.change.request
+        request = self.state.request
         check = PrincipalCheck(action=action.value, by=by, requester=self.requester,
                                org_id=request.org_id if request else "",
                                update_id=(workflow.current_update_info() or _NO_UPDATE).id[:40])

@@ -10,20 +10,9 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.contracts import ChangeRequest, Quote, Rejection
     from subchange.domain.step_io import ChargeInput, DatedRequest
 
-# The workflow's helper modules: loaded once per worker and shared by every run, their
-# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.runner import StepRunner
 from workflows.state import ChangeRun
 from workflows.steps import QUOTE_CHANGE, VALIDATE_CHANGE
-from workflows.versions import patched
-
-# Workflows that recorded this patch date a change by the organisation's time zone; older
-# histories sent the UTC day.
-ORG_CALENDAR = "org-calendar-change-date"
-# ... and quote a change again before charging it after a park, or applying it after sales.
-QUOTE_AGAIN_AFTER_A_WAIT = "quote-again-after-a-wait"
-# ... and date a validation or quote retried after it waited for support by the day it runs.
-REDATE_AFTER_A_PARK = "redate-after-a-park"
 
 
 class QuoteNoLongerValid(Exception):
@@ -35,31 +24,27 @@ class QuoteNoLongerValid(Exception):
 
 
 class Requote:
-    def __init__(self, change: ChangeRun, steps: StepRunner) -> None:
-        self.change = change
-        self.steps = steps
+    def __init__(self, state: ChangeRun, runner: StepRunner) -> None:
+        self.state = state
+        self.runner = runner
 
     @staticmethod
-    def dated(request: ChangeRequest, today) -> DatedRequest:
+    def dated(request: ChangeRequest) -> DatedRequest:
         """Dated by the organisation's calendar (the activities read its time zone) at one
         instant, so validation and quote see the same day."""
-        return DatedRequest(request=request, change_date=today,
-                            as_of=workflow.now() if patched(ORG_CALENDAR) else None)
+        now = workflow.now()
+        return DatedRequest(request=request, change_date=now.date(), as_of=now)
 
     async def as_of_now(self, dated: DatedRequest) -> DatedRequest:
         """A validation or quote retried after it waited for support (days, maybe) is judged
         and priced as of the day it runs, and so is every step after it."""
-        if not patched(REDATE_AFTER_A_PARK):
-            return dated
-        now = workflow.now()
-        self.change.dated = DatedRequest(request=dated.request, change_date=now.date(), as_of=now)
-        return self.change.dated
+        return self.dated(dated.request)
 
     async def charge_as_of_now(self, charge: ChargeInput) -> ChargeInput:
         """A charge retried after days parked is for the days left then, not the days of the
         first quote; unless the failed attempt may have taken the money (its intent is read
         again, for the amount it was made for)."""
-        if self.steps.money_at_risk:
+        if self.state.money_at_risk:
             return charge
         quote = await self.quote_again(charge.request, charge.quote)
         return charge if quote is charge.quote else ChargeInput(request=charge.request,
@@ -70,17 +55,13 @@ class Requote:
         new quote when the organisation's day moved since the first (proration counts from the
         day the change takes effect; a free → paid period starts then), else the first. A change
         no longer allowed raises QuoteNoLongerValid."""
-        if not patched(QUOTE_AGAIN_AFTER_A_WAIT):
-            return quote
-        now = workflow.now()
-        dated = DatedRequest(request=request, change_date=now.date(), as_of=now)
-        admission = await self.steps.run(VALIDATE_CHANGE, dated, advance=False)
+        dated = self.dated(request)
+        admission = await self.runner.run(VALIDATE_CHANGE, dated, advance=False)
         if not admission.admitted:
             raise QuoteNoLongerValid(admission.rejection)
-        quoted = await self.steps.run(QUOTE_CHANGE, dated, advance=False)
+        quoted = await self.runner.run(QUOTE_CHANGE, dated, advance=False)
         if not quoted.admitted or quoted.quote is None:
             raise QuoteNoLongerValid(quoted.rejection)
         if quoted.quote.change_date == quote.change_date:
             return quote
-        self.change.quote = quoted.quote
         return quoted.quote

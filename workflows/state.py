@@ -1,6 +1,7 @@
-"""What one run of the workflow knows about its change (the cancel and the step runner keep their
-own few flags), and how it shows it: search attributes for the Web UI's filters and the current
-details of the change's page."""
+"""Everything one run of the workflow knows about its change, in one object, and how it shows it:
+search attributes for the Web UI's filters and the current details of the change's page. The
+workflow's helpers read it and say what changed by what they return; the workflow (and the
+update handlers, for what a message brings) write it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import ChangeLifecycle, Trigger
     from subchange.domain.contracts import (
+        CancelRequest,
         ChangeRequest,
         ChangeResult,
         ChangeStatus,
@@ -20,33 +22,45 @@ with workflow.unsafe.imports_passed_through():
         SalesDecision,
     )
     from subchange.domain.search_attributes import search_attribute_updates
-    from subchange.domain.step_io import ApplyOutput, DatedRequest
+    from subchange.domain.step_io import ApplyOutput
 
-# The workflow's helper modules: loaded once per worker and shared by every run, their
-# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
 from workflows.progress import Progress
-from workflows.versions import patched
+from workflows.steps import Step
 
-# Changes started with this patch upsert a search attribute only when its value changes (about
-# half as many upserts, each a visibility write on the server); older histories upserted all five
-# at every step and keep doing so on replay.
-UPSERT_ONLY_CHANGES = "upsert-only-changes"
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    message: str
+    took_effect: bool  # False: the change got past the point of no return first
 
 
 @dataclass
 class ChangeRun:
+    patches: frozenset[str] = frozenset()  # workflows/versions.py
     lifecycle: ChangeLifecycle = field(default_factory=ChangeLifecycle)
     progress: Progress = field(default_factory=Progress)
+    # --- the change --------------------------------------------------------------------------
     request: ChangeRequest | None = None
-    dated: DatedRequest | None = None  # the request as of the day it is validated and quoted
-    quote: Quote | None = None
+    opened: bool = False  # its record is open: it is not a repeat of an ended change
+    quote: Quote | None = None  # the price it is charged, refunded and invoiced at
     payment: PaymentRecord | None = None
     sales_case: str | None = None
     decision: SalesDecision | None = None
+    sales_deadline_passed: bool = False
     applied: ApplyOutput | None = None
     # Set when the change has decided how it ends, so a Temporal cancel finishes that ending.
     finishing: tuple[Trigger, ChangeResult] | None = None
+    ended: str | None = None  # the status it ended with, once the run is done with it
     result: ChangeResult | None = None
+    # --- its steps (workflows/runner.py) -----------------------------------------------------
+    retry_requested: bool = False
+    last_parked: Step | None = None  # the step that failed for good last
+    money_at_risk: bool = False  # that failure may have taken money (a charge of unknown outcome)
+    # --- a cancel (workflows/cancellation.py) ------------------------------------------------
+    cancel: CancelRequest | None = None  # accepted, not yet taken effect or refused
+    cancel_outcome: CancelOutcome | None = None
+    cancel_checks: int = 0  # cancels whose sender the staff directory is being asked about
+    temporal_cancel_taken: bool = False
 
     def advance(self, trigger: Trigger) -> None:
         self.lifecycle.fire(trigger)
@@ -56,13 +70,12 @@ class ChangeRun:
         """Keep search attributes and the Web UI's current details in step with the state."""
         state = self.lifecycle.current.value
         status = self.result.status if self.result else ChangeStatus.RUNNING
-        updates = search_attribute_updates(request=self.request, state=state,
-                                           status=status.value)
-        if patched(UPSERT_ONLY_CHANGES):
-            # Only what differs from the attributes the change already has (those the starter
-            # set, or the last upsert): a step that starts in the same state writes nothing.
-            current = workflow.info().typed_search_attributes
-            updates = [update for update in updates if current.get(update.key) != update.value]
+        # Only what differs from the attributes the change already has (those the starter set,
+        # or the last upsert): a step that starts in the same state writes nothing.
+        current = workflow.info().typed_search_attributes
+        updates = [update for update in search_attribute_updates(
+            request=self.request, state=state, status=status.value)
+            if current.get(update.key) != update.value]
         if updates:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(self.progress.describe(state))

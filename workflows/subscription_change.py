@@ -33,9 +33,7 @@ with workflow.unsafe.imports_passed_through():
         RefundTicketInput,
     )
 
-# The workflow's helper modules: loaded once per worker and shared by every run, their
-# determinism checked from source (WORKFLOW_HELPERS in subchange/app/wiring.py).
-from workflows.cancellation import CHECK_APPLY_BEFORE_CANCEL, Cancellation, CancelRequested
+from workflows.cancellation import Cancellation, CancelRequested, Cost
 from workflows.endings import Endings
 from workflows.messages import ChangeMessages
 from workflows.principals import Principals
@@ -54,24 +52,23 @@ from workflows.steps import (
     QUOTE_CHANGE,
     VALIDATE_CHANGE,
 )
-from workflows.versions import patched, take_at_start
+from workflows.versions import take_at_start
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class SubscriptionChange(ChangeMessages):
     def __init__(self) -> None:
-        self.change = ChangeRun()
-        self.cancellation = Cancellation()
-        self.steps = StepRunner(self.change, self.cancellation)
-        self.end = Endings(self.change, self.steps, self.cancellation)
-        self.sales = SalesApproval(self.change, self.steps, self.cancellation, self.end)
-        self.principals = Principals(self.change)
-        self.requote = Requote(self.change, self.steps)
-        self.lock = asyncio.Lock()
+        self.state = ChangeRun()
+        self.cancels = Cancellation(self.state)
+        self.runner = StepRunner(self.state, self.cancels)
+        self.end = Endings(self.state, self.runner, self.cancels)
+        self.sales = SalesApproval(self.state, self.runner, self.cancels, self.end)
+        self.principals = Principals(self.state)
+        self.requote = Requote(self.state, self.runner)
 
     @workflow.run
     async def run(self, *arguments: Any) -> ChangeResult:
-        take_at_start()  # which version of this code the run follows (workflows/versions.py)
+        self.state.patches = take_at_start()  # the version of this code the run follows
         # The input is read here, untyped, not by the converter, so a bad one from any client
         # (not an object, no argument, two) ends as an `invalid_request` rejection instead of a
         # workflow task failing forever.
@@ -79,108 +76,120 @@ class SubscriptionChange(ChangeMessages):
             return await self.end.invalid(
                 f"expected one argument, the change request, got {len(arguments)}")
         try:
-            self.change.request = request = ChangeRequest.model_validate(arguments[0])
+            self.state.request = request = ChangeRequest.model_validate(arguments[0])
         except ValidationError as error:
             return await self.end.invalid(describe_validation_error(error))
         if request.workflow_id != workflow.info().workflow_id:
             return await self.end.invalid(
                 f"workflow id must be {request.workflow_id!r} (change-<request_id>)")
-        self.change.publish()
+        self.state.publish()
         try:
             try:
                 return await self._change(request)
-            except CancelRequested:
-                return await self._cancelled()
             except QuoteNoLongerValid as rejected:
                 return await self.end.rejected(rejected.rejection)
-        except asyncio.CancelledError:
-            return await self._on_temporal_cancel()
+        # The `cancel` update taking effect, or a cancellation through Temporal (the Web UI,
+        # `temporal workflow cancel`), wherever the change was.
+        except (CancelRequested, asyncio.CancelledError):
+            return await self._cancelled()
 
     # --- the story ----------------------------------------------------------------------------
 
     async def _change(self, request: ChangeRequest) -> ChangeResult:
-        opened = await self.steps.run(OPEN_CHANGE, request)
+        opened = await self.runner.run(OPEN_CHANGE, request)
         if opened.previous_result is not None:
             return await self.end.repeated(opened.previous_result)
-        self.cancellation.opened = True
-        today = workflow.now().date()
-        admission = await self.steps.run(AUTHORIZE_ADMIN, request)
+        self.state.opened = True
+        admission = await self.runner.run(AUTHORIZE_ADMIN, request)
         if not admission.admitted:
             return await self.end.rejected(admission.rejection)
-        self.change.dated = self.requote.dated(request, today)
-        admission = await self.steps.run(VALIDATE_CHANGE, self.change.dated,
-                                         refresh=self.requote.as_of_now)
+        admission, dated = await self.runner.run_refreshed(
+            VALIDATE_CHANGE, self.requote.dated(request), refresh=self.requote.as_of_now)
         if not admission.admitted:
             return await self.end.rejected(admission.rejection)
-        quoted = await self.steps.run(QUOTE_CHANGE, self.change.dated,
-                                      refresh=self.requote.as_of_now)
+        quoted, _ = await self.runner.run_refreshed(QUOTE_CHANGE, dated,
+                                                    refresh=self.requote.as_of_now)
         if not quoted.admitted or quoted.quote is None:
             return await self.end.rejected(quoted.rejection)
-        self.change.quote = quote = quoted.quote
-        payment = await self._settle_payment(request, quote)
-        if isinstance(payment, ChangeResult):  # sales rejected it, or did not decide in time
-            return payment
-        quote = self.change.quote  # quoted again if the charge waited for support
-        if payment.method == "offline":  # sales took days, maybe: price the change as of now
-            quote = await self.requote.quote_again(request, quote)
-            payment = payment.model_copy(update={"amount": quote.total_due})
-        self.change.payment = payment
-        self.change.applied = applied = await self.steps.run(
+        self.state.quote = quoted.quote
+        settled = await self._settle_payment(request, quoted.quote)
+        if isinstance(settled, ChangeResult):  # sales rejected it, or did not decide in time
+            return settled
+        payment, quote = settled
+        self.state.payment = payment
+        self.state.applied = applied = await self.runner.run(
             APPLY_CHANGE, ApplyInput(request=request, quote=quote, payment=payment))
-        self.cancellation.too_late("applied")
+        self.cancels.too_late("applied")
         return await self._deliver(request, quote, applied)
 
     async def _settle_payment(self, request: ChangeRequest, quote: Quote
-                              ) -> PaymentRecord | ChangeResult:
-        """Offline payers wait for sales (R9), card payers are charged what is due."""
+                              ) -> tuple[PaymentRecord, Quote] | ChangeResult:
+        """The payment and the quote it is for: offline payers wait for sales (R9), then the
+        change is priced again as of the approval (sales may take days); card payers are charged
+        what is due, priced again if the charge waited for support."""
         if quote.payment_method == "offline":
-            return await self.sales.decide(request, quote)
+            decided = await self.sales.decide(request, quote)
+            if isinstance(decided, ChangeResult):
+                return decided
+            self.state.quote = quote = await self.requote.quote_again(request, quote)
+            return decided.model_copy(update={"amount": quote.total_due}), quote
         if quote.amount_due > 0:
-            return await self.steps.run(CHARGE, ChargeInput(request=request, quote=quote),
-                                        refresh=self.requote.charge_as_of_now)
-        return PaymentRecord(method="none", currency=quote.currency)
+            payment, charged = await self.runner.run_refreshed(
+                CHARGE, ChargeInput(request=request, quote=quote), refresh=self._charge_again)
+            return payment, charged.quote
+        return PaymentRecord(method="none", currency=quote.currency), quote
+
+    async def _charge_again(self, charge: ChargeInput) -> ChargeInput:
+        """The charge to try after support's retry: priced as of now, and the change's quote
+        (what a cancel refunds, what the result shows) with it."""
+        charge = await self.requote.charge_as_of_now(charge)
+        self.state.quote = charge.quote
+        return charge
 
     async def _deliver(self, request: ChangeRequest, quote: Quote, applied: ApplyOutput
                        ) -> ChangeResult:
         """Email the invoice (R10), open the refund ticket when one was asked for (R11)."""
-        invoice = await self.steps.run(
+        invoice = await self.runner.run(
             EMAIL_INVOICE, applied.invoice_number,
-            advance=self.change.lifecycle.current is ChangeState.APPLIED)
+            advance=self.state.lifecycle.current is ChangeState.APPLIED)
         ticket = None
         if request.request_refund and quote.refundable_amount > 0:
-            ticket = await self.steps.run(OPEN_REFUND_TICKET, RefundTicketInput(
+            ticket = await self.runner.run(OPEN_REFUND_TICKET, RefundTicketInput(
                 request=request, quote=quote, invoice_number=applied.invoice_number))
-        return await self.end.finish(Trigger.COMPLETE, self.change.result_of(
+        return await self.end.finish(Trigger.COMPLETE, self.state.result_of(
             ChangeStatus.COMPLETED, invoice=invoice, refund_ticket=ticket,
             subscription=applied.subscription))
 
-    async def _on_temporal_cancel(self) -> ChangeResult:
-        """A cancellation through Temporal (Web UI, `temporal workflow cancel`) is handled like
-        the `cancel` update, so the subscription is released and a charge refunded; a change
-        already applied or decided is finished instead. Every step it repeats is idempotent."""
-        change = self.change
-        assert change.request is not None
-        if change.lifecycle.is_parked:
-            change.lifecycle.fire(Trigger.RESUME)
-        if change.finishing is not None:
-            return await self.end.finish(*change.finishing)
-        if change.applied is not None:
-            assert change.quote is not None
-            return await self._deliver(change.request, change.quote, change.applied)
-        self.cancellation.take_temporal_cancel()
-        return await self._cancelled()
+    # --- a cancel -----------------------------------------------------------------------------
 
     async def _cancelled(self) -> ChangeResult:
-        """A cancel takes effect, unless the database says a failed apply did commit: then the
-        change is applied, the cancel is too late, and the change is finished."""
-        change, parked = self.change, self.steps.last_parked
-        if (parked is not None and parked.name == APPLY_CHANGE.name and change.applied is None
-                and patched(CHECK_APPLY_BEFORE_CANCEL)):
-            assert change.request is not None and change.quote is not None
-            found = await self.steps.run(FIND_APPLIED_CHANGE, change.request)
-            if found.applied is not None:
-                change.applied = found.applied
-                change.advance(Trigger.APPLY)
-                self.cancellation.too_late("applied")
-                return await self._deliver(change.request, change.quote, found.applied)
+        """The one compensation of a cancel, by what it costs (workflows/cancellation.py). Every
+        step it runs is idempotent, so a Temporal cancel arriving while it runs starts it again."""
+        while True:
+            try:
+                return await self._compensate()
+            except asyncio.CancelledError:
+                continue
+
+    async def _compensate(self) -> ChangeResult:
+        state = self.state
+        assert state.request is not None
+        if state.lifecycle.is_parked:  # a Temporal cancel woke a change waiting for support
+            state.lifecycle.fire(Trigger.RESUME)
+        cost = self.cancels.cost()
+        if cost is Cost.ENDING_DECIDED:
+            assert state.finishing is not None
+            return await self.end.finish(*state.finishing)
+        if cost is Cost.APPLIED:
+            assert state.quote is not None and state.applied is not None
+            return await self._deliver(state.request, state.quote, state.applied)
+        self.cancels.take_temporal_cancel()
+        if cost is Cost.MAYBE_APPLIED:
+            found = await self.runner.run(FIND_APPLIED_CHANGE, state.request)
+            if found.applied is not None:  # it did: too late to cancel, the change is finished
+                assert state.quote is not None
+                state.applied = found.applied
+                state.advance(Trigger.APPLY)
+                self.cancels.too_late("applied")
+                return await self._deliver(state.request, state.quote, found.applied)
         return await self.end.cancelled()

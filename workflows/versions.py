@@ -1,36 +1,30 @@
-"""Which version of the workflow's code a run follows: its patches.
+"""Which version of the workflow's code a run follows: the patches it takes, all at its start.
 
-A run takes a patch where the changed code first asks `workflow.patched(...)`, and on replay the
-answer depends on the workflow task that call falls in. A local step can end in one workflow task
-and hand its result to the workflow code in the next, while a replay hands it over within the
-first: a patch first asked right after a local step could answer otherwise on replay than it did
-when the change ran (a nondeterminism error; the interleaving test found it under load).
+Release v1.0.0 (the git tag) is the baseline: its behaviour is the only code path and its
+histories (tests/workflow/histories/) are the ones every later release must replay. A later change
+that running changes must not see is a patch, added to PATCHES and asked here only, when a run
+starts (`take_at_start`): a patch first asked after a local step could answer otherwise on replay,
+since a local step can end in one workflow task and hand its result over in the next, while a
+replay hands it over within the first. The code then branches on `name in state.patches`.
 
-So the patch of the local steps, LOCAL_DATABASE_STEPS, is taken at the very start of a run, before
-any step, and stands for every patch before it: a run recorded with it was started by code that
-had them all, so they hold without markers of their own (`patched`). Histories from before it ask
-each patch where they always did. A patch added later must be taken at the start too
-(`take_at_start`); tests/workflow/test_local_steps.py checks that no other module asks.
+A patch is deprecated (moved to DEPRECATED: `workflow.deprecate_patch`, its old branch deleted)
+once no run started without it can still be open (the longest wait a change can make: the sales
+decision's expiry, and a change scheduled for the end of a yearly period), and removed a release
+after that. The policy is written down in docs/architecture.md, "Versioning".
 """
 
 from __future__ import annotations
 
 from temporalio import workflow
 
-# Histories recorded since this patch run the short database steps as local activities.
-LOCAL_DATABASE_STEPS = "local-database-steps"
+# Patches since v1.0.0, oldest first, each with a comment saying what it changes. None yet.
+PATCHES: tuple[str, ...] = ()
+# Patches whose old branch is gone: still marked, so histories that have them replay.
+DEPRECATED: tuple[str, ...] = ()
 
 
-def take_at_start() -> None:
-    """The run's first act: the patches it follows are recorded (or, on replay, read) now."""
-    workflow.patched(LOCAL_DATABASE_STEPS)
-
-
-def local_steps() -> bool:
-    """Whether this run was recorded with local steps (answered from the SDK's memo)."""
-    return workflow.patched(LOCAL_DATABASE_STEPS)
-
-
-def patched(patch: str) -> bool:
-    """`workflow.patched` for a patch older than LOCAL_DATABASE_STEPS."""
-    return local_steps() or workflow.patched(patch)
+def take_at_start() -> frozenset[str]:
+    """The run's first act: the patches it follows, recorded now (or, on replay, read)."""
+    for patch in DEPRECATED:
+        workflow.deprecate_patch(patch)
+    return frozenset(patch for patch in PATCHES if workflow.patched(patch))

@@ -1,5 +1,5 @@
-"""Re-record the workflow histories that tests/workflow/test_committed_histories_replay.py
-replays, after an intended (patched) change to `SubscriptionChange` or to add a scenario:
+"""Record the workflow histories that tests/workflow/test_committed_histories_replay.py
+replays: those of the release being made (pyproject.toml's version), or a scenario added to it:
 
     .venv/bin/python -m tests.workflow.record_histories                  # every scenario
     .venv/bin/python -m tests.workflow.record_histories support_cancel   # some of them
@@ -10,7 +10,7 @@ this process, on the time-skipping test server, with a fresh database (SQLite, o
 with TEST_DATABASE=postgresql), localstripe and the SMTP sink, all started here and stopped
 afterwards (the declined card and the stale subscription the scenarios provoke are logged as
 failed activities on the way). Each history is written to
-tests/workflow/histories/<scenario>.json. Then run the replay test on the new files and commit
+tests/workflow/histories/v<version>/<scenario>.json. Then run the replay test on the new files and commit
 them with the workflow change; read that test's docstring first (never re-record to make a
 failing replay pass). The recorded events differ from run to run only in how workflow tasks
 are batched.
@@ -23,6 +23,7 @@ import asyncio
 import functools
 import sys
 import tempfile
+import tomllib
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -73,6 +74,8 @@ from tests.helpers.services import (
 from workflows.subscription_change import SubscriptionChange
 
 HISTORIES = Path(__file__).parent / "histories"
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = "v" + tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
 async def _completed_charge(changes: ChangeDriver) -> WorkflowHandle:
@@ -259,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help=f"what to record (default: all of {', '.join(RECORDERS)})")
-    parser.add_argument("--out", type=Path, default=HISTORIES,
+    parser.add_argument("--out", type=Path, default=HISTORIES / RELEASE,
                         help="where to write <scenario>.json (default: %(default)s)")
     args = parser.parse_args(argv)
     if unknown := [name for name in args.scenarios if name not in RECORDERS]:

@@ -105,8 +105,8 @@ async def test_the_history_names_every_step_local_ones_too(changes: ChangeDriver
 
 async def test_a_change_takes_its_patches_before_its_first_local_step(changes: ChangeDriver):
     """A patch first asked after a local step could answer otherwise on replay
-    (workflows/versions.py): a new change takes its one patch at its start, and no module but
-    versions.py asks for one."""
+    (workflows/versions.py): a new change takes every patch of its release at its start, before
+    its first local step, and no module but versions.py asks for one."""
     assert modules_asking_for_patches() == {"versions.py"}
     org = unique_org("local-patches")
     await load_suite(changes, org)
@@ -119,7 +119,7 @@ async def test_a_change_takes_its_patches_before_its_first_local_step(changes: C
                        if event.marker_recorded_event_attributes.marker_name
                        == "core_local_activity")
     taken = patch_markers_in(WorkflowHistory(handle.id, history.events[:first_local]))
-    assert taken == [versions.LOCAL_DATABASE_STEPS]
+    assert taken == list(versions.DEPRECATED + versions.PATCHES)
     assert patch_markers_in(history) == taken  # none later
 
 
