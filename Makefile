@@ -39,7 +39,7 @@ test-sqlite: $(BIN)/.installed
 test-postgres: $(BIN)/.installed
 	TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q -p no:cacheprovider
 
-# The throughput benchmark (bench/run.py, README "Performance"): the full change against a bare
+# The throughput benchmark (bench/run.py, bench/README.md): the full change against a bare
 # seven-activity workflow on one embedded stack. Options: make bench BENCH_ARGS="--help".
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,2 +1,2 @@
 """The throughput benchmark (`make bench`): the full change against a bare workflow on one server.
-Not part of the service; see bench/run.py and README, Performance."""
+Not part of the service; see bench/run.py and bench/README.md."""

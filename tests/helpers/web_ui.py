@@ -1,6 +1,6 @@
 """What an operator does in the Temporal Web UI, as Playwright steps in Debian's Chromium: used by
-tests/ui/test_web_ui_steps.py and by tests/ui/screenshots.py (the README's pictures, taken of the
-demo)."""
+tests/ui/test_web_ui_steps.py and by tests/ui/screenshots.py (the pictures in the README and
+docs/runbook.md, taken of the demo)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`make bench` at a tiny N: the benchmark starts its own stack, runs every phase to the end and
-reports each. A benchmark is not a test: nothing here asserts a time (README, Performance)."""
+reports each. A benchmark is not a test: nothing here asserts a time (bench/README.md)."""
 
 from __future__ import annotations
 

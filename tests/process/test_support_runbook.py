@@ -1,4 +1,4 @@
-"""The support runbook of the README, command by command, against the dev server and a worker
+"""The support runbook of docs/runbook.md, command by command, against the dev server and a worker
 process: find the changes waiting for a person, read why, retry, cancel; and what the Web UI
 shows of such a change (summary, details, current details, activity summaries)."""
 

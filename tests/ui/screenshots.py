@@ -1,4 +1,5 @@
-"""The README's Web UI pictures, taken in headless Chromium of the running demo (`make demo`):
+"""The Web UI pictures of the README and docs/runbook.md, taken in headless Chromium of the
+running demo (`make demo`):
 
     .venv/bin/python -m tests.ui.screenshots         # writes docs/web-ui-*.png
 

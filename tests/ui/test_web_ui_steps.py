@@ -1,7 +1,8 @@
-"""The README's Web UI steps in a real browser (Debian's Chromium through Playwright) against the
-Temporal dev server's Web UI, the codec server and a worker process, with payloads encrypted as
-in production: find a stuck change, read it once signed in to the codec server, cancel it; and
-sales record their decision as an update. The stack and the browser are tests/ui/conftest.py."""
+"""The Web UI steps of docs/runbook.md in a real browser (Debian's Chromium through Playwright)
+against the Temporal dev server's Web UI, the codec server and a worker process, with payloads
+encrypted as in production: find a stuck change, read it once signed in to the codec server,
+cancel it; and sales record their decision as an update. The stack and the browser are
+tests/ui/conftest.py."""
 
 from __future__ import annotations
 

@@ -50,7 +50,8 @@ def static_details(request: ChangeRequest) -> str:
     workflow_id = request.workflow_id
     return (f"**Request** `{request.request_id}` · refund requested: "
             f"{'yes' if request.request_refund else 'no'}\n\n"
-            f"**Support** (README, Support runbook): `python starter.py status {workflow_id}` · "
+            f"**Support** (docs/runbook.md, Support runbook): "
+            f"`python starter.py status {workflow_id}` · "
             f"`retry {workflow_id} --by EMAIL` · `cancel {workflow_id} --by EMAIL` (EMAIL: a "
             "member of support in the staff directory)")
 
