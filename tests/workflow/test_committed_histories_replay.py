@@ -68,7 +68,8 @@ async def committed_history(scenario: str) -> WorkflowHistory:
 async def test_committed_history_replays(scenario: str):
     history = await committed_history(scenario)
     replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter,
-                        workflow_runner=workflow_runner(pydantic_data_converter))
+                        workflow_runner=workflow_runner(pydantic_data_converter,
+                                                        context_shortcut=True))
 
     result = await replayer.replay_workflow(history)
 

@@ -59,7 +59,7 @@ async def run_shout(env: WorkflowEnvironment, converter: DataConverter) -> str:
     client = Client(**{**env.client.config(), "data_converter": converter})
     queue = f"sandbox-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[Shout], activities=[shout],
-                      workflow_runner=workflow_runner(converter)):
+                      workflow_runner=workflow_runner(converter, context_shortcut=True)):
         return await client.execute_workflow(Shout.run, "hello", id=f"shout-{uuid.uuid4()}",
                                              task_queue=queue)
 
@@ -69,7 +69,7 @@ async def test_the_service_converters_skip_the_context_and_run_workflows(
         time_skipping_env, payload_keys):
     converter = data_converter(payload_keys)
 
-    assert isinstance(workflow_runner(converter), ContextFreeRunner)
+    assert isinstance(workflow_runner(converter, context_shortcut=True), ContextFreeRunner)
     assert await run_shout(time_skipping_env, converter) == "HELLO"
 
 
@@ -77,7 +77,7 @@ async def test_a_codec_that_takes_a_context_still_gets_the_activity_context(time
     seen: list[SerializationContext | None] = []
     converter = replace(pydantic_data_converter, payload_codec=ContextRecordingCodec(seen))
 
-    assert not isinstance(workflow_runner(converter), ContextFreeRunner)
+    assert not isinstance(workflow_runner(converter, context_shortcut=True), ContextFreeRunner)
     assert await run_shout(time_skipping_env, converter) == "HELLO"
     assert any(isinstance(context, ActivitySerializationContext)
                and context.activity_type == "shout" for context in seen)
