@@ -64,12 +64,14 @@ async def committed_history(scenario: str) -> WorkflowHistory:
     return WorkflowHistory.from_json(workflow_id_for(request["request_id"]), text)
 
 
+# With the sandbox's context shortcut (SANDBOX_CONTEXT_SHORTCUT, the default) and without it.
+@pytest.mark.parametrize("shortcut", [True, False], ids=["shortcut", "plain"])
 @pytest.mark.parametrize("scenario", SCENARIOS + SCENARIOS_V1 + SCENARIOS_V2 + SCENARIOS_V3)
-async def test_committed_history_replays(scenario: str):
+async def test_committed_history_replays(scenario: str, shortcut: bool):
     history = await committed_history(scenario)
     replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter,
                         workflow_runner=workflow_runner(pydantic_data_converter,
-                                                        context_shortcut=True))
+                                                        context_shortcut=shortcut))
 
     result = await replayer.replay_workflow(history)
 
