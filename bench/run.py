@@ -185,6 +185,7 @@ class Bench:
                     "STRIPE_API_BASE": stripe_url, "SMTP_HOST": "127.0.0.1",
                     "SMTP_PORT": str(smtp_port), "PAYLOAD_KEYS": new_key_setting("bench"),
                     "CODEC_SERVER_TOKEN": "bench", "METRICS_BIND_ADDRESS": "",
+                    "SANDBOX_CONTEXT_SHORTCUT": str(self.args.sandbox_context_shortcut).lower(),
                     **DEMO_SELLER}
         self.load()
         for n in range(self.args.workers):
@@ -359,7 +360,8 @@ class Bench:
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
             "setup": {"changes": a.changes, "singles": a.singles, "workers": a.workers,
                       "database": a.database, "temporal": "in-memory" if a.in_memory else "file",
-                      "big_org_users": a.big_org_users, "cpus": os.cpu_count()},
+                      "big_org_users": a.big_org_users, "cpus": os.cpu_count(),
+                      "sandbox_context_shortcut": a.sandbox_context_shortcut},
             "phases": summary,
             "ratios": {
                 "throughput_full_to_bare": ratio(full["throughput_per_s"],
@@ -417,8 +419,8 @@ def table(result: dict[str, Any]) -> str:
     failed = sum(phase["failed"] for phase in p.values())
     s = result["setup"]
     lines.append(f"\n{s['changes']} changes at once, {s['singles']} singles, {s['workers']} "
-                 f"worker(s), {s['database']}, {s['temporal']} Temporal server, {s['cpus']} CPUs; "
-                 f"{failed} failed")
+                 f"worker(s), {s['database']}, {s['temporal']} Temporal server, {s['cpus']} CPUs"
+                 f"{'' if s['sandbox_context_shortcut'] else ', plain sandbox'}; {failed} failed")
     return "\n".join(lines)
 
 
@@ -439,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="users of the organisation of the last phase (10000)")
     parser.add_argument("--starter-runs", type=int, default=5,
                         help="times `starter.py change` is timed, the median reported (5)")
+    parser.add_argument("--no-sandbox-context-shortcut", dest="sandbox_context_shortcut",
+                        action="store_false",
+                        help="workers run the plain sandbox (SANDBOX_CONTEXT_SHORTCUT=false)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs)")
     args = parser.parse_args(argv)

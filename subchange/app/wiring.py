@@ -48,9 +48,10 @@ WORKFLOW_HELPERS = tuple(
     if f"workflows.{module.name}" != WORKFLOW_MODULE)
 
 
-def workflow_runner(data_converter: DataConverter) -> WorkflowRunner:
-    """The sandbox for workers and replayers (subchange/app/sandbox.py), sharing the helpers."""
-    return sandboxed_runner(data_converter, *WORKFLOW_HELPERS)
+def workflow_runner(data_converter: DataConverter, *, context_shortcut: bool) -> WorkflowRunner:
+    """The sandbox for workers and replayers (subchange/app/sandbox.py), sharing the helpers;
+    `context_shortcut` is the setting SANDBOX_CONTEXT_SHORTCUT."""
+    return sandboxed_runner(data_converter, *WORKFLOW_HELPERS, context_shortcut=context_shortcut)
 
 
 def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
@@ -68,7 +69,8 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
         client,
         task_queue=task_queue or deps.settings.task_queue,
         workflows=[SubscriptionChange],
-        workflow_runner=workflow_runner(client.data_converter),
+        workflow_runner=workflow_runner(
+            client.data_converter, context_shortcut=deps.settings.sandbox_context_shortcut),
         activities=activities if activities is not None else all_activities(deps),
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,

@@ -57,12 +57,15 @@ def test_this_release_has_a_history_of_every_ending():
         "them (this module's docstring)")
 
 
+# With the sandbox's context shortcut (SANDBOX_CONTEXT_SHORTCUT, the default) and without it.
+@pytest.mark.parametrize("shortcut", [True, False], ids=["shortcut", "plain"])
 @pytest.mark.parametrize("path", COMMITTED,
                          ids=[f"{path.parent.name}/{path.stem}" for path in COMMITTED])
-async def test_committed_history_replays(path: Path):
+async def test_committed_history_replays(path: Path, shortcut: bool):
     history = await committed_history(path)
     replayer = Replayer(workflows=[SubscriptionChange], data_converter=pydantic_data_converter,
-                        workflow_runner=workflow_runner(pydantic_data_converter))
+                        workflow_runner=workflow_runner(pydantic_data_converter,
+                                                        context_shortcut=shortcut))
 
     result = await replayer.replay_workflow(history)
 
