@@ -1,5 +1,6 @@
-"""Who may act (SPEC section 9): the updates' principal checked against the staff directory, and
-the verdict recorded in the audit log once per update."""
+"""Who may act: the updates' principal checked against the staff directory, and the verdict
+recorded in the audit log once per update; a cancellation through Temporal, which the server's
+own authorization let through, recorded with the identity the server reports."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from temporalio import activity
 
 from activities.dependencies import Dependencies
 from subchange.domain.principals import Action, principal_refusal
-from subchange.domain.step_io import PrincipalCheck, PrincipalVerdict
+from subchange.domain.step_io import PrincipalCheck, PrincipalVerdict, TemporalCancelRecord
 from subchange.store import audit, staff
 
 
@@ -27,3 +28,14 @@ class PrincipalActivities:
                 outcome="denied" if refusal else "authorized", detail=refusal or "",
                 workflow_id=activity.info().workflow_id)
         return PrincipalVerdict(refusal=refusal)
+
+    @activity.defn(name="record_temporal_cancel")
+    def record_temporal_cancel(self, cancel: TemporalCancelRecord) -> None:
+        workflow_id = activity.info().workflow_id
+        workflows = self.deps.workflows
+        identity = workflows.cancel_requested_by(workflow_id) if workflows else None
+        with self.deps.sessions() as session:
+            audit.record_audit(
+                session=session, org_id=cancel.org_id,
+                actor=f"temporal:{identity or 'unknown'}"[:254], action="temporal_cancel",
+                outcome=cancel.outcome, detail=cancel.reason, workflow_id=workflow_id)

@@ -18,6 +18,7 @@ def all_activities(deps: Dependencies) -> list[Callable]:
     admission, payments = AdmissionActivities(deps), PaymentActivities(deps)
     sales, subscriptions = SalesActivities(deps), SubscriptionActivities(deps)
     invoices, tickets = InvoiceActivities(deps), TicketActivities(deps)
+    principals = PrincipalActivities(deps)
     return [
         admission.open_change, admission.authorize_admin, admission.validate_change,
         admission.quote_change, admission.close_change,
@@ -26,5 +27,5 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         subscriptions.apply_change, subscriptions.find_applied_change,
         invoices.email_invoice,
         tickets.open_refund_ticket,
-        PrincipalActivities(deps).authorize_principal,
+        principals.authorize_principal, principals.record_temporal_cancel,
     ]

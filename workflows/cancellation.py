@@ -28,13 +28,13 @@ class CancelRequested(Exception):
 
 
 class Cost(Enum):
-    """What a cancel that reaches the compensation costs."""
+    """What a cancel that reaches the compensation costs (its value is the audit log's outcome)."""
 
-    ENDING_DECIDED = "the change has decided how it ends: that ending stands"
-    APPLIED = "the change is applied: too late, the invoice still goes out"
-    MAYBE_APPLIED = "an apply failed and may have committed: the database says which"
-    REFUND = "charged, or a charge of unknown outcome: refunded first"
-    NOTHING = "nothing was charged or changed"
+    ENDING_DECIDED = "too late: ending decided"  # that ending stands
+    APPLIED = "too late: applied"  # the change is finished: the invoice still goes out
+    MAYBE_APPLIED = "apply unknown"  # an apply began: the database says whether it committed
+    REFUND = "refund first"  # charged, or a charge of unknown outcome
+    NOTHING = "nothing to undo"
 
 
 class Cancellation:
@@ -109,6 +109,11 @@ class Cancellation:
         if self.pending():
             raise CancelRequested
 
+    def temporal_cancel_unrecorded(self) -> bool:
+        """A cancellation through Temporal arrived that the audit log does not hold yet."""
+        return (workflow.cancellation_reason() is not None
+                and not self.state.temporal_cancel_recorded)
+
     def temporal_cancel_arrived(self) -> bool:
         """A cancellation through Temporal that arrived while a step ran, not acted on yet."""
         return (not self.state.temporal_cancel_taken
@@ -130,8 +135,12 @@ class Cancellation:
             return Cost.ENDING_DECIDED
         if state.applied is not None:
             return Cost.APPLIED
-        if state.last_parked is not None and state.last_parked.name == APPLY_CHANGE.name:
+        if APPLY_CHANGE.name in state.begun:  # an attempt began, and none was seen to commit
             return Cost.MAYBE_APPLIED
+        return self.cost_in_money()
+
+    def cost_in_money(self) -> Cost:
+        """The cost of a cancel of a change that was not applied."""
         return Cost.REFUND if self.refund_owed() else Cost.NOTHING
 
     def charged(self) -> bool:

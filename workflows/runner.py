@@ -49,6 +49,7 @@ class StepRunner:
                 await self.cancels.settle()
                 self.cancels.raise_if_requested()
             started = workflow.now()
+            state.begun.add(step.name)
             state.progress.begin(started, step.name)
             state.publish()
             try:
@@ -57,7 +58,7 @@ class StepRunner:
                 if self.cancels.temporal_cancel_arrived():
                     # Cancelled through Temporal while the step ran: no parking, the cancel
                     # decides, knowing whether this attempt may have taken money.
-                    state.money_at_risk = step.policy.may_have_moved_money(_failure(error)[0])
+                    _judge_money(state, step, error)
                     raise asyncio.CancelledError from error
                 retried = await self._park(step, error, workflow.now() - started)
                 if retried and refresh is not None and not self.cancels.pending():
@@ -82,11 +83,11 @@ class StepRunner:
 
     async def _park(self, step: Step, error: FailureError, spent: timedelta) -> bool:
         """Wait for support; True when they retried, False when a cancel woke the change."""
-        error_type, message = _failure(error)
+        message = _failure(error)[1]
         _record_duration(step.name, "failed", spent)
         state, now = self.state, workflow.now()
         state.last_parked = step
-        state.money_at_risk = step.policy.may_have_moved_money(error_type)
+        _judge_money(state, step, error)
         state.progress.fail(now, message)
         state.lifecycle.fire(Trigger.PARK)
         state.progress.wait(now, "support", f"support to retry {step.name} or cancel the change")
@@ -114,6 +115,13 @@ async def _execute(step: Step[ArgT, ResultT], arg: ArgT) -> ResultT:
         start_to_close_timeout=step.policy.start_to_close, heartbeat_timeout=step.policy.heartbeat,
         retry_policy=step.policy.retry, summary=step.summary(arg),
         cancellation_type=WAIT_FOR_THE_ATTEMPT)
+
+
+def _judge_money(state: ChangeRun, step: Step, error: FailureError) -> None:
+    """Whether money may have moved, after a failure of a step that takes money; a failure of any
+    other step (the refund's included) leaves what is known of the charge as it was."""
+    if step.policy.money_safe is not None:
+        state.money_at_risk = step.policy.may_have_moved_money(_failure(error)[0])
 
 
 def _failure(error: FailureError) -> tuple[str | None, str]:

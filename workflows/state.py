@@ -41,6 +41,7 @@ class ChangeRun:
     progress: Progress = field(default_factory=Progress)
     # --- the change --------------------------------------------------------------------------
     request: ChangeRequest | None = None
+    invalid: str | None = None  # why the input is not a change request this workflow can run
     opened: bool = False  # its record is open: it is not a repeat of an ended change
     quote: Quote | None = None  # the price it is charged, refunded and invoiced at
     payment: PaymentRecord | None = None
@@ -53,14 +54,18 @@ class ChangeRun:
     ended: str | None = None  # the status it ended with, once the run is done with it
     result: ChangeResult | None = None
     # --- its steps (workflows/runner.py) -----------------------------------------------------
+    begun: set[str] = field(default_factory=set)  # the steps an attempt of which began
     retry_requested: bool = False
     last_parked: Step | None = None  # the step that failed for good last
-    money_at_risk: bool = False  # that failure may have taken money (a charge of unknown outcome)
+    # The charge's last failure may have taken the money (its outcome is unknown): a cancel
+    # refunds it. Only a step that takes money says so (the refund's own failures don't).
+    money_at_risk: bool = False
     # --- a cancel (workflows/cancellation.py) ------------------------------------------------
     cancel: CancelRequest | None = None  # accepted, not yet taken effect or refused
     cancel_outcome: CancelOutcome | None = None
     cancel_checks: int = 0  # cancels whose sender the staff directory is being asked about
     temporal_cancel_taken: bool = False
+    temporal_cancel_recorded: bool = False  # in the audit log
 
     def advance(self, trigger: Trigger) -> None:
         self.lifecycle.fire(trigger)

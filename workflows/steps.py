@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         RefundTicketInput,
         SalesCaseInput,
         SalesCaseOutput,
+        TemporalCancelRecord,
     )
 
 ArgT = TypeVar("ArgT")
@@ -175,7 +176,14 @@ CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
     "close_change", None, database(2, 10, 60),
     lambda _close: "close_change", cancellable=False, local=True)
 
-# Not a step of the story: an update's check of who asks (SPEC section 9), run by the handler.
+RECORD_TEMPORAL_CANCEL: Step[TemporalCancelRecord, None] = Step(
+    "record_temporal_cancel", None,
+    # ask the server who sent the cancel (one request, counted as a gateway's), record it (2)
+    policy(limits.Budget(gateway_requests=1, transactions=2), 6, 15),
+    lambda record: f"record the cancellation through Temporal ({record.outcome})",
+    cancellable=False)
+
+# Not a step of the story: an update's check of who asks, run by the handler.
 AUTHORIZE_PRINCIPAL: Step[PrincipalCheck, PrincipalVerdict] = Step(
     "authorize_principal", PrincipalVerdict, database(2, 3, 2),
     lambda check: f"may {check.by} {check.action}?", cancellable=False)
@@ -183,4 +191,4 @@ AUTHORIZE_PRINCIPAL: Step[PrincipalCheck, PrincipalVerdict] = Step(
 STEPS: tuple[Step, ...] = (
     OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,
     CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, FIND_APPLIED_CHANGE, EMAIL_INVOICE,
-    OPEN_REFUND_TICKET, CLOSE_CHANGE, AUTHORIZE_PRINCIPAL)
+    OPEN_REFUND_TICKET, CLOSE_CHANGE, RECORD_TEMPORAL_CANCEL, AUTHORIZE_PRINCIPAL)

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ApplyOutput,
         ChargeInput,
         RefundTicketInput,
+        TemporalCancelRecord,
     )
 
 from workflows.cancellation import Cancellation, CancelRequested, Cost
@@ -50,6 +51,7 @@ from workflows.steps import (
     OPEN_CHANGE,
     OPEN_REFUND_TICKET,
     QUOTE_CHANGE,
+    RECORD_TEMPORAL_CANCEL,
     VALIDATE_CHANGE,
 )
 from workflows.versions import take_at_start
@@ -57,8 +59,12 @@ from workflows.versions import take_at_start
 
 @workflow.defn(name=WORKFLOW_TYPE)
 class SubscriptionChange(ChangeMessages):
-    def __init__(self) -> None:
-        self.state = ChangeRun()
+    @workflow.init
+    def __init__(self, *arguments: Any) -> None:
+        """The request is read before anything else runs, the update handlers of the first
+        workflow task included (a requester cancelling their own change is known as such)."""
+        self.state = ChangeRun(patches=take_at_start())  # the version of this code it follows
+        self.state.request, self.state.invalid = _read(arguments)
         self.cancels = Cancellation(self.state)
         self.runner = StepRunner(self.state, self.cancels)
         self.end = Endings(self.state, self.runner, self.cancels)
@@ -68,20 +74,9 @@ class SubscriptionChange(ChangeMessages):
 
     @workflow.run
     async def run(self, *arguments: Any) -> ChangeResult:
-        self.state.patches = take_at_start()  # the version of this code the run follows
-        # The input is read here, untyped, not by the converter, so a bad one from any client
-        # (not an object, no argument, two) ends as an `invalid_request` rejection instead of a
-        # workflow task failing forever.
-        if len(arguments) != 1:
-            return await self.end.invalid(
-                f"expected one argument, the change request, got {len(arguments)}")
-        try:
-            self.state.request = request = ChangeRequest.model_validate(arguments[0])
-        except ValidationError as error:
-            return await self.end.invalid(describe_validation_error(error))
-        if request.workflow_id != workflow.info().workflow_id:
-            return await self.end.invalid(
-                f"workflow id must be {request.workflow_id!r} (change-<request_id>)")
+        request = self.state.request
+        if request is None or self.state.invalid is not None:
+            return await self.end.invalid(self.state.invalid or "no change request")
         self.state.publish()
         try:
             try:
@@ -177,6 +172,18 @@ class SubscriptionChange(ChangeMessages):
         if state.lifecycle.is_parked:  # a Temporal cancel woke a change waiting for support
             state.lifecycle.fire(Trigger.RESUME)
         cost = self.cancels.cost()
+        if cost is Cost.MAYBE_APPLIED:  # did the apply commit after all?
+            found = await self.runner.run(FIND_APPLIED_CHANGE, state.request)
+            if found.applied is not None:  # it did: too late to cancel, the change is finished
+                state.applied = found.applied
+                state.advance(Trigger.APPLY)
+                self.cancels.too_late("applied")
+            cost = Cost.APPLIED if found.applied else self.cancels.cost_in_money()
+        if self.cancels.temporal_cancel_unrecorded():
+            await self.runner.run(RECORD_TEMPORAL_CANCEL, TemporalCancelRecord(
+                org_id=state.request.org_id, reason=workflow.cancellation_reason() or "",
+                outcome=cost.value))
+            state.temporal_cancel_recorded = True
         if cost is Cost.ENDING_DECIDED:
             assert state.finishing is not None
             return await self.end.finish(*state.finishing)
@@ -184,12 +191,19 @@ class SubscriptionChange(ChangeMessages):
             assert state.quote is not None and state.applied is not None
             return await self._deliver(state.request, state.quote, state.applied)
         self.cancels.take_temporal_cancel()
-        if cost is Cost.MAYBE_APPLIED:
-            found = await self.runner.run(FIND_APPLIED_CHANGE, state.request)
-            if found.applied is not None:  # it did: too late to cancel, the change is finished
-                assert state.quote is not None
-                state.applied = found.applied
-                state.advance(Trigger.APPLY)
-                self.cancels.too_late("applied")
-                return await self._deliver(state.request, state.quote, found.applied)
         return await self.end.cancelled()
+
+
+def _read(arguments: tuple[Any, ...]) -> tuple[ChangeRequest | None, str | None]:
+    """The change request, and why it can't be run (None when it can). Read here, untyped, not
+    by the converter, so a bad input from any client (not an object, no argument, two) ends as
+    an `invalid_request` rejection instead of a workflow task failing forever."""
+    if len(arguments) != 1:
+        return None, f"expected one argument, the change request, got {len(arguments)}"
+    try:
+        request = ChangeRequest.model_validate(arguments[0])
+    except ValidationError as error:
+        return None, describe_validation_error(error)
+    if request.workflow_id != workflow.info().workflow_id:
+        return request, f"workflow id must be {request.workflow_id!r} (change-<request_id>)"
+    return request, None

@@ -1,10 +1,12 @@
-"""What Temporal knows about a change's workflow: whether it has ended, and how. Used to tell a
-claim whose holder still runs from one left behind by a terminated or timed-out workflow."""
+"""What Temporal knows about a change's workflow: whether it has ended, and how (to tell a claim
+whose holder still runs from one left behind by a terminated or timed-out workflow), and who asked
+the server to cancel it (for the audit log)."""
 
 from __future__ import annotations
 
 import asyncio
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -23,8 +25,17 @@ async def ended_as(client: Client, workflow_id: str) -> str | None:
     return description.status.name.lower()
 
 
+async def cancel_requested_by(client: Client, workflow_id: str) -> str | None:
+    """The identity the server recorded with the request to cancel the workflow (a client sets
+    its own: `pid@host` by default), or None when it recorded none."""
+    async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            return event.workflow_execution_cancel_requested_event_attributes.identity or None
+    return None
+
+
 class ChangeWorkflows:
-    """`ended_as` for the worker's synchronous activities, on the worker's event loop."""
+    """For the worker's synchronous activities, on the worker's event loop."""
 
     def __init__(self, client: Client, loop: asyncio.AbstractEventLoop) -> None:
         self.client = client
@@ -32,4 +43,8 @@ class ChangeWorkflows:
 
     def ended_as(self, workflow_id: str, *, timeout: float = 10.0) -> str | None:
         return asyncio.run_coroutine_threadsafe(ended_as(self.client, workflow_id),
+                                                self.loop).result(timeout)
+
+    def cancel_requested_by(self, workflow_id: str, *, timeout: float = 10.0) -> str | None:
+        return asyncio.run_coroutine_threadsafe(cancel_requested_by(self.client, workflow_id),
                                                 self.loop).result(timeout)

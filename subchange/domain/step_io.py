@@ -133,5 +133,14 @@ class PrincipalCheck(Contract):
     update_id: str = Field(max_length=40, description="recorded once per update in the audit log")
 
 
+class TemporalCancelRecord(Contract):
+    """Input of record_temporal_cancel: a cancellation through Temporal, for the audit log (the
+    activity asks the server who sent it)."""
+
+    org_id: str
+    reason: str = Field(max_length=1000)
+    outcome: str = Field(max_length=32)
+
+
 class PrincipalVerdict(Contract):
     refusal: str | None = None

@@ -1,9 +1,11 @@
 """The exactly-once invariants under random interleavings: a seeded generator builds scenarios of
 a change (card payer, declining card, 3-D Secure card, offline payer; an increase or a decrease)
 with injected faults (an activity failing once for good, or once retryably, at the charge, the
-apply or the email; a charge that takes the money and then loses the answer) and actions sent
-at random moments (cancel by support or by the requester, retry, Temporal cancel, a sales
-decision, terminate followed by a new change), then drives every change to an end the way
+apply, the refund or the email; a charge that takes the money and then loses the answer; an
+apply that commits as a Temporal cancel comes and then loses the answer) and actions sent at random moments (cancel
+by support or by the requester, retry, Temporal cancel, a sales decision, terminate followed by a
+new change), some changes started together with their requester's cancel (update-with-start:
+the cancel reaches the workflow before `run` does), then drives every change to an end the way
 support would. After each scenario it checks what a user would notice:
 
 - at most one succeeded payment intent per change;
@@ -12,7 +14,10 @@ support would. After each scenario it checks what a user would notice:
 - exactly one invoice email (one Message-ID) per applied change, none otherwise;
 - the subscription's claim free once the changes ended (a terminated change's once the next change
   took it over, or after `release-claim` as the runbook says, which also refunds what it took);
-- every change ended with a stated result.
+- every change ended with a stated result;
+- no intent of a change that was not applied is left for the payer to complete (3-D Secure) or
+  still processing: a charge of unknown outcome is voided or refunded;
+- a requester's cancel sent with the start is accepted and cancels the change.
 
 `INTERLEAVING_SCENARIOS` sets how many (default 250 on SQLite, 60 on PostgreSQL, run 8 at a
 time); `INTERLEAVING_SEED` the first seed. A failure prints the scenario to replay it with.
@@ -31,7 +36,15 @@ from typing import Any
 
 import pytest
 from temporalio import activity
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -49,7 +62,14 @@ from subchange.domain.contracts import (
     RetryRequest,
     SalesDecision,
 )
-from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput
+from subchange.domain.search_attributes import initial_search_attributes
+from subchange.domain.step_io import (
+    ApplyInput,
+    ApplyOutput,
+    ChargeInput,
+    RefundChargeInput,
+    RefundChargeOutput,
+)
 from subchange.store import changes as store_changes
 from subchange.store import subscriptions
 from subchange.store.tables import AppliedChange, Invoice
@@ -63,7 +83,13 @@ from tests.helpers.documents import (
     org_document,
     unique_org,
 )
-from tests.helpers.driver import ChangeDriver, status_of, worker_with_stand_ins
+from tests.helpers.driver import (
+    ChangeDriver,
+    request_for,
+    status_of,
+    wait_for_event,
+    worker_with_stand_ins,
+)
 from tests.helpers.observers import (
     claim_of,
     refunds_of,
@@ -74,9 +100,11 @@ from workflows.subscription_change import SubscriptionChange
 
 PAYERS = ("card", "declining", "three_d_secure", "offline")
 FAULTS = (None, None, "charge_lost_answer", "apply_fails_for_good", "apply_fails_once",
+          "apply_commits_as_a_temporal_cancel_comes", "refund_fails_for_good",
           "email_fails_for_good", "email_fails_once")
 ACTIONS = ("cancel_support", "cancel_requester", "retry", "temporal_cancel", "approve",
            "reject", "terminate_then_new", "nothing")
+SUPPORT_MOVES = ("retry", "cancel", "temporal_cancel")  # by turns, from the scenario's own
 CARDS = {"card": GOOD_CARD, "declining": DECLINED_ON_CHARGE_CARD,
          "three_d_secure": THREE_D_SECURE_CARD, "offline": None}
 BATCH = 8
@@ -89,6 +117,7 @@ class Scenario:
     seats: int
     fault: str | None
     actions: list[tuple[float, str]]  # (delay in seconds after the start, action)
+    cancel_with_start: bool = False  # the requester's cancel sent together with the start
 
     @classmethod
     def generate(cls, seed: int) -> Scenario:
@@ -96,7 +125,8 @@ class Scenario:
         actions = sorted((round(rng.uniform(0, 0.4), 3), rng.choice(ACTIONS))
                          for _ in range(rng.randint(1, 3)))
         return cls(seed=seed, payer=rng.choice(PAYERS), seats=rng.choice([28, 33, 35, 40]),
-                   fault=rng.choice(FAULTS), actions=actions)
+                   fault=rng.choice(FAULTS), actions=actions,
+                   cancel_with_start=rng.random() < 0.1)
 
 
 class Faults:
@@ -127,6 +157,7 @@ async def real_server() -> AsyncIterator[WorkflowEnvironment]:
 async def faulty(real_server, deps: Dependencies, task_queue, load
                  ) -> AsyncIterator[tuple[ChangeDriver, Faults]]:
     faults = Faults()
+    loop = asyncio.get_running_loop()
     payments, applies, emails = (PaymentActivities(deps), SubscriptionActivities(deps),
                                  InvoiceActivities(deps))
 
@@ -140,12 +171,27 @@ async def faulty(real_server, deps: Dependencies, task_queue, load
 
     @activity.defn(name="apply_change")
     def apply_change(arg: ApplyInput) -> ApplyOutput:
+        if faults.fires("apply_commits_as_a_temporal_cancel_comes"):
+            # An operator cancels through Temporal while the attempt runs; it commits, but its
+            # answer is lost, and the server retries no attempt whose cancellation was requested.
+            asyncio.run_coroutine_threadsafe(
+                cancel_through_temporal(real_server.client, activity.info().workflow_id),
+                loop).result(30)
+            applies.apply_change(arg)
+            raise ApplicationError("the answer was lost after the commit", type="AnswerLost")
         if faults.fires("apply_fails_for_good"):
             raise ApplicationError("database unreachable", type="DatabaseDown",
                                    non_retryable=True)
         if faults.fires("apply_fails_once"):
             raise ApplicationError("database restarting", type="DatabaseRestarting")
         return applies.apply_change(arg)
+
+    @activity.defn(name="refund_charge")
+    def refund_charge(arg: RefundChargeInput) -> RefundChargeOutput:
+        if faults.fires("refund_fails_for_good"):
+            raise ApplicationError("the gateway is paused", type="GatewayPaused",
+                                   non_retryable=True)
+        return payments.refund_charge(arg)
 
     @activity.defn(name="email_invoice", no_thread_cancel_exception=True)
     def email_invoice(number: str):
@@ -157,9 +203,16 @@ async def faulty(real_server, deps: Dependencies, task_queue, load
         return emails.email_invoice(number)
 
     async with worker_with_stand_ins(real_server, deps, task_queue, charge=charge,
-                                     apply_change=apply_change,
+                                     apply_change=apply_change, refund_charge=refund_charge,
                                      email_invoice=email_invoice) as worker:
         yield ChangeDriver(real_server.client, worker.task_queue, real_server, load), faults
+
+
+async def cancel_through_temporal(client, workflow_id: str) -> None:
+    """Request cancellation, and wait until the workflow asked its running activity to stop."""
+    handle = client.get_workflow_handle(workflow_id)
+    await handle.cancel()
+    await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
 
 
 def scenario_count() -> int:
@@ -216,20 +269,33 @@ class GatewayView:
 # --- one scenario ------------------------------------------------------------------------------
 
 async def run(changes: ChangeDriver, faults: Faults, scenario: Scenario, deps
-              ) -> tuple[str, list[WorkflowHandle], dict[str, ChangeResult | None]]:
+              ) -> tuple[str, list[WorkflowHandle], dict[str, ChangeResult | None], str | None]:
     org = unique_org(f"mix{scenario.seed}")
     changes.reload(suite(org, CARDS[scenario.payer]))
     requester = f"admin@{org}.example"
-    handles = [await start(changes, faults, scenario, org)]
+    cancelled_with_start = None
+    if scenario.cancel_with_start:
+        first, cancelled_with_start = await start_with_the_requesters_cancel(changes, faults,
+                                                                             scenario, org)
+        handles = [first]
+    else:
+        handles = [await start(changes, faults, scenario, org)]
     started = asyncio.get_running_loop().time()
     for delay, action in scenario.actions:
         await asyncio.sleep(max(0.0, started + delay - asyncio.get_running_loop().time()))
         new = await act(changes, faults, scenario, handles[-1], action, org, requester)
         if new is not None:
             handles.append(new)
-    results = {h.id: await drive_to_an_end(changes, h, org, deps) for h in handles}
+    moves = SUPPORT_MOVES[scenario.seed % 3:] + SUPPORT_MOVES[:scenario.seed % 3]
+    results = {h.id: await drive_to_an_end(changes, h, org, deps, moves) for h in handles}
     release_after_terminate(deps, org, results)
-    return org, handles, results
+    answer = None
+    if cancelled_with_start is not None:
+        try:
+            answer = (await cancelled_with_start.result()).message
+        except WorkflowUpdateFailedError as refused:
+            answer = f"refused: {refused.cause}"
+    return org, handles, results, answer
 
 
 def release_after_terminate(deps, org: str, results: dict[str, ChangeResult | None]) -> None:
@@ -263,14 +329,33 @@ async def start(changes: ChangeDriver, faults: Faults, scenario: Scenario, org: 
     return handle
 
 
+async def start_with_the_requesters_cancel(changes: ChangeDriver, faults: Faults,
+                                           scenario: Scenario, org: str
+                                           ) -> tuple[WorkflowHandle, WorkflowUpdateHandle]:
+    """The change and its requester's cancel in one request: the cancel reaches the workflow in
+    its first task, before `run` has read the request."""
+    request = request_for(org, "one", f"admin@{org}.example",
+                          {"kind": "seats", "seats": scenario.seats})
+    if scenario.fault:
+        faults.planned[request.workflow_id] = scenario.fault
+    starting = WithStartWorkflowOperation(
+        SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
+        task_queue=changes.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=initial_search_attributes(request))
+    cancel = await changes.client.start_update_with_start_workflow(
+        SubscriptionChange.cancel, CancelRequest(by=request.requested_by),
+        start_workflow_operation=starting, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
+    return await starting.workflow_handle(), cancel
+
+
 async def act(changes: ChangeDriver, faults: Faults, scenario: Scenario, handle: WorkflowHandle,
               action: str, org: str, requester: str) -> WorkflowHandle | None:
     """Send the action; a refusal is an answer too (the invariants judge the outcome)."""
     try:
-        if action == "cancel_support":
-            await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
-        elif action == "cancel_requester":
-            await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=requester))
+        if action in ("cancel_support", "cancel_requester"):  # not awaited past acceptance
+            await handle.start_update(SubscriptionChange.cancel, CancelRequest(
+                by=SUPPORT if action == "cancel_support" else requester),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED)
         elif action == "retry":
             await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
         elif action == "temporal_cancel":
@@ -287,9 +372,11 @@ async def act(changes: ChangeDriver, faults: Faults, scenario: Scenario, handle:
 
 
 async def drive_to_an_end(changes: ChangeDriver, handle: WorkflowHandle, org: str,
-                          deps) -> ChangeResult | None:
-    """What support and sales do until the change ends: fix the card and retry, or cancel; a
-    terminated change has no result (None)."""
+                          deps, moves: tuple[str, ...]) -> ChangeResult | None:
+    """What support, sales and operators do until the change ends: while it waits for support,
+    by turns (in the scenario's order) fix the card and retry, cancel, or cancel through Temporal
+    (the Web UI's Request Cancellation); a terminated change has no result (None)."""
+    made = 0
     for round_ in range(60):
         described = await handle.describe()
         if described.status is not None and described.status.name == "TERMINATED":
@@ -298,16 +385,19 @@ async def drive_to_an_end(changes: ChangeDriver, handle: WorkflowHandle, org: st
         if view.result is not None:
             return await changes.result(handle)
         if view.state == "awaiting_support":
+            move, made = moves[made % len(moves)], made + 1
             try:
-                if round_ % 2 == 0:
+                if move == "retry":
                     if view.step == "charge":  # the card replaced, the terms as they are
                         changes.reload(suite(org, GOOD_CARD,
                                              subscription_row(deps, org, "one").seats))
                     await handle.execute_update(SubscriptionChange.retry,
                                                 RetryRequest(by=SUPPORT))
+                elif move == "cancel":  # answered once it took effect: a parked refund waits
+                    await handle.start_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT),
+                                              wait_for_stage=WorkflowUpdateStage.ACCEPTED)
                 else:
-                    await handle.execute_update(SubscriptionChange.cancel,
-                                                CancelRequest(by=SUPPORT))
+                    await handle.cancel()
             except (WorkflowUpdateFailedError, RPCError):
                 pass
         elif view.state == "awaiting_sales" and view.waiting_for:
@@ -321,8 +411,8 @@ async def drive_to_an_end(changes: ChangeDriver, handle: WorkflowHandle, org: st
 
 
 def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
-          results: dict[str, ChangeResult | None], deps, gateway, seen: GatewayView,
-          mailbox) -> None:
+          results: dict[str, ChangeResult | None], cancelled_with_start: str | None, deps,
+          gateway, seen: GatewayView, mailbox) -> None:
     with deps.sessions() as session:
         applied = {h.id: session.get(AppliedChange, h.id) for h in handles}
         sent = {h.id: session.exec(
@@ -336,6 +426,9 @@ def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
         assert len(paid) <= 1, f"{handle.id}: {len(paid)} succeeded charges"
         intents = seen.intents.get(handle.id, [])
         assert sum(1 for pi in intents if pi.status == "succeeded") <= 1
+        if not was_applied and result is not None:
+            assert not [pi.id for pi in intents if pi.status in ("requires_action", "processing")
+                        ], f"{handle.id}: not applied, yet an intent can still charge"
         for charge in paid:
             refunds = refunds_of(gateway, charge.payment_intent)
             if was_applied:
@@ -353,6 +446,12 @@ def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
             assert result is None or result.status is not ChangeStatus.COMPLETED
         if result is not None:
             assert result.reason or result.status is ChangeStatus.COMPLETED
+    if scenario.cancel_with_start and results[handles[0].id] is not None:
+        assert cancelled_with_start is not None
+        assert cancelled_with_start.startswith("cancelled"), (
+            f"{handles[0].id}: the requester's cancel sent with the start: "
+            f"{cancelled_with_start}")
+        assert results[handles[0].id].status is ChangeStatus.CANCELLED
     applied_count = sum(1 for row in applied.values() if row is not None)
     assert version == 1 + applied_count, f"subscription version {version}, {applied_count} applied"
     row = subscription_row(deps, org, "one")

@@ -99,6 +99,14 @@ async def test_every_step_keeps_to_its_budget(changes, per_attempt):
     await wait_parked(handle)
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@vendor.example"))
     assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
+    # A cancellation through Temporal while sales decide: recorded in the audit log.
+    dropped = unique_org("budgettcancel")
+    await load_suite(changes, dropped, card=None)
+    handle = await changes.start(dropped, "one", f"admin@{dropped}.example",
+                                 {"kind": "seats", "seats": 35})
+    await wait_for_sales(handle)
+    await handle.cancel()
+    assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
 
     budgets = {step.name: step.policy.budget for step in STEPS}
     seen = {name for name, _, _ in per_attempt}
