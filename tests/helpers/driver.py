@@ -177,17 +177,17 @@ class ChangeDriver:
             return await handle.result()
 
 
-async def load_suite(changes: ChangeDriver, org: str, *, seats: int = 30,
+async def load_suite(driver: ChangeDriver, org: str, *, seats: int = 30,
                      card: str | None = GOOD_CARD) -> None:
     """A flexible_user suite subscription, paid by `card`, or offline when card is None."""
-    await changes.load(org, users=[admin(org)], subscriptions=[{
+    await driver.load(org, users=[admin(org)], subscriptions=[{
         "product": "one", "plan": "enterprise", "seats": seats, "pricing_model": "flexible_user",
         "card": card, "payment_method": "online" if card else "offline"}])
 
 
-async def start_declined_change(changes: ChangeDriver, org: str, seats: int = 35
+async def start_declined_change(driver: ChangeDriver, org: str, seats: int = 35
                                 ) -> WorkflowHandle:
     """A seat increase charged to a card the gateway declines on every charge."""
-    await load_suite(changes, org, card=DECLINED_ON_CHARGE_CARD)
-    return await changes.start(org, "one", f"admin@{org}.example",
-                               {"kind": "seats", "seats": seats})
+    await load_suite(driver, org, card=DECLINED_ON_CHARGE_CARD)
+    return await driver.start(org, "one", f"admin@{org}.example",
+                              {"kind": "seats", "seats": seats})

@@ -33,8 +33,8 @@ from workflows.subscription_change import SubscriptionChange
 
 
 @pytest.fixture
-async def changes(time_skipping_env, deps: Dependencies, task_queue, load
-                  ) -> AsyncIterator[ChangeDriver]:
+async def driver(time_skipping_env, deps: Dependencies, task_queue, load
+                 ) -> AsyncIterator[ChangeDriver]:
     real = SubscriptionActivities(deps)
 
     @activity.defn(name="apply_change")
@@ -55,17 +55,17 @@ async def cancel_is_too_late(handle) -> None:
     assert "too late: the change was applied" in str(refused.value.cause)
 
 
-async def test_a_card_payer_keeps_the_change_and_the_charge(changes, deps, gateway, mailbox):
+async def test_a_card_payer_keeps_the_change_and_the_charge(driver, deps, gateway, mailbox):
     org = unique_org("unseen")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     view = await wait_parked(handle)
     assert view.step == "apply_change" and "AnswerLost" in (view.last_error or "")
 
     await cancel_is_too_late(handle)
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert result.invoice is not None and result.subscription.seats == 35
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
@@ -74,11 +74,11 @@ async def test_a_card_payer_keeps_the_change_and_the_charge(changes, deps, gatew
     assert claim_of(deps, org, "one") is None
 
 
-async def test_an_offline_payer_is_not_told_nothing_changed(changes, deps, mailbox):
+async def test_an_offline_payer_is_not_told_nothing_changed(driver, deps, mailbox):
     org = unique_org("unseenoff")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     await wait_for_sales(handle)
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
@@ -86,7 +86,7 @@ async def test_an_offline_payer_is_not_told_nothing_changed(changes, deps, mailb
 
     await cancel_is_too_late(handle)
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert subscription_row(deps, org, "one").seats == 35
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1

@@ -54,19 +54,19 @@ async def open_fails_once_worker(time_skipping_env, deps: Dependencies, task_que
 
 async def test_cancel_while_open_change_is_parked_cancels_the_change(
         open_fails_once_worker, time_skipping_env, load, deps, gateway, mailbox):
-    changes = ChangeDriver(time_skipping_env.client, open_fails_once_worker.task_queue,
-                           time_skipping_env, load)
+    driver = ChangeDriver(time_skipping_env.client, open_fails_once_worker.task_queue,
+                          time_skipping_env, load)
     org = unique_org("unopened")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     view = await wait_parked(handle)
     assert view.step == "open_change" and "DatabaseGone" in (view.last_error or "")
 
     ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
 
     assert ack.message == "cancelled; nothing was charged or changed"
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert claim_of(deps, org, "one") is None
     assert_untouched(deps, gateway, mailbox, org)
@@ -76,9 +76,9 @@ async def test_cancel_in_the_first_workflow_task_cancels_the_change(
         time_skipping_env, deps, load, gateway, mailbox, task_queue):
     """The update is sent before any worker polls, so it arrives with the start itself."""
     client = time_skipping_env.client
-    changes = ChangeDriver(client, task_queue, time_skipping_env, load)
+    driver = ChangeDriver(client, task_queue, time_skipping_env, load)
     org = unique_org("first")
-    await load_suite(changes, org)
+    await load_suite(driver, org)
     request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
     handle = await start_change(client, task_queue, request)
     cancel = asyncio.create_task(
@@ -87,7 +87,7 @@ async def test_cancel_in_the_first_workflow_task_cancels_the_change(
 
     async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
         ack = await asyncio.wait_for(cancel, timeout=30)
-        result = await changes.result(handle)
+        result = await driver.result(handle)
 
     assert ack.message == "cancelled; nothing was charged or changed"
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
@@ -103,13 +103,13 @@ async def test_a_cancel_arriving_with_a_start_that_ends_at_once_is_answered(
     in an earlier run) answers a cancel that came with its start: refused, the change had
     ended, never left without an answer."""
     client = time_skipping_env.client
-    changes = ChangeDriver(client, task_queue, time_skipping_env, load)
+    driver = ChangeDriver(client, task_queue, time_skipping_env, load)
     org = unique_org("firstend")
-    await load_suite(changes, org)
+    await load_suite(driver, org)
     request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
     if repeat:
         async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
-            await changes.settle(await start_change(client, task_queue, request))
+            await driver.settle(await start_change(client, task_queue, request))
         handle = await start_change(client, task_queue, request)
     else:
         handle = await client.start_workflow("SubscriptionChange", "x", id=request.workflow_id,
@@ -121,7 +121,7 @@ async def test_a_cancel_arriving_with_a_start_that_ends_at_once_is_answered(
     async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
         outcome = (await asyncio.wait_for(asyncio.gather(cancel, return_exceptions=True),
                                           timeout=30))[0]
-        result = await changes.result(handle)
+        result = await driver.result(handle)
 
     assert isinstance(outcome, WorkflowUpdateFailedError), outcome
     assert "can't cancel" in str(outcome.cause)

@@ -26,7 +26,7 @@ def suite(org: str, unit_price: str | None) -> dict:
 
 
 @pytest.fixture
-async def changes(time_skipping_env, deps, task_queue, load) -> AsyncIterator[ChangeDriver]:
+async def driver(time_skipping_env, deps, task_queue, load) -> AsyncIterator[ChangeDriver]:
     real = PaymentActivities(deps)
 
     @activity.defn(name="charge", no_thread_cancel_exception=True)
@@ -39,10 +39,10 @@ async def changes(time_skipping_env, deps, task_queue, load) -> AsyncIterator[Ch
         yield ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env, load)
 
 
-async def test_a_quote_older_than_the_subscription_is_not_charged(changes, deps, gateway):
+async def test_a_quote_older_than_the_subscription_is_not_charged(driver, deps, gateway):
     org = unique_org("stale")
-    changes.reload(suite(org, unit_price=None))
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    driver.reload(suite(org, unit_price=None))
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
 
     view = await wait_parked(handle)
     assert view.step == "charge" and "StaleSubscription" in view.last_error
@@ -50,6 +50,6 @@ async def test_a_quote_older_than_the_subscription_is_not_charged(changes, deps,
     assert payment_intents_of(gateway, handle.id) == []
 
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.CANCELLED and result.payment is None
     assert subscription_row(deps, org, "one").seats == 30

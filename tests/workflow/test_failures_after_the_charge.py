@@ -61,12 +61,12 @@ async def charge_then_fail_worker(time_skipping_env, deps: Dependencies, task_qu
 
 async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
         charge_then_fail_worker, time_skipping_env, load, deps, gateway, mailbox):
-    changes = ChangeDriver(time_skipping_env.client, charge_then_fail_worker.task_queue,
-                           time_skipping_env, load)
+    driver = ChangeDriver(time_skipping_env.client, charge_then_fail_worker.task_queue,
+                          time_skipping_env, load)
     org = unique_org("lost")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     view = await wait_parked(handle)
     assert view.step == "charge" and "DatabaseGone" in view.last_error
     # The money moved; the workflow doesn't know.
@@ -75,7 +75,7 @@ async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
     ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
 
     assert "refunded" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.CANCELLED
     [refund] = refunds_of(gateway, paid.payment_intent)
     assert (refund.amount, refund.id) == (paid.amount, result.payment.refund_id)
@@ -104,12 +104,12 @@ async def flaky_close_worker(time_skipping_env, deps: Dependencies, task_queue
 
 async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
         flaky_close_worker, time_skipping_env, load, deps):
-    changes = ChangeDriver(time_skipping_env.client, flaky_close_worker.task_queue,
-                           time_skipping_env, load)
+    driver = ChangeDriver(time_skipping_env.client, flaky_close_worker.task_queue,
+                          time_skipping_env, load)
     org = unique_org("closing")
-    await load_suite(changes, org, seats=30)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 30})
+    await load_suite(driver, org, seats=30)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 30})
     view = await wait_parked(handle)
     assert view.step == "close_change"
 
@@ -118,7 +118,7 @@ async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
     assert "retry it instead" in str(refused.value.cause)
 
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "no_change")
 
 
@@ -144,12 +144,12 @@ async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
         reload_before_apply_worker, time_skipping_env, load, deps, gateway, mailbox):
     """Compensation: the card is charged, then applying fails for good because the
     subscription was changed elsewhere meanwhile; cancelling refunds the charge."""
-    changes = ChangeDriver(time_skipping_env.client, reload_before_apply_worker.task_queue,
-                           time_skipping_env, load)
+    driver = ChangeDriver(time_skipping_env.client, reload_before_apply_worker.task_queue,
+                          time_skipping_env, load)
     org = unique_org("comp")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     view = await wait_parked(handle)
     assert view.step == "apply_change" and "StaleSubscription" in view.last_error
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))  # money moved
@@ -157,7 +157,7 @@ async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
     ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
 
     assert "refunded" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert result.payment.charge_id == paid.id and result.payment.refund_id
     [refund] = refunds_of(gateway, result.payment.intent_id)

@@ -169,12 +169,12 @@ def scenario_count() -> int:
 
 async def test_random_interleavings_keep_money_subscriptions_and_emails_right(faulty, deps,
                                                                               gateway, mailbox):
-    changes, faults = faulty
+    driver, faults = faulty
     first = int(os.environ.get("INTERLEAVING_SEED", "1"))
     scenarios = [Scenario.generate(seed) for seed in range(first, first + scenario_count())]
     for start in range(0, len(scenarios), BATCH):
         batch = scenarios[start:start + BATCH]
-        runs = await asyncio.gather(*(run(changes, faults, scenario, deps)
+        runs = await asyncio.gather(*(run(driver, faults, scenario, deps)
                                       for scenario in batch), return_exceptions=True)
         gateway_now = GatewayView.read(gateway)
         broken = []
@@ -215,19 +215,19 @@ class GatewayView:
 
 # --- one scenario ------------------------------------------------------------------------------
 
-async def run(changes: ChangeDriver, faults: Faults, scenario: Scenario, deps
+async def run(driver: ChangeDriver, faults: Faults, scenario: Scenario, deps
               ) -> tuple[str, list[WorkflowHandle], dict[str, ChangeResult | None]]:
     org = unique_org(f"mix{scenario.seed}")
-    changes.reload(suite(org, CARDS[scenario.payer]))
+    driver.reload(suite(org, CARDS[scenario.payer]))
     requester = f"admin@{org}.example"
-    handles = [await start(changes, faults, scenario, org)]
+    handles = [await start(driver, faults, scenario, org)]
     started = asyncio.get_running_loop().time()
     for delay, action in scenario.actions:
         await asyncio.sleep(max(0.0, started + delay - asyncio.get_running_loop().time()))
-        new = await act(changes, faults, scenario, handles[-1], action, org, requester)
+        new = await act(driver, faults, scenario, handles[-1], action, org, requester)
         if new is not None:
             handles.append(new)
-    results = {h.id: await drive_to_an_end(changes, h, org, deps) for h in handles}
+    results = {h.id: await drive_to_an_end(driver, h, org, deps) for h in handles}
     release_after_terminate(deps, org, results)
     return org, handles, results
 
@@ -254,16 +254,16 @@ def suite(org: str, card: str | None, seats: int = 30) -> dict[str, Any]:
         "card": card, "payment_method": "online" if card else "offline"}])
 
 
-async def start(changes: ChangeDriver, faults: Faults, scenario: Scenario, org: str
+async def start(driver: ChangeDriver, faults: Faults, scenario: Scenario, org: str
                 ) -> WorkflowHandle:
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": scenario.seats})
+    handle = await driver.start(org, "one", f"admin@{org}.example",
+                                {"kind": "seats", "seats": scenario.seats})
     if scenario.fault:
         faults.planned[handle.id] = scenario.fault
     return handle
 
 
-async def act(changes: ChangeDriver, faults: Faults, scenario: Scenario, handle: WorkflowHandle,
+async def act(driver: ChangeDriver, faults: Faults, scenario: Scenario, handle: WorkflowHandle,
               action: str, org: str, requester: str) -> WorkflowHandle | None:
     """Send the action; a refusal is an answer too (the invariants judge the outcome)."""
     try:
@@ -280,13 +280,13 @@ async def act(changes: ChangeDriver, faults: Faults, scenario: Scenario, handle:
                                         SalesDecision(approved=action == "approve", by=SALES))
         elif action == "terminate_then_new":
             await handle.terminate(reason="interleaving test")
-            return await start(changes, faults, dataclasses.replace(scenario, fault=None), org)
+            return await start(driver, faults, dataclasses.replace(scenario, fault=None), org)
     except (WorkflowUpdateFailedError, RPCError):
         pass
     return None
 
 
-async def drive_to_an_end(changes: ChangeDriver, handle: WorkflowHandle, org: str,
+async def drive_to_an_end(driver: ChangeDriver, handle: WorkflowHandle, org: str,
                           deps) -> ChangeResult | None:
     """What support and sales do until the change ends: fix the card and retry, or cancel; a
     terminated change has no result (None)."""
@@ -296,13 +296,13 @@ async def drive_to_an_end(changes: ChangeDriver, handle: WorkflowHandle, org: st
             return None
         view = await status_of(handle)
         if view.result is not None:
-            return await changes.result(handle)
+            return await driver.result(handle)
         if view.state == "awaiting_support":
             try:
                 if round_ % 2 == 0:
                     if view.step == "charge":  # the card replaced, the terms as they are
-                        changes.reload(suite(org, GOOD_CARD,
-                                             subscription_row(deps, org, "one").seats))
+                        driver.reload(suite(org, GOOD_CARD,
+                                            subscription_row(deps, org, "one").seats))
                     await handle.execute_update(SubscriptionChange.retry,
                                                 RetryRequest(by=SUPPORT))
                 else:

@@ -69,11 +69,11 @@ async def timed_worker(time_skipping_env, deps: Dependencies, task_queue
 async def test_a_refused_late_cancel_leaves_later_failures_to_support(
         timed_worker, time_skipping_env, load, deps, gateway, mailbox):
     worker, moments = timed_worker
-    changes = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env, load)
+    driver = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env, load)
     org = unique_org("late")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     await wait_for(handle, lambda v: v.step == "apply_change", "apply_change")
     # The requester's cancel: taken at once (support's would first wait for the staff directory,
     # which could answer only after the apply).
@@ -95,7 +95,7 @@ async def test_a_refused_late_cancel_leaves_later_failures_to_support(
     assert "already applied" in await refused(handle, "cancel", CancelRequest(by=SUPPORT))
 
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert len(moments.emails_tried) == 2
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1

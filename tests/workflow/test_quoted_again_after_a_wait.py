@@ -54,9 +54,9 @@ async def later(deps, load) -> AsyncIterator[tuple[ChangeDriver, WorkflowEnviron
         yield ChangeDriver(env.client, worker.task_queue, env, load), env
 
 
-async def load_suite_for(changes: ChangeDriver, org: str, today: date, *, card: str | None,
+async def load_suite_for(driver: ChangeDriver, org: str, today: date, *, card: str | None,
                          period_days: int = 40) -> None:
-    await changes.load(org, users=[admin(org)], subscriptions=[{
+    await driver.load(org, users=[admin(org)], subscriptions=[{
         "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user",
         "card": card, "payment_method": "online" if card else "offline",
         "period_start": str(today - timedelta(days=5)),
@@ -68,19 +68,19 @@ def steps_run(view, name: str) -> int:
 
 
 async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gateway):
-    changes, env = later
+    driver, env = later
     today = (await env.get_current_time()).date()
     org = unique_org("later")
-    await load_suite_for(changes, org, today, card=DECLINED_ON_CHARGE_CARD)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     await wait_parked(handle)
 
     await env.sleep(timedelta(days=3))
-    await load_suite_for(changes, org, today, card=GOOD_CARD)
+    await load_suite_for(driver, org, today, card=GOOD_CARD)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
     assert quote.change_date == (await env.get_current_time()).date() >= today + timedelta(days=3)
@@ -92,40 +92,40 @@ async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gate
 
 
 async def test_an_approval_days_later_applies_the_change_as_of_that_day(later):
-    changes, env = later
+    driver, env = later
     today = (await env.get_current_time()).date()
     org = unique_org("salesslow")
-    await load_suite_for(changes, org, today, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=None)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     await wait_for_sales(handle)
 
     await env.sleep(timedelta(days=6))
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert result.quote.change_date >= today + timedelta(days=6)
     assert result.payment.amount == result.quote.total_due == result.invoice.amount
-    view = await changes.client.get_workflow_handle(handle.id).query(SubscriptionChange.status)
+    view = await driver.client.get_workflow_handle(handle.id).query(SubscriptionChange.status)
     assert steps_run(view, "quote_change") == 2
 
 
 async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(later, gateway):
-    changes, env = later
+    driver, env = later
     today = (await env.get_current_time()).date()
     org = unique_org("pastend")
-    await load_suite_for(changes, org, today, card=DECLINED_ON_CHARGE_CARD, period_days=8)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD, period_days=8)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     await wait_parked(handle)
 
     await env.sleep(timedelta(days=5))
-    await load_suite_for(changes, org, today, card=GOOD_CARD, period_days=8)
+    await load_suite_for(driver, org, today, card=GOOD_CARD, period_days=8)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
                                                    "billing_period_closed")
     assert succeeded_charges(gateway, workflow_id=handle.id) == []
@@ -149,18 +149,18 @@ async def test_a_validation_or_quote_retried_days_later_prices_the_days_left_the
 
     async with time_skipping_server() as env, worker_with_stand_ins(
             env, deps, f"tq-{uuid.uuid4().hex[:10]}", **{step: fails_the_first_time}) as worker:
-        changes = ChangeDriver(env.client, worker.task_queue, env, load)
+        driver = ChangeDriver(env.client, worker.task_queue, env, load)
         today = (await env.get_current_time()).date()
         org = unique_org("redate")
-        await load_suite_for(changes, org, today, card=GOOD_CARD)
-        handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                          "seats": 35})
+        await load_suite_for(driver, org, today, card=GOOD_CARD)
+        handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                         "seats": 35})
         view = await wait_parked(handle)
         assert view.step == step
 
         await env.sleep(timedelta(days=3))
         await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-        result = await changes.result(handle)
+        result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
     assert quote.change_date >= today + timedelta(days=3)
@@ -173,19 +173,19 @@ async def test_an_approval_after_the_billing_period_ended_rejects_and_closes_the
         later, deps):
     """Sales approved, but the period ended while they decided: the change is rejected, and its
     sales case no longer says approved for a change that never happened."""
-    changes, env = later
+    driver, env = later
     today = (await env.get_current_time()).date()
     org = unique_org("pastendoff")
-    await load_suite_for(changes, org, today, card=None, period_days=8)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=None, period_days=8)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+                                                                     "seats": 35})
     await wait_for_sales(handle)
 
     await env.sleep(timedelta(days=5))
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
                                                    "billing_period_closed")
     case = sales_case_row(deps, handle.id)
@@ -213,18 +213,18 @@ async def test_a_terminated_change_started_again_later_is_charged_its_new_quote_
     async with time_skipping_server() as env, worker_with_stand_ins(
             env, deps, f"tq-{uuid.uuid4().hex[:10]}",
             apply_change=apply_failing_the_first_time) as worker:
-        changes = ChangeDriver(env.client, worker.task_queue, env, load)
+        driver = ChangeDriver(env.client, worker.task_queue, env, load)
         today = (await env.get_current_time()).date()
         org = unique_org("rerun")
-        await load_suite_for(changes, org, today, card=GOOD_CARD)
+        await load_suite_for(driver, org, today, card=GOOD_CARD)
         request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
-        first = await changes.start_request(request)
+        first = await driver.start_request(request)
         assert (await wait_parked(first)).step == "apply_change"
         await first.terminate(reason="operator cleanup")
 
         await env.sleep(timedelta(days=3))
-        again = await changes.start_request(request)
-        result = await changes.result(again)
+        again = await driver.start_request(request)
+        result = await driver.result(again)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert result.quote.change_date >= today + timedelta(days=3)
