@@ -58,8 +58,7 @@ async def cancel_is_too_late(handle) -> None:
 async def test_a_card_payer_keeps_the_change_and_the_charge(driver, deps, gateway, mailbox):
     org = unique_org("unseen")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "apply_change" and "AnswerLost" in (view.last_error or "")
 
@@ -77,8 +76,7 @@ async def test_a_card_payer_keeps_the_change_and_the_charge(driver, deps, gatewa
 async def test_an_offline_payer_is_not_told_nothing_changed(driver, deps, mailbox):
     org = unique_org("unseenoff")
     await load_suite(driver, org, card=None)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))

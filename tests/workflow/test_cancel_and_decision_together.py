@@ -26,8 +26,7 @@ async def test_a_cancel_with_an_approval_closes_the_case_cancelled(
     await load_suite(driver, org, card=None)
     async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True,
                             max_cached_workflows=0):
-        handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                         "seats": 35})
+        handle = await driver.start(org, seats=35)
         await wait_for_sales(handle)
 
     approve = asyncio.create_task(handle.execute_update(

@@ -58,8 +58,7 @@ async def test_cancel_while_open_change_is_parked_cancels_the_change(
                           time_skipping_env, load)
     org = unique_org("unopened")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "open_change" and "DatabaseGone" in (view.last_error or "")
 
@@ -79,7 +78,7 @@ async def test_cancel_in_the_first_workflow_task_cancels_the_change(
     driver = ChangeDriver(client, task_queue, time_skipping_env, load)
     org = unique_org("first")
     await load_suite(driver, org)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    request = request_for(org, seats=35)
     handle = await start_change(client, task_queue, request)
     cancel = asyncio.create_task(
         handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT)))
@@ -106,7 +105,7 @@ async def test_a_cancel_arriving_with_a_start_that_ends_at_once_is_answered(
     driver = ChangeDriver(client, task_queue, time_skipping_env, load)
     org = unique_org("firstend")
     await load_suite(driver, org)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
+    request = request_for(org, seats=33)
     if repeat:
         async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
             await driver.settle(await start_change(client, task_queue, request))

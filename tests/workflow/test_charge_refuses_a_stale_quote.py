@@ -42,7 +42,7 @@ async def driver(time_skipping_env, deps, task_queue, load) -> AsyncIterator[Cha
 async def test_a_quote_older_than_the_subscription_is_not_charged(driver, deps, gateway):
     org = unique_org("stale")
     driver.reload(suite(org, unit_price=None))
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    handle = await driver.start(org, seats=35)
 
     view = await wait_parked(handle)
     assert view.step == "charge" and "StaleSubscription" in view.last_error

@@ -35,14 +35,12 @@ from workflows.subscription_change import SubscriptionChange
 async def test_a_terminated_change_leaves_the_subscription_to_the_next(driver, deps):
     org = unique_org("terminated")
     await load_suite(driver, org, card=None)  # offline payer: the change waits for sales
-    first = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                    "seats": 35})
+    first = await driver.start(org, seats=35)
     await wait_for_sales(first)
     assert claim_of(deps, org, "one") == first.id
     await first.terminate(reason="operator cleanup")
 
-    second = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 36})
+    second = await driver.start(org, seats=36)
     await wait_for_sales(second)
     assert claim_of(deps, org, "one") == second.id
     [takeover] = [e for e in audit_entries(deps, org=org) if e.action == "take_over_claim"]
@@ -60,7 +58,7 @@ async def test_a_terminated_change_leaves_the_subscription_to_the_next(driver, d
 async def test_a_timed_out_change_leaves_the_subscription_to_the_next(driver, deps, gateway):
     org = unique_org("timedout")
     await load_suite(driver, org, card=None)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    request = request_for(org, seats=35)
     first = await driver.client.start_workflow(
         SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
         task_queue=driver.task_queue, result_type=ChangeResult,
@@ -69,8 +67,7 @@ async def test_a_timed_out_change_leaves_the_subscription_to_the_next(driver, de
     await driver.env.sleep(timedelta(hours=2))  # the backend's run timeout ends it
 
     await load_suite(driver, org)  # now paying by card
-    result = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                   "seats": 36})
+    result = await driver.run(org, seats=36)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert len(succeeded_charges(gateway, subscription_row(deps, org, "one"))) == 1
@@ -81,12 +78,10 @@ async def test_a_timed_out_change_leaves_the_subscription_to_the_next(driver, de
 async def test_a_holder_that_still_runs_keeps_the_claim(driver, deps):
     org = unique_org("holder")
     await load_suite(driver, org, card=None)
-    first = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                    "seats": 35})
+    first = await driver.start(org, seats=35)
     await wait_for_sales(first)
 
-    second = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                   "seats": 36})
+    second = await driver.run(org, seats=36)
 
     assert (second.status, second.reason_code) == (ChangeStatus.REJECTED, "change_in_progress")
     assert claim_of(deps, org, "one") == first.id
@@ -113,14 +108,12 @@ async def test_the_next_change_refunds_what_a_terminated_change_charged_without_
                               load)
         org = unique_org("termpaid")
         await load_suite(driver, org)
-        first = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                        "seats": 35})
+        first = await driver.start(org, seats=35)
         assert (await wait_parked(first)).step == "apply_change"
         [paid] = succeeded_charges(gateway, workflow_id=first.id)
         await first.terminate(reason="operator cleanup")
 
-        result = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                       "seats": 36})
+        result = await driver.run(org, seats=36)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     [refund] = refunds_of(gateway, paid.payment_intent)

@@ -44,7 +44,7 @@ async def test_second_change_while_one_is_in_flight_is_rejected(driver, deps, ga
     first = await start_declined_change(driver, org)
     await wait_parked(first)
 
-    second = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 40})
+    second = await driver.run(org, seats=40)
 
     assert (second.status, second.reason_code) == (ChangeStatus.REJECTED, "change_in_progress")
     assert first.id in second.reason
@@ -54,7 +54,7 @@ async def test_second_change_while_one_is_in_flight_is_rejected(driver, deps, ga
 
     # Once the first change has ended, the subscription is free again.
     await load_suite(driver, org, card=GOOD_CARD)
-    third = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 40})
+    third = await driver.run(org, seats=40)
     assert third.status is ChangeStatus.COMPLETED, third.reason
     assert subscription_row(deps, org, "one").seats == 40
 
@@ -62,9 +62,7 @@ async def test_second_change_while_one_is_in_flight_is_rejected(driver, deps, ga
 async def test_simultaneous_changes_never_apply_over_each_other(driver, deps, gateway, mailbox):
     org = unique_org("race")
     await load_suite(driver, org)
-    handles = await asyncio.gather(*(
-        driver.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": seats})
-        for seats in (35, 40)))
+    handles = await asyncio.gather(*(driver.start(org, seats=seats) for seats in (35, 40)))
 
     results = [await driver.settle(handle) for handle in handles]
 
@@ -89,7 +87,7 @@ async def test_simultaneous_changes_never_apply_over_each_other(driver, deps, ga
 async def test_the_same_request_started_twice_is_one_change(driver, deps, gateway, mailbox):
     org = unique_org("twice")
     await load_suite(driver, org)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    request = request_for(org, seats=35)
 
     first = await driver.start_request(request)
     try:
@@ -123,8 +121,7 @@ async def test_invalid_input_is_rejected_naming_the_field(driver, deps, gateway,
                                                           patch, says):
     org = unique_org("bad")
     await load_suite(driver, org)
-    raw = {**request_for(org, "one", f"admin@{org}.example",
-                         {"kind": "seats", "seats": 35}).model_dump(mode="json"), **patch}
+    raw = {**request_for(org, seats=35).model_dump(mode="json"), **patch}
     handle = await driver.client.start_workflow(
         "SubscriptionChange", raw, id=f"change-{raw['request_id']}",
         task_queue=driver.task_queue, result_type=ChangeResult)
@@ -164,7 +161,7 @@ async def test_malformed_input_from_any_client_ends_rejected(driver, deps, argum
 async def test_input_under_another_workflow_id_is_rejected(driver, deps, gateway, mailbox):
     org = unique_org("wid")
     await load_suite(driver, org)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    request = request_for(org, seats=35)
     handle = await driver.client.start_workflow(
         "SubscriptionChange", request.model_dump(mode="json"), id=f"other-{uuid.uuid4().hex}",
         task_queue=driver.task_queue, result_type=ChangeResult)

@@ -65,8 +65,7 @@ async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
                           time_skipping_env, load)
     org = unique_org("lost")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "charge" and "DatabaseGone" in view.last_error
     # The money moved; the workflow doesn't know.
@@ -108,8 +107,7 @@ async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
                           time_skipping_env, load)
     org = unique_org("closing")
     await load_suite(driver, org, seats=30)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 30})
+    handle = await driver.start(org, seats=30)
     view = await wait_parked(handle)
     assert view.step == "close_change"
 
@@ -148,8 +146,7 @@ async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
                           time_skipping_env, load)
     org = unique_org("comp")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "apply_change" and "StaleSubscription" in view.last_error
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))  # money moved

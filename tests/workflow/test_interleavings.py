@@ -256,8 +256,7 @@ def suite(org: str, card: str | None, seats: int = 30) -> dict[str, Any]:
 
 async def start(driver: ChangeDriver, faults: Faults, scenario: Scenario, org: str
                 ) -> WorkflowHandle:
-    handle = await driver.start(org, "one", f"admin@{org}.example",
-                                {"kind": "seats", "seats": scenario.seats})
+    handle = await driver.start(org, seats=scenario.seats)
     if scenario.fault:
         faults.planned[handle.id] = scenario.fault
     return handle

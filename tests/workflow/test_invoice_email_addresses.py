@@ -22,7 +22,7 @@ def with_billing(org: str, billing_email: str) -> dict:
 async def test_an_internationalized_domain_is_mailed_in_its_ascii_form(driver, mailbox):
     org = unique_org("idn")
     driver.reload(with_billing(org, f"billing@{org}.例え.jp"))
-    result = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert result.invoice.emailed_to == f"billing@{org}.例え.jp"
@@ -34,7 +34,7 @@ async def test_a_mailbox_the_server_cannot_take_parks_and_the_corrected_address_
         driver, deps, mailbox):
     org = unique_org("utf8")
     driver.reload(with_billing(org, f"請求@{org}.example"))
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    handle = await driver.start(org, seats=35)
 
     view = await wait_parked(handle)
     assert view.step == "email_invoice"

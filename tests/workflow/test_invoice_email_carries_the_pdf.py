@@ -34,8 +34,7 @@ async def test_invoice_email_carries_one_pdf_with_the_amount_charged(driver, mai
     await load_named(driver, org, JAPANESE_NAME, product="one", plan="enterprise", seats=30,
                      pricing_model="flexible_user")
 
-    result = await driver.run(org, "one", f"admin@{org}.example",
-                              {"kind": "seats", "seats": 35})
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     charged = result.payment.amount

@@ -32,7 +32,7 @@ async def parked_at_its_email(driver, org: str):
                             subscriptions=[{"product": "one", "plan": "enterprise", "seats": 30,
                                             "pricing_model": "flexible_user"}])
     driver.reload(document)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "email_invoice"
     document["orgs"][0]["billing_email"] = f"billing@{org}.example"

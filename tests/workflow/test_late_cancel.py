@@ -72,8 +72,7 @@ async def test_a_refused_late_cancel_leaves_later_failures_to_support(
     driver = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env, load)
     org = unique_org("late")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_for(handle, lambda v: v.step == "apply_change", "apply_change")
     # The requester's cancel: taken at once (support's would first wait for the staff directory,
     # which could answer only after the apply).

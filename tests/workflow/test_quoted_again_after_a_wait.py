@@ -72,8 +72,7 @@ async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gate
     today = (await env.get_current_time()).date()
     org = unique_org("later")
     await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_parked(handle)
 
     await env.sleep(timedelta(days=3))
@@ -96,8 +95,7 @@ async def test_an_approval_days_later_applies_the_change_as_of_that_day(later):
     today = (await env.get_current_time()).date()
     org = unique_org("salesslow")
     await load_suite_for(driver, org, today, card=None)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
 
     await env.sleep(timedelta(days=6))
@@ -117,8 +115,7 @@ async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(late
     today = (await env.get_current_time()).date()
     org = unique_org("pastend")
     await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD, period_days=8)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_parked(handle)
 
     await env.sleep(timedelta(days=5))
@@ -153,8 +150,7 @@ async def test_a_validation_or_quote_retried_days_later_prices_the_days_left_the
         today = (await env.get_current_time()).date()
         org = unique_org("redate")
         await load_suite_for(driver, org, today, card=GOOD_CARD)
-        handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                         "seats": 35})
+        handle = await driver.start(org, seats=35)
         view = await wait_parked(handle)
         assert view.step == step
 
@@ -177,8 +173,7 @@ async def test_an_approval_after_the_billing_period_ended_rejects_and_closes_the
     today = (await env.get_current_time()).date()
     org = unique_org("pastendoff")
     await load_suite_for(driver, org, today, card=None, period_days=8)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
 
     await env.sleep(timedelta(days=5))
@@ -217,7 +212,7 @@ async def test_a_terminated_change_started_again_later_is_charged_its_new_quote_
         today = (await env.get_current_time()).date()
         org = unique_org("rerun")
         await load_suite_for(driver, org, today, card=GOOD_CARD)
-        request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+        request = request_for(org, seats=35)
         first = await driver.start_request(request)
         assert (await wait_parked(first)).step == "apply_change"
         await first.terminate(reason="operator cleanup")

@@ -33,8 +33,7 @@ async def test_all_employee_reduction_moves_no_money_and_confirms_once(
                      subscriptions=[{"product": "one", "plan": "enterprise", "seats": 35,
                                      "pricing_model": "all_employee"}])
 
-    result = await driver.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 32})
+    result = await driver.run(org, seats=32)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -67,8 +66,7 @@ async def test_flexible_increase_is_charged_once_in_yen(driver, deps, gateway,
     await driver.load(org, users=[admin(org)], subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}])
 
-    result = await driver.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 35})
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -94,8 +92,7 @@ async def test_usd_subscription_is_charged_in_cents(driver, deps, gateway):
     await driver.load(org, currency="USD", users=[admin(org)], subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}])
 
-    result = await driver.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 35})
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -142,8 +139,7 @@ async def test_unauthorised_requester_is_rejected_and_audited(driver, deps, gate
         {"product": "desk", "plan": "professional", "seats": 3}])
     seats = 10 if product == "one" else 3
 
-    result = await driver.run(org, product, requester,
-                          {"kind": "seats", "seats": seats + 2})
+    result = await driver.run(org, product, by=requester, seats=seats + 2)
 
     assert result.status is ChangeStatus.REJECTED
     assert result.reason_code == "not_authorized" and requester in result.reason
@@ -163,8 +159,8 @@ async def test_rights_are_per_product(driver, deps, mailbox):
                      subscriptions=[{"product": "one", "plan": "enterprise", "seats": 10},
                                     {"product": "desk", "plan": "professional", "seats": 4}])
 
-    suite = await driver.run(org, "one", contact, {"kind": "seats", "seats": 12})
-    desk = await driver.run(org, "desk", contact, {"kind": "seats", "seats": 3})
+    suite = await driver.run(org, "one", by=contact, seats=12)
+    desk = await driver.run(org, "desk", by=contact, seats=3)
 
     assert (suite.status, suite.reason_code) == (ChangeStatus.REJECTED, "not_authorized")
     assert desk.status is ChangeStatus.COMPLETED, desk.reason
@@ -185,8 +181,7 @@ async def test_seat_floor_says_how_many_to_deactivate(driver, deps, gateway, mai
     await driver.load(org, users=users, subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 12, "pricing_model": pricing_model}])
 
-    result = await driver.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 4})
+    result = await driver.run(org, seats=4)
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "seat_floor")
     assert f"{active} users are active" in result.reason
@@ -205,8 +200,7 @@ async def test_seat_bounds_and_no_op(driver, deps, gateway, mailbox, seats, code
     await driver.load(org, users=[admin(org)], subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 10, "pricing_model": "flexible_user"}])
 
-    result = await driver.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": seats})
+    result = await driver.run(org, seats=seats)
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, code)
     assert says in result.reason
@@ -227,8 +221,7 @@ async def test_enterprise_to_standard_is_rejected_naming_the_route(driver,
     org = unique_org("route")
     await load_desk(driver, org, plan="enterprise", seats=5)
 
-    result = await driver.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "standard"})
+    result = await driver.run(org, "desk", plan="standard")
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "forbidden_move")
     assert "enterprise → professional → standard" in result.reason
@@ -242,8 +235,7 @@ async def test_downgrade_to_free_over_agent_limit_is_rejected(driver, deps, gate
     await load_desk(driver, org, plan="standard", seats=6, agents=5)  # the admin is the 6th agent
     limit = deps.catalog.product("desk").tier("free").agent_limit
 
-    result = await driver.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "free"})
+    result = await driver.run(org, "desk", plan="free")
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "agent_limit")
     assert f"{6} are active" in result.reason and f"deactivate {6 - limit}" in result.reason
@@ -257,8 +249,7 @@ async def test_desk_downgrade_with_refund_request_opens_a_ticket(driver,
     desk = deps.catalog.product("desk")
     lost = set(desk.tier("enterprise").features) - set(desk.tier("professional").features)
 
-    result = await driver.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "professional"}, refund=True)
+    result = await driver.run(org, "desk", plan="professional", refund=True)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -288,8 +279,7 @@ async def test_upgrade_from_free_charges_a_full_new_period(driver, deps, gateway
     org = unique_org("up")
     await load_desk(driver, org, plan="free", seats=2, agents=1)
 
-    result = await driver.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "standard"})
+    result = await driver.run(org, "desk", plan="standard")
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote

@@ -51,8 +51,7 @@ from workflows.subscription_change import SubscriptionChange
 async def test_offline_increase_approved_by_sales_completes(driver, deps, mailbox):
     org = unique_org("sales-ok")
     await load_suite(driver, org, card=None)
-    handle = await driver.start(org, "one", f"admin@{org}.example",
-                                {"kind": "seats", "seats": 35})
+    handle = await driver.start(org, seats=35)
 
     view = await wait_for_sales(handle)
     case = sales_case_row(deps, handle.id)
@@ -84,8 +83,7 @@ async def test_offline_increase_approved_by_sales_completes(driver, deps, mailbo
 async def test_offline_reduction_rejected_by_sales_changes_nothing(driver, deps, gateway, mailbox):
     org = unique_org("sales-no")
     await load_suite(driver, org, card=None)
-    handle = await driver.start(org, "one", f"admin@{org}.example",
-                                {"kind": "seats", "seats": 25})
+    handle = await driver.start(org, seats=25)
     await wait_for_sales(handle)
 
     await handle.execute_update(SubscriptionChange.sales_decision,
@@ -101,8 +99,7 @@ async def test_offline_reduction_rejected_by_sales_changes_nothing(driver, deps,
 async def test_cancel_while_awaiting_sales_closes_the_case(driver, deps, gateway, mailbox):
     org = unique_org("sales-cancel")
     await load_suite(driver, org, card=None)
-    handle = await driver.start(org, "one", f"admin@{org}.example",
-                                {"kind": "seats", "seats": 40})
+    handle = await driver.start(org, seats=40)
     await wait_for_sales(handle)
 
     ack = await handle.execute_update(SubscriptionChange.cancel,
@@ -130,8 +127,7 @@ async def test_sales_decision_expires_after_the_timeout(own_clock, deps, gateway
         driver = ChangeDriver(env.client, worker.task_queue, env, load)
         org = unique_org("sales-late")
         await load_suite(driver, org, card=None)
-        handle = await driver.start(org, "one", f"admin@{org}.example",
-                                    {"kind": "seats", "seats": 33})
+        handle = await driver.start(org, seats=33)
         await wait_for_sales(handle)
 
         await env.sleep(deps.settings.sales_decision_timeout + timedelta(days=1))
@@ -174,8 +170,7 @@ async def test_a_decision_still_being_checked_when_the_deadline_passes_is_refuse
                               load)
         org = unique_org("sales-edge")
         await load_suite(driver, org, card=None)
-        handle = await driver.start(org, "one", f"admin@{org}.example",
-                                    {"kind": "seats", "seats": 33})
+        handle = await driver.start(org, seats=33)
         await wait_for_sales(handle)
         approval = asyncio.create_task(handle.execute_update(
             SubscriptionChange.sales_decision, SalesDecision(approved=True, by=SALES)))

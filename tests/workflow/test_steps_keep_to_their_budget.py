@@ -72,21 +72,19 @@ async def test_every_step_keeps_to_its_budget(driver, per_attempt):
     # A card payer's increase: open, authorize, validate, quote, charge, apply, email, close.
     org = unique_org("budget")
     await load_suite(driver, org)
-    done = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    done = await driver.run(org, seats=35)
     assert done.status is ChangeStatus.COMPLETED, done.reason
     # A downgrade with a refund request: the refund ticket.
     desk = unique_org("budgetdesk")
     await driver.load(desk, users=[admin(desk), *members(desk, 2, products=["desk"],
                                                            prefix="agent")],
                       subscriptions=[{"product": "desk", "plan": "enterprise", "seats": 5}])
-    down = await driver.run(desk, "desk", f"admin@{desk}.example",
-                            {"kind": "plan", "plan": "professional"}, refund=True)
+    down = await driver.run(desk, "desk", plan="professional", refund=True)
     assert down.refund_ticket is not None
     # An offline payer approved by sales: the sales case, opened and closed.
     offline = unique_org("budgetsales")
     await load_suite(driver, offline, card=None)
-    handle = await driver.start(offline, "one", f"admin@{offline}.example",
-                                {"kind": "seats", "seats": 35})
+    handle = await driver.start(offline, seats=35)
     await wait_for_sales(handle)
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by="sales@vendor.example"))
@@ -94,8 +92,7 @@ async def test_every_step_keeps_to_its_budget(driver, per_attempt):
     # A card that needs 3-D Secure, cancelled: the refund step voids its intent.
     secure = unique_org("budget3ds")
     await load_suite(driver, secure, card=THREE_D_SECURE_CARD)
-    handle = await driver.start(secure, "one", f"admin@{secure}.example",
-                                {"kind": "seats", "seats": 35})
+    handle = await driver.start(secure, seats=35)
     await wait_parked(handle)
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@vendor.example"))
     assert (await driver.result(handle)).status is ChangeStatus.CANCELLED

@@ -107,7 +107,7 @@ async def test_a_cancellation_through_temporal_releases_the_subscription(driver,
     assert "through Temporal" in result.reason
     assert_untouched(deps, gateway, mailbox, org)
     await load_suite(driver, org, card=GOOD_CARD)
-    after = await driver.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
+    after = await driver.run(org, seats=33)
     assert after.status is ChangeStatus.COMPLETED, after.reason
 
 
@@ -119,8 +119,7 @@ async def test_a_card_needing_3d_secure_parks_and_a_cancel_voids_its_intent(driv
     after they authenticated reads it again) and a cancel voids it, so it can't charge later."""
     org = unique_org("3ds")
     await load_suite(driver, org, card=THREE_D_SECURE_CARD)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
 
     view = await wait_parked(handle)
     assert view.step == "charge" and "3-D Secure" in view.last_error

@@ -89,8 +89,7 @@ async def test_temporal_cancel_before_the_charge_confirms_takes_no_money(held, d
     driver, _release, _charge_first, _charged = held
     org = unique_org("tcharge")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_for(handle, lambda v: v.step == "charge", "the charge")
 
     await handle.cancel()
@@ -110,8 +109,7 @@ async def test_temporal_cancel_after_the_charge_went_through_refunds_it(held, de
     charge_first.set()
     org = unique_org("tcharged")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_for(handle, lambda v: v.step == "charge", "the charge")
     # The step shows before its attempt starts; a cancel then would find nothing charged.
     assert await asyncio.to_thread(charged.wait, 15), "the charge never went through"
@@ -133,8 +131,7 @@ async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, de
     driver, release, _charge_first, _charged = held
     org = unique_org("tapply")
     await load_suite(driver, org)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 28})
+    handle = await driver.start(org, seats=28)
     await wait_for(handle, lambda v: v.step == "apply_change", "the apply")
 
     await handle.cancel()
@@ -153,8 +150,7 @@ async def test_temporal_cancel_while_sales_decides_cancels_the_change(held, deps
     driver, _release, _charge_first, _charged = held
     org = unique_org("tsales")
     await load_suite(driver, org, card=None)
-    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
 
     await handle.cancel()

@@ -76,7 +76,7 @@ async def test_sales_decides_and_the_requester_never_decides_their_own_case(driv
     org = unique_org("whosales")
     await load_suite(driver, org, card=None)
     requester = f"admin@{org}.example"
-    handle = await driver.start(org, "one", requester, {"kind": "seats", "seats": 35})
+    handle = await driver.start(org, by=requester, seats=35)
     await wait_for_sales(handle)
 
     own = await refused(handle, "sales_decision", SalesDecision(approved=True, by=requester))
