@@ -9,7 +9,6 @@ can't be made to land on demand."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
@@ -26,15 +25,13 @@ from tests.helpers.driver import (
     load_suite,
     wait_for_sales,
     wait_parked,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import claim_of, refunds_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
 
 
 @pytest.fixture
-async def driver(time_skipping_env, deps: Dependencies, task_queue, load
-                 ) -> AsyncIterator[ChangeDriver]:
+async def driver(driver_with_stand_ins, deps: Dependencies) -> ChangeDriver:
     real = SubscriptionActivities(deps)
 
     @activity.defn(name="apply_change")
@@ -43,9 +40,7 @@ async def driver(time_skipping_env, deps: Dependencies, task_queue, load
         raise ApplicationError("the attempt timed out while the database committed it",
                                type="AnswerLost", non_retryable=True)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     apply_change=apply_then_lose_the_answer) as running:
-        yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env, load)
+    return await driver_with_stand_ins(apply_change=apply_then_lose_the_answer)
 
 
 async def cancel_is_too_late(handle) -> None:

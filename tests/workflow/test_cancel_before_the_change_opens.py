@@ -8,16 +8,13 @@ failure the real database can't be made to produce on demand."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from activities.admission import AdmissionActivities
-from activities.dependencies import Dependencies
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import CancelRequest, ChangeRequest, ChangeResult, ChangeStatus
 from subchange.domain.step_io import OpenChangeOutput
@@ -28,15 +25,13 @@ from tests.helpers.driver import (
     request_for,
     start_change,
     wait_parked,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import assert_untouched, change_record, claim_of
 from workflows.subscription_change import SubscriptionChange
 
 
-@pytest.fixture
-async def open_fails_once_worker(time_skipping_env, deps: Dependencies, task_queue
-                                 ) -> AsyncIterator[Worker]:
+async def test_cancel_while_open_change_is_parked_cancels_the_change(
+        driver_with_stand_ins, deps, gateway, mailbox):
     real, calls = AdmissionActivities(deps), []
 
     @activity.defn(name="open_change")
@@ -47,15 +42,7 @@ async def open_fails_once_worker(time_skipping_env, deps: Dependencies, task_que
                                    non_retryable=True)
         return real.open_change(request)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     open_change=open_change_failing_once) as running:
-        yield running
-
-
-async def test_cancel_while_open_change_is_parked_cancels_the_change(
-        open_fails_once_worker, time_skipping_env, load, deps, gateway, mailbox):
-    driver = ChangeDriver(time_skipping_env.client, open_fails_once_worker.task_queue,
-                          time_skipping_env, load)
+    driver = await driver_with_stand_ins(open_change=open_change_failing_once)
     org = unique_org("unopened")
     await load_suite(driver, org)
     handle = await driver.start(org, seats=35)

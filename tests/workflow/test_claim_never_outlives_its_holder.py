@@ -15,12 +15,10 @@ from subchange.domain.contracts import ChangeResult, ChangeStatus, SalesDecision
 from subchange.domain.step_io import ApplyInput, ApplyOutput
 from tests.helpers.documents import SALES, unique_org
 from tests.helpers.driver import (
-    ChangeDriver,
     load_suite,
     request_for,
     wait_for_sales,
     wait_parked,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     audit_entries,
@@ -89,7 +87,7 @@ async def test_a_holder_that_still_runs_keeps_the_claim(driver, deps):
 
 
 async def test_the_next_change_refunds_what_a_terminated_change_charged_without_applying(
-        time_skipping_env, deps, task_queue, load, gateway):
+        driver_with_stand_ins, deps, gateway):
     """Terminate skips the workflow's own compensation: a change that took the money and was
     terminated before its apply would keep it. The change that takes its subscription over
     refunds it (audited `compensate`), then goes on with its own charge."""
@@ -102,18 +100,15 @@ async def test_the_next_change_refunds_what_a_terminated_change_charged_without_
                                    non_retryable=True)
         return real.apply_change(change)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     apply_change=apply_failing_for_the_first) as worker:
-        driver = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env,
-                              load)
-        org = unique_org("termpaid")
-        await load_suite(driver, org)
-        first = await driver.start(org, seats=35)
-        assert (await wait_parked(first)).step == "apply_change"
-        [paid] = succeeded_charges(gateway, workflow_id=first.id)
-        await first.terminate(reason="operator cleanup")
+    driver = await driver_with_stand_ins(apply_change=apply_failing_for_the_first)
+    org = unique_org("termpaid")
+    await load_suite(driver, org)
+    first = await driver.start(org, seats=35)
+    assert (await wait_parked(first)).step == "apply_change"
+    [paid] = succeeded_charges(gateway, workflow_id=first.id)
+    await first.terminate(reason="operator cleanup")
 
-        result = await driver.run(org, seats=36)
+    result = await driver.run(org, seats=36)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     [refund] = refunds_of(gateway, paid.payment_intent)

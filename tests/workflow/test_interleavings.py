@@ -63,7 +63,7 @@ from tests.helpers.documents import (
     org_document,
     unique_org,
 )
-from tests.helpers.driver import ChangeDriver, status_of, worker_with_stand_ins
+from tests.helpers.driver import ChangeDriver, status_of
 from tests.helpers.observers import (
     claim_of,
     refunds_of,
@@ -124,8 +124,8 @@ async def real_server() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def faulty(real_server, deps: Dependencies, task_queue, load
-                 ) -> AsyncIterator[tuple[ChangeDriver, Faults]]:
+async def faulty(real_server, driver_with_stand_ins, deps: Dependencies
+                 ) -> tuple[ChangeDriver, Faults]:
     faults = Faults()
     payments, applies, emails = (PaymentActivities(deps), SubscriptionActivities(deps),
                                  InvoiceActivities(deps))
@@ -156,10 +156,9 @@ async def faulty(real_server, deps: Dependencies, task_queue, load
             raise ApplicationError("SMTP server busy", type="SmtpBusy")
         return emails.email_invoice(number)
 
-    async with worker_with_stand_ins(real_server, deps, task_queue, charge=charge,
-                                     apply_change=apply_change,
-                                     email_invoice=email_invoice) as worker:
-        yield ChangeDriver(real_server.client, worker.task_queue, real_server, load), faults
+    driver = await driver_with_stand_ins(env=real_server, charge=charge,
+                                         apply_change=apply_change, email_invoice=email_invoice)
+    return driver, faults
 
 
 def scenario_count() -> int:

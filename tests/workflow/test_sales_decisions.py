@@ -35,7 +35,6 @@ from tests.helpers.driver import (
     refused,
     wait_ended,
     wait_for_sales,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     assert_untouched,
@@ -142,7 +141,7 @@ async def test_sales_decision_expires_after_the_timeout(own_clock, deps, gateway
 
 
 async def test_a_decision_still_being_checked_when_the_deadline_passes_is_refused(
-        time_skipping_env, deps, task_queue, load):
+        driver_with_stand_ins, deps):
     """Sales sent an approval just before the deadline; while the staff directory was asked who
     they are, the deadline passed and the change began to expire. Sales must be told their
     approval came too late, not that the change is approved."""
@@ -163,25 +162,22 @@ async def test_a_decision_still_being_checked_when_the_deadline_passes_is_refuse
         await close.wait()
         await asyncio.to_thread(cases.close_sales_case, closed)
 
-    async with worker_with_stand_ins(time_skipping_env, quick, task_queue,
-                                     authorize_principal=slow_directory,
-                                     close_sales_case=held_close) as worker:
-        driver = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env,
-                              load)
-        org = unique_org("sales-edge")
-        await load_suite(driver, org, card=None)
-        handle = await driver.start(org, seats=33)
-        await wait_for_sales(handle)
-        approval = asyncio.create_task(handle.execute_update(
-            SubscriptionChange.sales_decision, SalesDecision(approved=True, by=SALES)))
-        await asyncio.wait_for(asked.wait(), 10)
-        await asyncio.wait_for(closing.wait(), 30)  # the deadline passed: the case is closing
+    driver = await driver_with_stand_ins(deps=quick, authorize_principal=slow_directory,
+                                         close_sales_case=held_close)
+    org = unique_org("sales-edge")
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=33)
+    await wait_for_sales(handle)
+    approval = asyncio.create_task(handle.execute_update(
+        SubscriptionChange.sales_decision, SalesDecision(approved=True, by=SALES)))
+    await asyncio.wait_for(asked.wait(), 10)
+    await asyncio.wait_for(closing.wait(), 30)  # the deadline passed: the case is closing
 
-        answer.set()
-        with pytest.raises(WorkflowUpdateFailedError) as refused_approval:
-            await asyncio.wait_for(approval, 30)
-        close.set()
-        result = await driver.result(handle)
+    answer.set()
+    with pytest.raises(WorkflowUpdateFailedError) as refused_approval:
+        await asyncio.wait_for(approval, 30)
+    close.set()
+    result = await driver.result(handle)
     assert "deadline has passed" in str(refused_approval.value.cause)
     assert result.status is ChangeStatus.EXPIRED
     assert sales_case_row(deps, handle.id).status == "expired"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
@@ -32,7 +31,6 @@ from tests.helpers.driver import (
     wait_for,
     wait_for_event,
     wait_for_sales,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     claim_of,
@@ -54,9 +52,8 @@ def _until_cancelled() -> None:
 
 
 @pytest.fixture
-async def held(time_skipping_env, deps: Dependencies, task_queue, load
-               ) -> AsyncIterator[tuple[ChangeDriver, threading.Event, threading.Event,
-                                        threading.Event]]:
+async def held(driver_with_stand_ins, deps: Dependencies
+               ) -> tuple[ChangeDriver, threading.Event, threading.Event, threading.Event]:
     """A driver whose charge waits to be cancelled before (or, once `charge_first` is set, after)
     doing the real thing, and whose apply waits for `release` first. `charged` is set once the
     charge went through."""
@@ -78,10 +75,8 @@ async def held(time_skipping_env, deps: Dependencies, task_queue, load
         assert release.wait(timeout=15), "the test never released the apply"
         return subscriptions.apply_change(change)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue, charge=held_charge,
-                                     apply_change=held_apply) as running:
-        yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env,
-                           load), release, charge_first, charged
+    driver = await driver_with_stand_ins(charge=held_charge, apply_change=held_apply)
+    return driver, release, charge_first, charged
 
 
 async def test_temporal_cancel_before_the_charge_confirms_takes_no_money(held, deps, gateway,
