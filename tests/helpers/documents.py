@@ -30,8 +30,14 @@ def unique_org(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def admin_email(org: str) -> str:
+    """The address of the admin that `admin` loads, who asks for a change unless a test names
+    someone else."""
+    return f"admin@{org}.example"
+
+
 def admin(org: str, **fields: Any) -> dict[str, Any]:
-    return {"email": f"admin@{org}.example", "role": "admin", "primary_contact": True,
+    return {"email": admin_email(org), "role": "admin", "primary_contact": True,
             "products": ["one", "desk"], **fields}
 
 

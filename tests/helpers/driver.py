@@ -35,6 +35,7 @@ from tests.helpers.documents import (
     DECLINED_ON_CHARGE_CARD,
     GOOD_CARD,
     admin,
+    admin_email,
     current_period,
     org_document,
 )
@@ -59,11 +60,24 @@ async def worker_with_stand_ins(env: WorkflowEnvironment, deps: Dependencies, ta
         yield worker
 
 
-def request_for(org: str, product: str, by: str, change: dict[str, Any], *,
-                refund: bool = False, request_id: str | None = None) -> ChangeRequest:
+def request_for(org: str, product: str = "one", by: str | None = None,
+                change: dict[str, Any] | None = None, *, seats: int | None = None,
+                plan: str | None = None, refund: bool = False,
+                request_id: str | None = None) -> ChangeRequest:
+    """A request to change `org`'s subscription to `product` (the suite, "one", unless named)
+    to `seats` seats or to `plan` (or to `change`, the request's change as a dict), asked by
+    `by`, or by the org's admin (documents.admin_email) when no one is named:
+    `request_for(org, seats=35)`, `request_for(org, "desk", plan="free", refund=True)`."""
+    if change is None:
+        assert (seats is None) != (plan is None), "name the change: seats= or plan="
+        change = ({"kind": "seats", "seats": seats} if plan is None
+                  else {"kind": "plan", "plan": plan})
+    else:
+        assert seats is None and plan is None, "the change is named twice"
     return ChangeRequest.model_validate({
         "request_id": request_id or f"req-{uuid.uuid4().hex[:12]}", "org_id": org,
-        "product": product, "requested_by": by, "change": change, "request_refund": refund})
+        "product": product, "requested_by": admin_email(org) if by is None else by,
+        "change": change, "request_refund": refund})
 
 
 async def start_change(client: Client, task_queue: str, request: ChangeRequest,
@@ -148,17 +162,17 @@ class ChangeDriver:
     def reload(self, document: dict) -> None:
         self._load(document)
 
-    async def start(self, org: str, product: str, by: str, change: dict[str, Any], *,
-                    refund: bool = False, request_id: str | None = None) -> WorkflowHandle:
-        return await self.start_request(request_for(org, product, by, change, refund=refund,
-                                                    request_id=request_id))
+    async def start(self, org: str, *request: Any, **named: Any) -> WorkflowHandle:
+        """Start the change `request_for` makes of these arguments:
+        `driver.start(org, seats=35)`."""
+        return await self.start_request(request_for(org, *request, **named))
 
     async def start_request(self, request: ChangeRequest) -> WorkflowHandle:
         return await start_change(self.client, self.task_queue, request)
 
-    async def run(self, org: str, product: str, by: str, change: dict[str, Any], *,
-                  refund: bool = False) -> ChangeResult:
-        return await self.settle(await self.start(org, product, by, change, refund=refund))
+    async def run(self, org: str, *request: Any, **named: Any) -> ChangeResult:
+        """Start the change as `start` does and return its result (see `settle`)."""
+        return await self.settle(await self.start(org, *request, **named))
 
     async def settle(self, handle: WorkflowHandle) -> ChangeResult:
         """The result of a change that must end on its own; fails (instead of hanging) when it
@@ -177,17 +191,16 @@ class ChangeDriver:
             return await handle.result()
 
 
-async def load_suite(changes: ChangeDriver, org: str, *, seats: int = 30,
+async def load_suite(driver: ChangeDriver, org: str, *, seats: int = 30,
                      card: str | None = GOOD_CARD) -> None:
     """A flexible_user suite subscription, paid by `card`, or offline when card is None."""
-    await changes.load(org, users=[admin(org)], subscriptions=[{
+    await driver.load(org, users=[admin(org)], subscriptions=[{
         "product": "one", "plan": "enterprise", "seats": seats, "pricing_model": "flexible_user",
         "card": card, "payment_method": "online" if card else "offline"}])
 
 
-async def start_declined_change(changes: ChangeDriver, org: str, seats: int = 35
+async def start_declined_change(driver: ChangeDriver, org: str, seats: int = 35
                                 ) -> WorkflowHandle:
     """A seat increase charged to a card the gateway declines on every charge."""
-    await load_suite(changes, org, card=DECLINED_ON_CHARGE_CARD)
-    return await changes.start(org, "one", f"admin@{org}.example",
-                               {"kind": "seats", "seats": seats})
+    await load_suite(driver, org, card=DECLINED_ON_CHARGE_CARD)
+    return await driver.start(org, seats=seats)

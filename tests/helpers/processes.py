@@ -21,6 +21,7 @@ from subchange.dev.devstack import ROOT
 from tests.helpers.documents import (
     DECLINED_ON_CHARGE_CARD,
     SELLER,
+    admin_email,
     org_document,
     write_fixture,
 )
@@ -65,6 +66,12 @@ def run_cli(env: dict[str, str], *args: str, timeout: float = 120) -> CliResult:
     done = subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
     return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def change_args(org: str, product: str, *what: str, by: str | None = None) -> list[str]:
+    """`starter.py change` of `org`'s `product`, asked by `by` or by the org's admin
+    (documents.admin_email); `what` says the change and the options: "--seats", "12", "--wait"."""
+    return ["change", "--org", org, "--product", product, "--by", by or admin_email(org), *what]
 
 
 class WorkerProcess:
@@ -132,7 +139,6 @@ def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
                                             "pricing_model": "flexible_user",
                                             "card": DECLINED_ON_CHARGE_CARD}])
     assert run_cli(env, "load", str(write_fixture(directory / f"{org}.json", document))).code == 0
-    started = run_cli(env, "change", "--org", org, "--product", "one", "--by",
-                      f"admin@{org}.example", "--seats", "12", "--wait")
+    started = run_cli(env, *change_args(org, "one", "--seats", "12", "--wait"))
     assert started.code == 3, started
     return org, started.json["workflow_id"]

@@ -128,8 +128,8 @@ async def test_changes_survive_a_killed_worker_with_every_effect_once(
 
     handles = {}
     for case in CASES:
-        request = request_for(orgs[case.point], "one", admins[case.point],
-                              {"kind": "seats", "seats": case.new_seats}, refund=case.refund)
+        request = request_for(orgs[case.point], by=admins[case.point], seats=case.new_seats,
+                              refund=case.refund)
         handles[case.point] = await start_change(dev_env.client, queues[case.point], request)
     logs = await asyncio.gather(*(wait_in_thread(p, PAUSED_LINE) for p in paused))
     for case, log in zip(CASES, logs, strict=True):
@@ -200,9 +200,8 @@ async def test_two_workers_on_one_queue_charge_each_change_once(
     admins = [load_org(load, org, 10) for org in orgs]
     await asyncio.gather(*(wait_in_thread(p, READY_LINE) for p in twins))
 
-    handles = [await start_change(dev_env.client, queue, request_for(
-        org, "one", admin, {"kind": "seats", "seats": 11 + n}))
-        for n, (org, admin) in enumerate(zip(orgs, admins, strict=True))]
+    handles = [await start_change(dev_env.client, queue, request_for(org, by=admin, seats=11 + n))
+               for n, (org, admin) in enumerate(zip(orgs, admins, strict=True))]
     results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)),
                                      RESULT_TIMEOUT)
 
@@ -231,8 +230,8 @@ async def test_invoice_numbers_stay_gap_free_when_a_worker_is_killed_mid_burst(
                                 )["orgs"][0] for org in orgs]})
     first = workers(env_for(queue), "numbers-first")
     await wait_in_thread(first, READY_LINE)
-    handles = await asyncio.gather(*(start_change(dev_env.client, queue, request_for(
-        org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 12})) for org in orgs))
+    handles = await asyncio.gather(*(start_change(dev_env.client, queue, request_for(org, seats=12))
+                                     for org in orgs))
 
     def invoiced() -> int:
         with deps.sessions() as session:

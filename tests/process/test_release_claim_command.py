@@ -13,7 +13,7 @@ import pytest
 from tests.helpers.documents import org_document, write_fixture
 from tests.helpers.driver import wait_for_sales
 from tests.helpers.observers import audit_entries, claim_of
-from tests.helpers.processes import WorkerProcess, run_cli
+from tests.helpers.processes import WorkerProcess, change_args, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,7 @@ async def test_release_claim_frees_only_what_an_ended_change_held(worker, env, d
     free = run_cli(env, *release)
     assert (free.code, free.json["released"]) == (0, None)
 
-    started = run_cli(env, "change", "--org", org, "--product", "one", "--by",
-                      f"admin@{org}.example", "--seats", "8")
+    started = run_cli(env, *change_args(org, "one", "--seats", "8"))
     assert started.code == 0, started
     handle = dev_env.client.get_workflow_handle(started.json["workflow_id"])
     await wait_for_sales(handle)

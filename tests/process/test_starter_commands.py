@@ -27,7 +27,7 @@ from tests.helpers.documents import (
 )
 from tests.helpers.money_oracle import with_tax
 from tests.helpers.observers import change_rows, subscription_row, succeeded_charges
-from tests.helpers.processes import CliResult, WorkerProcess, run_cli
+from tests.helpers.processes import CliResult, WorkerProcess, change_args, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -81,11 +81,6 @@ def loaded(cli_env, fixture_file) -> CliResult:
     result = run_cli(cli_env, "load", str(fixture_file))
     assert result.code == 0, result
     return result
-
-
-def change_args(org: str, product: str, *what: str, by: str | None = None) -> list[str]:
-    return ["change", "--org", org, "--product", product, "--by", by or f"admin@{org}.example",
-            *what]
 
 
 def seats_of(deps, org: str, product: str) -> int:
@@ -361,8 +356,7 @@ def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_e
 ], ids=["seats-abc", "seats-negative", "seats-and-plan", "product", "by", "request-id"])
 async def test_bad_change_input_exits_2_and_starts_nothing(dev_env, cli_env, deps, what, field):
     request_id = f"cli-bad-{uuid.uuid4().hex[:6]}"
-    args = ["change", "--org", REPEAT, "--product", "desk", "--by", f"admin@{REPEAT}.example",
-            "--request-id", request_id]
+    args = change_args(REPEAT, "desk", "--request-id", request_id)
     for flag, value in zip(what[::2], what[1::2], strict=True):
         if flag in args:
             args[args.index(flag) + 1] = value

@@ -14,7 +14,7 @@ import pytest
 
 from subchange.dev.devstack import free_port
 from tests.helpers.documents import GOOD_CARD, org_document, write_fixture
-from tests.helpers.processes import WorkerProcess, run_cli
+from tests.helpers.processes import WorkerProcess, change_args, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +63,7 @@ def test_a_charged_change_shows_in_the_service_and_sdk_metrics(env, worker, metr
     before = scrape(metrics_port)
 
     for seats in ("12", "12"):  # the second is a no-op: rejected
-        run_cli(env, "change", "--org", org, "--product", "one", "--by",
-                f"admin@{org}.example", "--seats", seats, "--wait")
+        run_cli(env, *change_args(org, "one", "--seats", seats, "--wait"))
 
     after = scrape(metrics_port)
     delta = lambda name, **labels: (sample(after, name, **labels)

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.helpers.documents import org_document, write_fixture
-from tests.helpers.processes import park_a_change, run_cli
+from tests.helpers.processes import change_args, park_a_change, run_cli
 from tests.helpers.web_ui import chromium
 
 CHROMIUM = chromium()
@@ -89,8 +89,7 @@ def test_sales_record_their_decision_in_the_web_ui(stack, operator, tmp_path):
                             subscriptions=[{"product": "one", "plan": "enterprise", "seats": 10,
                                             "payment_method": "offline", "card": None}])
     assert run_cli(stack.env, "load", str(write_fixture(tmp_path / "org.json", document))).code == 0
-    started = run_cli(stack.env, "change", "--org", org, "--product", "one", "--by",
-                      f"admin@{org}.example", "--seats", "12", "--wait")
+    started = run_cli(stack.env, *change_args(org, "one", "--seats", "12", "--wait"))
     assert started.code == 3 and started.json["state"] == "awaiting_sales", started
     workflow_id = started.json["workflow_id"]
 

@@ -4,8 +4,9 @@ database, localstripe and SMTP sink of tests/conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from temporalio.client import Client
@@ -14,7 +15,7 @@ from temporalio.worker import Worker
 
 from activities.dependencies import Dependencies
 from subchange.app.wiring import build_worker
-from tests.helpers.driver import ChangeDriver
+from tests.helpers.driver import ChangeDriver, worker_with_stand_ins
 from tests.helpers.services import time_skipping_server
 
 
@@ -43,6 +44,32 @@ def ts_client(time_skipping_env: WorkflowEnvironment) -> Client:
 
 
 @pytest.fixture
-def changes(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
-    """Loads organisations and runs changes on this test's worker."""
+def driver(ts_client, ts_worker, time_skipping_env, load) -> ChangeDriver:
+    """Loads organisations and runs changes on this test's worker. (Named `driver`, not
+    `changes`, so that it is never read as the module subchange.store.changes.)"""
     return ChangeDriver(ts_client, ts_worker.task_queue, time_skipping_env, load)
+
+
+@pytest.fixture
+async def driver_with_stand_ins(request: pytest.FixtureRequest,
+                                time_skipping_env: WorkflowEnvironment, deps: Dependencies,
+                                task_queue: str, load
+                                ) -> AsyncIterator[Callable[..., Awaitable[ChangeDriver]]]:
+    """Makes this test's driver on a worker of the real workflow and activities, except the
+    activities named, replaced by stand-ins (tests/helpers/driver.py worker_with_stand_ins):
+    `driver = await driver_with_stand_ins(charge=charge_then_lose_the_answer)`. `deps=` gives
+    the worker other dependencies, `env=` another server, one that outlives the test. One
+    driver a test; its worker stops when the test ends."""
+    assert "ts_worker" not in request.fixturenames, (
+        "the real worker would poll the stand-ins' task queue too")
+    made: list[ChangeDriver] = []
+    async with contextlib.AsyncExitStack() as running:
+        async def make(*, env: WorkflowEnvironment = time_skipping_env,
+                       deps: Dependencies = deps, **stand_ins: Callable) -> ChangeDriver:
+            assert not made, "one stand-in driver a test: they would share its task queue"
+            worker = await running.enter_async_context(
+                worker_with_stand_ins(env, deps, task_queue, **stand_ins))
+            made.append(ChangeDriver(env.client, worker.task_queue, env, load))
+            return made[0]
+
+        yield make

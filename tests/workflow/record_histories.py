@@ -78,50 +78,48 @@ ROOT = Path(__file__).resolve().parents[2]
 RELEASE = "v" + tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
 
-async def _completed_charge(changes: ChangeDriver) -> WorkflowHandle:
+async def _completed_charge(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-charge")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 35})
-    assert (await changes.settle(handle)).status is ChangeStatus.COMPLETED
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
+    assert (await driver.settle(handle)).status is ChangeStatus.COMPLETED
     return handle
 
 
-async def _sales_approved(changes: ChangeDriver) -> WorkflowHandle:
+async def _sales_approved(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-sales")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 28})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=28)
     await wait_for_sales(handle)
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
-    assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
+    assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
     return handle
 
 
-async def _support_cancel(changes: ChangeDriver) -> WorkflowHandle:
+async def _support_cancel(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-cancel")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
-    assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
+    assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
     return handle
 
 
-async def _compensated_refund(changes: ChangeDriver) -> WorkflowHandle:
+async def _compensated_refund(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-refund")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
     await wait_for(handle, lambda v: v.state == "awaiting_support" and v.step == "apply_change",
                    "a failed apply")
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.CANCELLED and result.payment.refund_id
     return handle
 
 
 def _apply_after_another_channel(deps: Dependencies) -> dict[str, Callable]:
-    """compensated_refund: the subscription changes between the charge and the apply (a fixture
+    """compensated_refund: the subscription driver between the charge and the apply (a fixture
     load at that moment), so the apply fails for good after the money moved."""
     real = SubscriptionActivities(deps)
 
@@ -136,86 +134,82 @@ def _apply_after_another_channel(deps: Dependencies) -> dict[str, Callable]:
     return {"apply_change": apply_change}
 
 
-async def _repeated_request(changes: ChangeDriver) -> WorkflowHandle:
+async def _repeated_request(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-again")
-    await load_suite(changes, org)
+    await load_suite(driver, org)
     request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
-    await changes.settle(await changes.start_request(request))
-    handle = await changes.start_request(request)  # a second run of the same workflow id
-    assert (await changes.settle(handle)).status is ChangeStatus.COMPLETED
+    await driver.settle(await driver.start_request(request))
+    handle = await driver.start_request(request)  # a second run of the same workflow id
+    assert (await driver.settle(handle)).status is ChangeStatus.COMPLETED
     return handle
 
 
-async def _rejected(changes: ChangeDriver) -> WorkflowHandle:
+async def _rejected(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-rejected")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 0})
-    assert (await changes.settle(handle)).reason_code == "seat_bounds"
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=0)
+    assert (await driver.settle(handle)).reason_code == "seat_bounds"
     return handle
 
 
-async def _invalid_input(changes: ChangeDriver) -> WorkflowHandle:
-    handle = await changes.client.start_workflow(
+async def _invalid_input(driver: ChangeDriver) -> WorkflowHandle:
+    handle = await driver.client.start_workflow(
         "SubscriptionChange", "not a request", id=f"change-replay-{uuid.uuid4().hex[:8]}",
-        task_queue=changes.task_queue, result_type=ChangeResult)
-    assert (await changes.result(handle)).reason_code == "invalid_request"
+        task_queue=driver.task_queue, result_type=ChangeResult)
+    assert (await driver.result(handle)).reason_code == "invalid_request"
     return handle
 
 
-async def _sales_expired(changes: ChangeDriver) -> WorkflowHandle:
+async def _sales_expired(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-expired")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 35})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
-    await changes.env.sleep(timedelta(days=15))
-    assert (await changes.result(handle)).status is ChangeStatus.EXPIRED
+    await driver.env.sleep(timedelta(days=15))
+    assert (await driver.result(handle)).status is ChangeStatus.EXPIRED
     return handle
 
 
-async def _parked_retry_completed(changes: ChangeDriver) -> WorkflowHandle:
+async def _parked_retry_completed(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-retry")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
-    await load_suite(changes, org, card=GOOD_CARD)
+    await load_suite(driver, org, card=GOOD_CARD)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-    assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
+    assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
     return handle
 
 
-async def _refund_ticket(changes: ChangeDriver) -> WorkflowHandle:
+async def _refund_ticket(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-ticket")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
+    await load_suite(driver, org)
+    handle = await driver.start(org, "one", f"admin@{org}.example",
                                  {"kind": "seats", "seats": 20}, refund=True)
-    result = await changes.settle(handle)
+    result = await driver.settle(handle)
     assert result.status is ChangeStatus.COMPLETED and result.refund_ticket is not None
     return handle
 
 
-async def _temporal_cancel_while_parked(changes: ChangeDriver) -> WorkflowHandle:
+async def _temporal_cancel_while_parked(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-tcancel")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
     await handle.cancel()
-    assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
+    assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
     return handle
 
 
-async def _claim_taken_over(changes: ChangeDriver) -> WorkflowHandle:
+async def _claim_taken_over(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-takeover")
-    await load_suite(changes, org, card=None)
-    first = await changes.start(org, "one", f"admin@{org}.example",
-                                {"kind": "seats", "seats": 35})
+    await load_suite(driver, org, card=None)
+    first = await driver.start(org, seats=35)
     await wait_for_sales(first)
     await first.terminate(reason="operator cleanup")
-    second = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 36})
+    second = await driver.start(org, seats=36)
     await wait_for_sales(second)
     await second.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
-    assert (await changes.result(second)).status is ChangeStatus.COMPLETED
+    assert (await driver.result(second)).status is ChangeStatus.COMPLETED
     return second
 
 
@@ -243,9 +237,9 @@ async def record(scenarios: list[str], out: Path) -> None:
                     stand_ins = STAND_INS[scenario](deps) if scenario in STAND_INS else {}
                     async with worker_with_stand_ins(env, deps, f"tq-{uuid.uuid4().hex[:10]}",
                                                      **stand_ins) as worker:
-                        changes = ChangeDriver(env.client, worker.task_queue, env,
+                        driver = ChangeDriver(env.client, worker.task_queue, env,
                                                functools.partial(load_document, deps))
-                        handle = await RECORDERS[scenario](changes)
+                        handle = await RECORDERS[scenario](driver)
                         history = await handle.fetch_history()
                     out.mkdir(parents=True, exist_ok=True)
                     (out / f"{scenario}.json").write_text(history.to_json())

@@ -9,7 +9,6 @@ can't be made to land on demand."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
@@ -26,15 +25,13 @@ from tests.helpers.driver import (
     load_suite,
     wait_for_sales,
     wait_parked,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import claim_of, refunds_of, subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
 
 
 @pytest.fixture
-async def changes(time_skipping_env, deps: Dependencies, task_queue, load
-                  ) -> AsyncIterator[ChangeDriver]:
+async def driver(driver_with_stand_ins, deps: Dependencies) -> ChangeDriver:
     real = SubscriptionActivities(deps)
 
     @activity.defn(name="apply_change")
@@ -43,9 +40,7 @@ async def changes(time_skipping_env, deps: Dependencies, task_queue, load
         raise ApplicationError("the attempt timed out while the database committed it",
                                type="AnswerLost", non_retryable=True)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     apply_change=apply_then_lose_the_answer) as running:
-        yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env, load)
+    return await driver_with_stand_ins(apply_change=apply_then_lose_the_answer)
 
 
 async def cancel_is_too_late(handle) -> None:
@@ -55,17 +50,16 @@ async def cancel_is_too_late(handle) -> None:
     assert "too late: the change was applied" in str(refused.value.cause)
 
 
-async def test_a_card_payer_keeps_the_change_and_the_charge(changes, deps, gateway, mailbox):
+async def test_a_card_payer_keeps_the_change_and_the_charge(driver, deps, gateway, mailbox):
     org = unique_org("unseen")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "apply_change" and "AnswerLost" in (view.last_error or "")
 
     await cancel_is_too_late(handle)
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert result.invoice is not None and result.subscription.seats == 35
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
@@ -74,11 +68,10 @@ async def test_a_card_payer_keeps_the_change_and_the_charge(changes, deps, gatew
     assert claim_of(deps, org, "one") is None
 
 
-async def test_an_offline_payer_is_not_told_nothing_changed(changes, deps, mailbox):
+async def test_an_offline_payer_is_not_told_nothing_changed(driver, deps, mailbox):
     org = unique_org("unseenoff")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
@@ -86,7 +79,7 @@ async def test_an_offline_payer_is_not_told_nothing_changed(changes, deps, mailb
 
     await cancel_is_too_late(handle)
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert subscription_row(deps, org, "one").seats == 35
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1

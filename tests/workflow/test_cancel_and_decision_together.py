@@ -21,13 +21,12 @@ from workflows.subscription_change import SubscriptionChange
 async def test_a_cancel_with_an_approval_closes_the_case_cancelled(
         time_skipping_env, deps, load, mailbox, task_queue):
     client = time_skipping_env.client
-    changes = ChangeDriver(client, task_queue, time_skipping_env, load)
+    driver = ChangeDriver(client, task_queue, time_skipping_env, load)
     org = unique_org("together")
-    await load_suite(changes, org, card=None)
+    await load_suite(driver, org, card=None)
     async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True,
                             max_cached_workflows=0):
-        handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                          "seats": 35})
+        handle = await driver.start(org, seats=35)
         await wait_for_sales(handle)
 
     approve = asyncio.create_task(handle.execute_update(
@@ -38,7 +37,7 @@ async def test_a_cancel_with_an_approval_closes_the_case_cancelled(
     await asyncio.sleep(0.3)  # both wait at the server for a worker
     async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
         await asyncio.wait_for(asyncio.gather(approve, cancel, return_exceptions=True), 30)
-        result = await changes.result(handle)
+        result = await driver.result(handle)
 
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     case = sales_case_row(deps, handle.id)

@@ -5,16 +5,13 @@ real charge to reload the subscription at that moment; the gateway and database 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from temporalio import activity
 
 from activities.payments import PaymentActivities
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord
 from subchange.domain.step_io import ChargeInput
 from tests.helpers.documents import SUPPORT, admin, org_document, unique_org
-from tests.helpers.driver import ChangeDriver, wait_parked, worker_with_stand_ins
+from tests.helpers.driver import wait_parked
 from tests.helpers.observers import payment_intents_of, subscription_row
 from workflows.subscription_change import SubscriptionChange
 
@@ -25,8 +22,8 @@ def suite(org: str, unit_price: str | None) -> dict:
         "unit_price": unit_price}])
 
 
-@pytest.fixture
-async def changes(time_skipping_env, deps, task_queue, load) -> AsyncIterator[ChangeDriver]:
+async def test_a_quote_older_than_the_subscription_is_not_charged(driver_with_stand_ins, deps,
+                                                                   load, gateway):
     real = PaymentActivities(deps)
 
     @activity.defn(name="charge", no_thread_cancel_exception=True)
@@ -34,15 +31,10 @@ async def changes(time_skipping_env, deps, task_queue, load) -> AsyncIterator[Ch
         load(suite(charge.request.org_id, unit_price="999"))  # a negotiated price, just now
         return real.charge(charge)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     charge=charge_after_a_reload) as worker:
-        yield ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env, load)
-
-
-async def test_a_quote_older_than_the_subscription_is_not_charged(changes, deps, gateway):
+    driver = await driver_with_stand_ins(charge=charge_after_a_reload)
     org = unique_org("stale")
-    changes.reload(suite(org, unit_price=None))
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    driver.reload(suite(org, unit_price=None))
+    handle = await driver.start(org, seats=35)
 
     view = await wait_parked(handle)
     assert view.step == "charge" and "StaleSubscription" in view.last_error
@@ -50,6 +42,6 @@ async def test_a_quote_older_than_the_subscription_is_not_charged(changes, deps,
     assert payment_intents_of(gateway, handle.id) == []
 
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.CANCELLED and result.payment is None
     assert subscription_row(deps, org, "one").seats == 30

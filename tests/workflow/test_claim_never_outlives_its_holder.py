@@ -15,12 +15,10 @@ from subchange.domain.contracts import ChangeResult, ChangeStatus, SalesDecision
 from subchange.domain.step_io import ApplyInput, ApplyOutput
 from tests.helpers.documents import SALES, unique_org
 from tests.helpers.driver import (
-    ChangeDriver,
     load_suite,
     request_for,
     wait_for_sales,
     wait_parked,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     audit_entries,
@@ -32,17 +30,15 @@ from tests.helpers.observers import (
 from workflows.subscription_change import SubscriptionChange
 
 
-async def test_a_terminated_change_leaves_the_subscription_to_the_next(changes, deps):
+async def test_a_terminated_change_leaves_the_subscription_to_the_next(driver, deps):
     org = unique_org("terminated")
-    await load_suite(changes, org, card=None)  # offline payer: the change waits for sales
-    first = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    await load_suite(driver, org, card=None)  # offline payer: the change waits for sales
+    first = await driver.start(org, seats=35)
     await wait_for_sales(first)
     assert claim_of(deps, org, "one") == first.id
     await first.terminate(reason="operator cleanup")
 
-    second = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 36})
+    second = await driver.start(org, seats=36)
     await wait_for_sales(second)
     assert claim_of(deps, org, "one") == second.id
     [takeover] = [e for e in audit_entries(deps, org=org) if e.action == "take_over_claim"]
@@ -51,26 +47,25 @@ async def test_a_terminated_change_leaves_the_subscription_to_the_next(changes, 
 
     await second.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
-    result = await changes.result(second)
+    result = await driver.result(second)
     assert result.status is ChangeStatus.COMPLETED
     assert subscription_row(deps, org, "one").seats == 36
     assert claim_of(deps, org, "one") is None
 
 
-async def test_a_timed_out_change_leaves_the_subscription_to_the_next(changes, deps, gateway):
+async def test_a_timed_out_change_leaves_the_subscription_to_the_next(driver, deps, gateway):
     org = unique_org("timedout")
-    await load_suite(changes, org, card=None)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
-    first = await changes.client.start_workflow(
+    await load_suite(driver, org, card=None)
+    request = request_for(org, seats=35)
+    first = await driver.client.start_workflow(
         SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
-        task_queue=changes.task_queue, result_type=ChangeResult,
+        task_queue=driver.task_queue, result_type=ChangeResult,
         run_timeout=timedelta(hours=1))
     await wait_for_sales(first)
-    await changes.env.sleep(timedelta(hours=2))  # the backend's run timeout ends it
+    await driver.env.sleep(timedelta(hours=2))  # the backend's run timeout ends it
 
-    await load_suite(changes, org)  # now paying by card
-    result = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                    "seats": 36})
+    await load_suite(driver, org)  # now paying by card
+    result = await driver.run(org, seats=36)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert len(succeeded_charges(gateway, subscription_row(deps, org, "one"))) == 1
@@ -78,15 +73,13 @@ async def test_a_timed_out_change_leaves_the_subscription_to_the_next(changes, d
                for e in audit_entries(deps, org=org))
 
 
-async def test_a_holder_that_still_runs_keeps_the_claim(changes, deps):
+async def test_a_holder_that_still_runs_keeps_the_claim(driver, deps):
     org = unique_org("holder")
-    await load_suite(changes, org, card=None)
-    first = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                     "seats": 35})
+    await load_suite(driver, org, card=None)
+    first = await driver.start(org, seats=35)
     await wait_for_sales(first)
 
-    second = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                    "seats": 36})
+    second = await driver.run(org, seats=36)
 
     assert (second.status, second.reason_code) == (ChangeStatus.REJECTED, "change_in_progress")
     assert claim_of(deps, org, "one") == first.id
@@ -94,7 +87,7 @@ async def test_a_holder_that_still_runs_keeps_the_claim(changes, deps):
 
 
 async def test_the_next_change_refunds_what_a_terminated_change_charged_without_applying(
-        time_skipping_env, deps, task_queue, load, gateway):
+        driver_with_stand_ins, deps, gateway):
     """Terminate skips the workflow's own compensation: a change that took the money and was
     terminated before its apply would keep it. The change that takes its subscription over
     refunds it (audited `compensate`), then goes on with its own charge."""
@@ -107,20 +100,15 @@ async def test_the_next_change_refunds_what_a_terminated_change_charged_without_
                                    non_retryable=True)
         return real.apply_change(change)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     apply_change=apply_failing_for_the_first) as worker:
-        changes = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env,
-                               load)
-        org = unique_org("termpaid")
-        await load_suite(changes, org)
-        first = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                         "seats": 35})
-        assert (await wait_parked(first)).step == "apply_change"
-        [paid] = succeeded_charges(gateway, workflow_id=first.id)
-        await first.terminate(reason="operator cleanup")
+    driver = await driver_with_stand_ins(apply_change=apply_failing_for_the_first)
+    org = unique_org("termpaid")
+    await load_suite(driver, org)
+    first = await driver.start(org, seats=35)
+    assert (await wait_parked(first)).step == "apply_change"
+    [paid] = succeeded_charges(gateway, workflow_id=first.id)
+    await first.terminate(reason="operator cleanup")
 
-        result = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                        "seats": 36})
+    result = await driver.run(org, seats=36)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     [refund] = refunds_of(gateway, paid.payment_intent)

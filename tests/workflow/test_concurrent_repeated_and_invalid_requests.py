@@ -39,12 +39,12 @@ from workflows.subscription_change import SubscriptionChange
 
 # --- concurrent and repeated requests ----------------------------------------------------------
 
-async def test_second_change_while_one_is_in_flight_is_rejected(changes, deps, gateway, mailbox):
+async def test_second_change_while_one_is_in_flight_is_rejected(driver, deps, gateway, mailbox):
     org = unique_org("busy")
-    first = await start_declined_change(changes, org)
+    first = await start_declined_change(driver, org)
     await wait_parked(first)
 
-    second = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 40})
+    second = await driver.run(org, seats=40)
 
     assert (second.status, second.reason_code) == (ChangeStatus.REJECTED, "change_in_progress")
     assert first.id in second.reason
@@ -53,20 +53,18 @@ async def test_second_change_while_one_is_in_flight_is_rejected(changes, deps, g
     assert_untouched(deps, gateway, mailbox, org)
 
     # Once the first change has ended, the subscription is free again.
-    await load_suite(changes, org, card=GOOD_CARD)
-    third = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 40})
+    await load_suite(driver, org, card=GOOD_CARD)
+    third = await driver.run(org, seats=40)
     assert third.status is ChangeStatus.COMPLETED, third.reason
     assert subscription_row(deps, org, "one").seats == 40
 
 
-async def test_simultaneous_changes_never_apply_over_each_other(changes, deps, gateway, mailbox):
+async def test_simultaneous_changes_never_apply_over_each_other(driver, deps, gateway, mailbox):
     org = unique_org("race")
-    await load_suite(changes, org)
-    handles = await asyncio.gather(*(
-        changes.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": seats})
-        for seats in (35, 40)))
+    await load_suite(driver, org)
+    handles = await asyncio.gather(*(driver.start(org, seats=seats) for seats in (35, 40)))
 
-    results = [await changes.settle(handle) for handle in handles]
+    results = [await driver.settle(handle) for handle in handles]
 
     completed = sorted((r for r in results if r.status is ChangeStatus.COMPLETED),
                        key=lambda r: r.quote.subscription_version)
@@ -86,21 +84,21 @@ async def test_simultaneous_changes_never_apply_over_each_other(changes, deps, g
     assert len(mailbox.messages(to=f"billing@{org}.example")) == len(completed)
 
 
-async def test_the_same_request_started_twice_is_one_change(changes, deps, gateway, mailbox):
+async def test_the_same_request_started_twice_is_one_change(driver, deps, gateway, mailbox):
     org = unique_org("twice")
-    await load_suite(changes, org)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    await load_suite(driver, org)
+    request = request_for(org, seats=35)
 
-    first = await changes.start_request(request)
+    first = await driver.start_request(request)
     try:
-        await changes.start_request(request)
+        await driver.start_request(request)
     except WorkflowAlreadyStartedError:
         pass  # still running: the server refuses a second workflow with the id
-    result = await changes.settle(first)
+    result = await driver.settle(first)
     # After it ended, the id may be reused; the new run returns the recorded result, and its
     # status query and search attributes say so too.
-    rerun = await changes.start_request(request)
-    again = await changes.settle(rerun)
+    rerun = await driver.start_request(request)
+    again = await driver.settle(rerun)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert again == result
@@ -119,17 +117,16 @@ async def test_the_same_request_started_twice_is_one_change(changes, deps, gatew
     ("product", {"product": "crm"}, "unknown product 'crm'"),
     ("requested_by", {"requested_by": "not-an-email"}, "email"),
 ])
-async def test_invalid_input_is_rejected_naming_the_field(changes, deps, gateway, mailbox, field,
+async def test_invalid_input_is_rejected_naming_the_field(driver, deps, gateway, mailbox, field,
                                                           patch, says):
     org = unique_org("bad")
-    await load_suite(changes, org)
-    raw = {**request_for(org, "one", f"admin@{org}.example",
-                         {"kind": "seats", "seats": 35}).model_dump(mode="json"), **patch}
-    handle = await changes.client.start_workflow(
+    await load_suite(driver, org)
+    raw = {**request_for(org, seats=35).model_dump(mode="json"), **patch}
+    handle = await driver.client.start_workflow(
         "SubscriptionChange", raw, id=f"change-{raw['request_id']}",
-        task_queue=changes.task_queue, result_type=ChangeResult)
+        task_queue=driver.task_queue, result_type=ChangeResult)
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "invalid_request")
     assert field in result.reason and says in result.reason
@@ -145,15 +142,15 @@ async def test_invalid_input_is_rejected_naming_the_field(changes, deps, gateway
     ([], "expected one argument, the change request, got 0"),
     ([{}, {}], "expected one argument, the change request, got 2"),
 ], ids=["string", "list", "null", "no-argument", "two-arguments"])
-async def test_malformed_input_from_any_client_ends_rejected(changes, deps, arguments, says):
+async def test_malformed_input_from_any_client_ends_rejected(driver, deps, arguments, says):
     """What `temporal workflow start --input '"x"'` (or none, or two) sends: the change ends
     `invalid_request` at once instead of failing its first workflow task forever."""
     workflow_id = f"change-malformed-{uuid.uuid4().hex[:8]}"
-    handle = await changes.client.start_workflow(
-        "SubscriptionChange", args=arguments, id=workflow_id, task_queue=changes.task_queue,
+    handle = await driver.client.start_workflow(
+        "SubscriptionChange", args=arguments, id=workflow_id, task_queue=driver.task_queue,
         result_type=ChangeResult)
 
-    with changes.env.auto_time_skipping_disabled():
+    with driver.env.auto_time_skipping_disabled():
         result = await asyncio.wait_for(handle.result(), timeout=30)
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "invalid_request")
@@ -161,15 +158,15 @@ async def test_malformed_input_from_any_client_ends_rejected(changes, deps, argu
     assert change_record(deps, workflow_id) is None
 
 
-async def test_input_under_another_workflow_id_is_rejected(changes, deps, gateway, mailbox):
+async def test_input_under_another_workflow_id_is_rejected(driver, deps, gateway, mailbox):
     org = unique_org("wid")
-    await load_suite(changes, org)
-    request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
-    handle = await changes.client.start_workflow(
+    await load_suite(driver, org)
+    request = request_for(org, seats=35)
+    handle = await driver.client.start_workflow(
         "SubscriptionChange", request.model_dump(mode="json"), id=f"other-{uuid.uuid4().hex}",
-        task_queue=changes.task_queue, result_type=ChangeResult)
+        task_queue=driver.task_queue, result_type=ChangeResult)
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "invalid_request")
     assert request.workflow_id in result.reason

@@ -13,27 +13,18 @@ failure is simulated:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from activities.admission import AdmissionActivities
-from activities.dependencies import Dependencies
 from activities.payments import PaymentActivities
 from activities.subscriptions import SubscriptionActivities
 from subchange.domain.contracts import CancelRequest, ChangeStatus, PaymentRecord, RetryRequest
 from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput, CloseChangeInput
 from tests.helpers.documents import SUPPORT, admin, org_document, unique_org
-from tests.helpers.driver import (
-    ChangeDriver,
-    load_suite,
-    wait_parked,
-    worker_with_stand_ins,
-)
+from tests.helpers.driver import load_suite, wait_parked
 from tests.helpers.observers import (
     refunds_of,
     search_attributes,
@@ -43,9 +34,8 @@ from tests.helpers.observers import (
 from workflows.subscription_change import SubscriptionChange
 
 
-@pytest.fixture
-async def charge_then_fail_worker(time_skipping_env, deps: Dependencies, task_queue
-                                  ) -> AsyncIterator[Worker]:
+async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
+        driver_with_stand_ins, deps, gateway, mailbox):
     real = PaymentActivities(deps)
 
     @activity.defn(name="charge")
@@ -54,19 +44,10 @@ async def charge_then_fail_worker(time_skipping_env, deps: Dependencies, task_qu
         raise ApplicationError("database unreachable after the gateway confirmed",
                                type="DatabaseGone", non_retryable=True)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     charge=charge_then_lose_the_answer) as running:
-        yield running
-
-
-async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
-        charge_then_fail_worker, time_skipping_env, load, deps, gateway, mailbox):
-    changes = ChangeDriver(time_skipping_env.client, charge_then_fail_worker.task_queue,
-                           time_skipping_env, load)
+    driver = await driver_with_stand_ins(charge=charge_then_lose_the_answer)
     org = unique_org("lost")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "charge" and "DatabaseGone" in view.last_error
     # The money moved; the workflow doesn't know.
@@ -75,7 +56,7 @@ async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
     ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
 
     assert "refunded" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.CANCELLED
     [refund] = refunds_of(gateway, paid.payment_intent)
     assert (refund.amount, refund.id) == (paid.amount, result.payment.refund_id)
@@ -83,33 +64,23 @@ async def test_cancel_after_a_charge_with_unknown_outcome_refunds_it(
     assert mailbox.messages(to=f"billing@{org}.example") == []
 
 
-@pytest.fixture
-async def flaky_close_worker(time_skipping_env, deps: Dependencies, task_queue
-                             ) -> AsyncIterator[Worker]:
-    """close_change fails for good on its first run (the database is down), then works."""
+async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
+        driver_with_stand_ins, deps):
     real, calls = AdmissionActivities(deps), []
 
     @activity.defn(name="close_change")
     def close_change_failing_once(close: CloseChangeInput) -> None:
+        """Fails for good on its first run (the database is down), then works."""
         calls.append(close)
         if len(calls) == 1:
             raise ApplicationError("database unreachable", type="DatabaseGone",
                                    non_retryable=True)
         return real.close_change(close)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     close_change=close_change_failing_once) as running:
-        yield running
-
-
-async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
-        flaky_close_worker, time_skipping_env, load, deps):
-    changes = ChangeDriver(time_skipping_env.client, flaky_close_worker.task_queue,
-                           time_skipping_env, load)
+    driver = await driver_with_stand_ins(close_change=close_change_failing_once)
     org = unique_org("closing")
-    await load_suite(changes, org, seats=30)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 30})
+    await load_suite(driver, org, seats=30)
+    handle = await driver.start(org, seats=30)
     view = await wait_parked(handle)
     assert view.step == "close_change"
 
@@ -118,13 +89,14 @@ async def test_a_decided_change_parked_while_closing_refuses_cancel_and_retries(
     assert "retry it instead" in str(refused.value.cause)
 
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "no_change")
 
 
-@pytest.fixture
-async def reload_before_apply_worker(time_skipping_env, deps: Dependencies, task_queue, load
-                                     ) -> AsyncIterator[Worker]:
+async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
+        driver_with_stand_ins, load, deps, gateway, mailbox):
+    """Compensation: the card is charged, then applying fails for good because the
+    subscription was changed elsewhere meanwhile; cancelling refunds the charge."""
     real = SubscriptionActivities(deps)
 
     @activity.defn(name="apply_change")
@@ -135,21 +107,10 @@ async def reload_before_apply_worker(time_skipping_env, deps: Dependencies, task
             "pricing_model": "flexible_user"}]))
         return real.apply_change(change)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     apply_change=apply_after_another_channel) as running:
-        yield running
-
-
-async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
-        reload_before_apply_worker, time_skipping_env, load, deps, gateway, mailbox):
-    """Compensation: the card is charged, then applying fails for good because the
-    subscription was changed elsewhere meanwhile; cancelling refunds the charge."""
-    changes = ChangeDriver(time_skipping_env.client, reload_before_apply_worker.task_queue,
-                           time_skipping_env, load)
+    driver = await driver_with_stand_ins(apply_change=apply_after_another_channel)
     org = unique_org("comp")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "apply_change" and "StaleSubscription" in view.last_error
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))  # money moved
@@ -157,7 +118,7 @@ async def test_charged_change_that_cannot_be_applied_is_refunded_on_cancel(
     ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
 
     assert "refunded" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert result.payment.charge_id == paid.id and result.payment.refund_id
     [refund] = refunds_of(gateway, result.payment.intent_id)

@@ -63,10 +63,10 @@ async def sealed_worker(sealed_client, deps, task_queue) -> AsyncIterator[None]:
 async def test_history_holds_no_personal_data_in_plaintext(sealed_client, sealed_worker,
                                                            time_skipping_env, task_queue, load,
                                                            deps):
-    changes = ChangeDriver(sealed_client, task_queue, time_skipping_env, load)
+    driver = ChangeDriver(sealed_client, task_queue, time_skipping_env, load)
     org = unique_org("sealed")
     admin = f"admin@{org}.example"
-    await load_suite(changes, org, card=DECLINED_ON_CHARGE_CARD)
+    await load_suite(driver, org, card=DECLINED_ON_CHARGE_CARD)
     request = request_for(org, "one", admin, {"kind": "seats", "seats": 35})
     handle = await sealed_client.start_workflow(
         SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
@@ -75,7 +75,7 @@ async def test_history_holds_no_personal_data_in_plaintext(sealed_client, sealed
     view = await wait_parked(handle)  # the sealed client reads its own payloads
     assert "declined" in view.last_error
     await handle.cancel()
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.CANCELLED
 
     # What the server stores, read by a client without the key.

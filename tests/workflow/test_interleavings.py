@@ -4,7 +4,7 @@ with injected faults (an activity failing once for good, or once retryably, at t
 apply, the refund or the email; a charge that takes the money and then loses the answer; an
 apply that commits as a Temporal cancel comes and then loses the answer) and actions sent at random moments (cancel
 by support or by the requester, retry, Temporal cancel, a sales decision, terminate followed by a
-new change), some changes started together with their requester's cancel (update-with-start:
+new change), some driver started together with their requester's cancel (update-with-start:
 the cancel reaches the workflow before `run` does), then drives every change to an end the way
 support would. After each scenario it checks what a user would notice:
 
@@ -12,7 +12,7 @@ support would. After each scenario it checks what a user would notice:
 - money kept only when the change was applied; otherwise every succeeded charge refunded once;
 - the subscription advanced exactly when a change was applied, and to its quote;
 - exactly one invoice email (one Message-ID) per applied change, none otherwise;
-- the subscription's claim free once the changes ended (a terminated change's once the next change
+- the subscription's claim free once the driver ended (a terminated change's once the next change
   took it over, or after `release-claim` as the runbook says, which also refunds what it took);
 - every change ended with a stated result;
 - no intent of a change that was not applied is left for the payer to complete (3-D Secure) or
@@ -88,7 +88,6 @@ from tests.helpers.driver import (
     request_for,
     status_of,
     wait_for_event,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     claim_of,
@@ -154,8 +153,8 @@ async def real_server() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def faulty(real_server, deps: Dependencies, task_queue, load
-                 ) -> AsyncIterator[tuple[ChangeDriver, Faults]]:
+async def faulty(real_server, driver_with_stand_ins, deps: Dependencies
+                 ) -> tuple[ChangeDriver, Faults]:
     faults = Faults()
     loop = asyncio.get_running_loop()
     payments, applies, emails = (PaymentActivities(deps), SubscriptionActivities(deps),
@@ -202,10 +201,10 @@ async def faulty(real_server, deps: Dependencies, task_queue, load
             raise ApplicationError("SMTP server busy", type="SmtpBusy")
         return emails.email_invoice(number)
 
-    async with worker_with_stand_ins(real_server, deps, task_queue, charge=charge,
-                                     apply_change=apply_change, refund_charge=refund_charge,
-                                     email_invoice=email_invoice) as worker:
-        yield ChangeDriver(real_server.client, worker.task_queue, real_server, load), faults
+    driver = await driver_with_stand_ins(env=real_server, charge=charge,
+                                         apply_change=apply_change, refund_charge=refund_charge,
+                                         email_invoice=email_invoice)
+    return driver, faults
 
 
 async def cancel_through_temporal(client, workflow_id: str) -> None:
@@ -222,12 +221,12 @@ def scenario_count() -> int:
 
 async def test_random_interleavings_keep_money_subscriptions_and_emails_right(faulty, deps,
                                                                               gateway, mailbox):
-    changes, faults = faulty
+    driver, faults = faulty
     first = int(os.environ.get("INTERLEAVING_SEED", "1"))
     scenarios = [Scenario.generate(seed) for seed in range(first, first + scenario_count())]
     for start in range(0, len(scenarios), BATCH):
         batch = scenarios[start:start + BATCH]
-        runs = await asyncio.gather(*(run(changes, faults, scenario, deps)
+        runs = await asyncio.gather(*(run(driver, faults, scenario, deps)
                                       for scenario in batch), return_exceptions=True)
         gateway_now = GatewayView.read(gateway)
         broken = []
@@ -268,26 +267,26 @@ class GatewayView:
 
 # --- one scenario ------------------------------------------------------------------------------
 
-async def run(changes: ChangeDriver, faults: Faults, scenario: Scenario, deps
+async def run(driver: ChangeDriver, faults: Faults, scenario: Scenario, deps
               ) -> tuple[str, list[WorkflowHandle], dict[str, ChangeResult | None], str | None]:
     org = unique_org(f"mix{scenario.seed}")
-    changes.reload(suite(org, CARDS[scenario.payer]))
+    driver.reload(suite(org, CARDS[scenario.payer]))
     requester = f"admin@{org}.example"
     cancelled_with_start = None
     if scenario.cancel_with_start:
-        first, cancelled_with_start = await start_with_the_requesters_cancel(changes, faults,
+        first, cancelled_with_start = await start_with_the_requesters_cancel(driver, faults,
                                                                              scenario, org)
         handles = [first]
     else:
-        handles = [await start(changes, faults, scenario, org)]
+        handles = [await start(driver, faults, scenario, org)]
     started = asyncio.get_running_loop().time()
     for delay, action in scenario.actions:
         await asyncio.sleep(max(0.0, started + delay - asyncio.get_running_loop().time()))
-        new = await act(changes, faults, scenario, handles[-1], action, org, requester)
+        new = await act(driver, faults, scenario, handles[-1], action, org, requester)
         if new is not None:
             handles.append(new)
     moves = SUPPORT_MOVES[scenario.seed % 3:] + SUPPORT_MOVES[:scenario.seed % 3]
-    results = {h.id: await drive_to_an_end(changes, h, org, deps, moves) for h in handles}
+    results = {h.id: await drive_to_an_end(driver, h, org, deps, moves) for h in handles}
     release_after_terminate(deps, org, results)
     answer = None
     if cancelled_with_start is not None:
@@ -320,16 +319,15 @@ def suite(org: str, card: str | None, seats: int = 30) -> dict[str, Any]:
         "card": card, "payment_method": "online" if card else "offline"}])
 
 
-async def start(changes: ChangeDriver, faults: Faults, scenario: Scenario, org: str
+async def start(driver: ChangeDriver, faults: Faults, scenario: Scenario, org: str
                 ) -> WorkflowHandle:
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": scenario.seats})
+    handle = await driver.start(org, seats=scenario.seats)
     if scenario.fault:
         faults.planned[handle.id] = scenario.fault
     return handle
 
 
-async def start_with_the_requesters_cancel(changes: ChangeDriver, faults: Faults,
+async def start_with_the_requesters_cancel(driver: ChangeDriver, faults: Faults,
                                            scenario: Scenario, org: str
                                            ) -> tuple[WorkflowHandle, WorkflowUpdateHandle]:
     """The change and its requester's cancel in one request: the cancel reaches the workflow in
@@ -340,15 +338,15 @@ async def start_with_the_requesters_cancel(changes: ChangeDriver, faults: Faults
         faults.planned[request.workflow_id] = scenario.fault
     starting = WithStartWorkflowOperation(
         SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
-        task_queue=changes.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        task_queue=driver.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=initial_search_attributes(request))
-    cancel = await changes.client.start_update_with_start_workflow(
+    cancel = await driver.client.start_update_with_start_workflow(
         SubscriptionChange.cancel, CancelRequest(by=request.requested_by),
         start_workflow_operation=starting, wait_for_stage=WorkflowUpdateStage.ACCEPTED)
     return await starting.workflow_handle(), cancel
 
 
-async def act(changes: ChangeDriver, faults: Faults, scenario: Scenario, handle: WorkflowHandle,
+async def act(driver: ChangeDriver, faults: Faults, scenario: Scenario, handle: WorkflowHandle,
               action: str, org: str, requester: str) -> WorkflowHandle | None:
     """Send the action; a refusal is an answer too (the invariants judge the outcome)."""
     try:
@@ -365,13 +363,13 @@ async def act(changes: ChangeDriver, faults: Faults, scenario: Scenario, handle:
                                         SalesDecision(approved=action == "approve", by=SALES))
         elif action == "terminate_then_new":
             await handle.terminate(reason="interleaving test")
-            return await start(changes, faults, dataclasses.replace(scenario, fault=None), org)
+            return await start(driver, faults, dataclasses.replace(scenario, fault=None), org)
     except (WorkflowUpdateFailedError, RPCError):
         pass
     return None
 
 
-async def drive_to_an_end(changes: ChangeDriver, handle: WorkflowHandle, org: str,
+async def drive_to_an_end(driver: ChangeDriver, handle: WorkflowHandle, org: str,
                           deps, moves: tuple[str, ...]) -> ChangeResult | None:
     """What support, sales and operators do until the change ends: while it waits for support,
     by turns (in the scenario's order) fix the card and retry, cancel, or cancel through Temporal
@@ -383,14 +381,14 @@ async def drive_to_an_end(changes: ChangeDriver, handle: WorkflowHandle, org: st
             return None
         view = await status_of(handle)
         if view.result is not None:
-            return await changes.result(handle)
+            return await driver.result(handle)
         if view.state == "awaiting_support":
             move, made = moves[made % len(moves)], made + 1
             try:
                 if move == "retry":
                     if view.step == "charge":  # the card replaced, the terms as they are
-                        changes.reload(suite(org, GOOD_CARD,
-                                             subscription_row(deps, org, "one").seats))
+                        driver.reload(suite(org, GOOD_CARD,
+                                            subscription_row(deps, org, "one").seats))
                     await handle.execute_update(SubscriptionChange.retry,
                                                 RetryRequest(by=SUPPORT))
                 elif move == "cancel":  # answered once it took effect: a parked refund waits
@@ -462,4 +460,4 @@ def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
         assert row.seats == 30
     if all(results[h.id] is not None for h in handles[-1:]):
         assert claim_of(deps, org, "one") is None, (
-            f"the claim outlived its changes: {[(h.id, results[h.id]) for h in handles]}")
+            f"the claim outlived its driver: {[(h.id, results[h.id]) for h in handles]}")

@@ -19,10 +19,10 @@ def with_billing(org: str, billing_email: str) -> dict:
         "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}])
 
 
-async def test_an_internationalized_domain_is_mailed_in_its_ascii_form(changes, mailbox):
+async def test_an_internationalized_domain_is_mailed_in_its_ascii_form(driver, mailbox):
     org = unique_org("idn")
-    changes.reload(with_billing(org, f"billing@{org}.例え.jp"))
-    result = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    driver.reload(with_billing(org, f"billing@{org}.例え.jp"))
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert result.invoice.emailed_to == f"billing@{org}.例え.jp"
@@ -31,10 +31,10 @@ async def test_an_internationalized_domain_is_mailed_in_its_ascii_form(changes, 
 
 
 async def test_a_mailbox_the_server_cannot_take_parks_and_the_corrected_address_gets_it(
-        changes, deps, mailbox):
+        driver, deps, mailbox):
     org = unique_org("utf8")
-    changes.reload(with_billing(org, f"請求@{org}.example"))
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    driver.reload(with_billing(org, f"請求@{org}.example"))
+    handle = await driver.start(org, seats=35)
 
     view = await wait_parked(handle)
     assert view.step == "email_invoice"
@@ -44,10 +44,10 @@ async def test_a_mailbox_the_server_cannot_take_parks_and_the_corrected_address_
     assert subscription_row(deps, org, "one").seats == 35  # applied; only the email waits
     assert mailbox.messages(to=f"請求@{org}.example") == []
 
-    changes.reload(with_billing(org, f"billing@{org}.example"))
+    driver.reload(with_billing(org, f"billing@{org}.example"))
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert result.invoice.emailed_to == f"billing@{org}.example"
     [message] = mailbox.messages(to=f"billing@{org}.example")

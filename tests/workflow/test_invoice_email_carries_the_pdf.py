@@ -21,21 +21,20 @@ from tests.helpers.driver import ChangeDriver
 from tests.helpers.observers import mail_text, pdf_attachments, pdf_text
 
 
-async def load_named(changes: ChangeDriver, org: str, name: str, **subscription: Any) -> None:
-    start, end = current_period((await changes.env.get_current_time()).date())
+async def load_named(driver: ChangeDriver, org: str, name: str, **subscription: Any) -> None:
+    start, end = current_period((await driver.env.get_current_time()).date())
     document = org_document(org, users=[admin(org)], locale="ja", subscriptions=[
         {"period_start": str(start), "period_end": str(end), **subscription}])
     document["orgs"][0]["name"] = name
-    changes.reload(document)
+    driver.reload(document)
 
 
-async def test_invoice_email_carries_one_pdf_with_the_amount_charged(changes, mailbox):
+async def test_invoice_email_carries_one_pdf_with_the_amount_charged(driver, mailbox):
     org = unique_org("pdf")
-    await load_named(changes, org, JAPANESE_NAME, product="one", plan="enterprise", seats=30,
+    await load_named(driver, org, JAPANESE_NAME, product="one", plan="enterprise", seats=30,
                      pricing_model="flexible_user")
 
-    result = await changes.run(org, "one", f"admin@{org}.example",
-                               {"kind": "seats", "seats": 35})
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     charged = result.payment.amount

@@ -26,17 +26,17 @@ from tests.helpers.driver import wait_parked
 from workflows.subscription_change import SubscriptionChange
 
 
-async def parked_at_its_email(changes, org: str):
+async def parked_at_its_email(driver, org: str):
     """A change applied, its invoice unsent (the address was refused), the address fixed."""
     document = org_document(org, users=[admin(org)], billing_email=f"請求@{org}.example",
                             subscriptions=[{"product": "one", "plan": "enterprise", "seats": 30,
                                             "pricing_model": "flexible_user"}])
-    changes.reload(document)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    driver.reload(document)
+    handle = await driver.start(org, seats=35)
     view = await wait_parked(handle)
     assert view.step == "email_invoice"
     document["orgs"][0]["billing_email"] = f"billing@{org}.example"
-    changes.reload(document)
+    driver.reload(document)
     return handle
 
 
@@ -56,9 +56,9 @@ def attempt(deps, workflow_id: str, n: int, number: str):
 
 
 async def test_an_attempt_beside_one_that_sends_waits_and_the_email_goes_once(
-        changes, deps, mailbox, monkeypatch):
+        driver, deps, mailbox, monkeypatch):
     org = unique_org("lease")
-    handle = await parked_at_its_email(changes, org)
+    handle = await parked_at_its_email(driver, org)
     number = invoice_number(deps, handle.id)
     inside, release = threading.Event(), threading.Event()
     send = activities.invoicing.send_email
@@ -87,15 +87,15 @@ async def test_an_attempt_beside_one_that_sends_waits_and_the_email_goes_once(
     assert number in message["Subject"]
 
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED and result.invoice == sent
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
 
 
 async def test_the_lease_of_an_attempt_that_died_runs_out_and_the_next_one_sends(
-        changes, deps, mailbox):
+        driver, deps, mailbox):
     org = unique_org("leasedead")
-    handle = await parked_at_its_email(changes, org)
+    handle = await parked_at_its_email(driver, org)
     number = invoice_number(deps, handle.id)
     with deps.sessions() as session:  # an attempt took the lease, then its worker died
         assert invoices.take_sending(session=session, number=number, holder="dead.1.x",

@@ -9,28 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
-from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
 from activities.subscriptions import SubscriptionActivities
 from subchange.domain.contracts import CancelRequest, ChangeStatus, InvoiceRecord, RetryRequest
 from subchange.domain.step_io import ApplyInput, ApplyOutput
 from tests.helpers.documents import SUPPORT, unique_org
-from tests.helpers.driver import (
-    ChangeDriver,
-    load_suite,
-    refused,
-    wait_for,
-    worker_with_stand_ins,
-)
+from tests.helpers.driver import load_suite, refused, wait_for
 from tests.helpers.observers import subscription_row, succeeded_charges
 from workflows.subscription_change import SubscriptionChange
 
@@ -41,9 +32,8 @@ class Moments:
     emails_tried: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-async def timed_worker(time_skipping_env, deps: Dependencies, task_queue
-                       ) -> AsyncIterator[tuple[Worker, Moments]]:
+async def test_a_refused_late_cancel_leaves_later_failures_to_support(
+        driver_with_stand_ins, deps, gateway, mailbox):
     moments = Moments()
     apply, email = SubscriptionActivities(deps), InvoiceActivities(deps)
 
@@ -60,20 +50,11 @@ async def timed_worker(time_skipping_env, deps: Dependencies, task_queue
                                    non_retryable=True)
         return email.email_invoice(invoice_number)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     apply_change=apply_after_the_cancel,
-                                     email_invoice=email_failing_once) as running:
-        yield running, moments
-
-
-async def test_a_refused_late_cancel_leaves_later_failures_to_support(
-        timed_worker, time_skipping_env, load, deps, gateway, mailbox):
-    worker, moments = timed_worker
-    changes = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env, load)
+    driver = await driver_with_stand_ins(apply_change=apply_after_the_cancel,
+                                         email_invoice=email_failing_once)
     org = unique_org("late")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
     await wait_for(handle, lambda v: v.step == "apply_change", "apply_change")
     # The requester's cancel: taken at once (support's would first wait for the staff directory,
     # which could answer only after the apply).
@@ -95,7 +76,7 @@ async def test_a_refused_late_cancel_leaves_later_failures_to_support(
     assert "already applied" in await refused(handle, "cancel", CancelRequest(by=SUPPORT))
 
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert len(moments.emails_tried) == 2
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1

@@ -27,10 +27,7 @@ from tests.helpers.documents import SUPPORT, unique_org
 from tests.helpers.driver import (
     ChangeDriver,
     load_suite,
-    request_for,
-    start_change,
     status_of,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import assert_untouched
 from workflows import versions
@@ -82,12 +79,11 @@ def test_the_short_database_steps_are_the_local_ones():
     assert {step.name for step in STEPS if step.local} == LOCAL_STEPS
 
 
-async def test_the_history_names_every_step_local_ones_too(changes: ChangeDriver):
+async def test_the_history_names_every_step_local_ones_too(driver: ChangeDriver):
     org = unique_org("local-steps")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 33})
-    result = await changes.settle(handle)
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=33)
+    result = await driver.settle(handle)
     assert result.status is ChangeStatus.COMPLETED
 
     steps = steps_in(await handle.fetch_history())
@@ -103,16 +99,15 @@ async def test_the_history_names_every_step_local_ones_too(changes: ChangeDriver
     assert summaries["close_change"] == "close_change"
 
 
-async def test_a_change_takes_its_patches_before_its_first_local_step(changes: ChangeDriver):
+async def test_a_change_takes_its_patches_before_its_first_local_step(driver: ChangeDriver):
     """A patch first asked after a local step could answer otherwise on replay
     (workflows/versions.py): a new change takes every patch of its release at its start, before
     its first local step, and no module but versions.py asks for one."""
     assert modules_asking_for_patches() == {"versions.py"}
     org = unique_org("local-patches")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 33})
-    await changes.settle(handle)
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=33)
+    await driver.settle(handle)
     history = await handle.fetch_history()
 
     first_local = next(index for index, event in enumerate(history.events)
@@ -124,7 +119,7 @@ async def test_a_change_takes_its_patches_before_its_first_local_step(changes: C
 
 
 async def test_a_cancel_sent_before_a_step_starts_is_decided_before_it_starts(
-        time_skipping_env, deps: Dependencies, task_queue, load, gateway, mailbox):
+        driver_with_stand_ins, deps: Dependencies, gateway, mailbox):
     """The staff directory takes its time to say that support may cancel, while the change's
     local steps race ahead: the next step waits for the verdict, so nothing is charged (the
     charge would otherwise start and be refunded)."""
@@ -135,15 +130,12 @@ async def test_a_cancel_sent_before_a_step_starts_is_decided_before_it_starts(
         time.sleep(1.5)
         return directory.authorize_principal(check)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     authorize_principal=slow_directory):
-        changes = ChangeDriver(time_skipping_env.client, task_queue, time_skipping_env, load)
-        org = unique_org("slow-directory")
-        await load_suite(changes, org)
-        request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
-        handle = await start_change(time_skipping_env.client, task_queue, request)
-        ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
-        result = await changes.result(handle)
+    driver = await driver_with_stand_ins(authorize_principal=slow_directory)
+    org = unique_org("slow-directory")
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
+    ack = await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
+    result = await driver.result(handle)
 
     assert ack.message == "cancelled; nothing was charged or changed"
     assert (result.status, result.payment) == (ChangeStatus.CANCELLED, None)
@@ -151,7 +143,7 @@ async def test_a_cancel_sent_before_a_step_starts_is_decided_before_it_starts(
 
 
 async def test_a_change_terminated_in_a_local_step_can_still_be_read(
-        time_skipping_env, deps: Dependencies, task_queue, load):
+        driver_with_stand_ins, deps: Dependencies):
     """Terminated while the worker runs its local authorize step: the history ends inside a
     workflow task that never completed, and the status query replays what it holds."""
     started, release = threading.Event(), threading.Event()
@@ -163,18 +155,15 @@ async def test_a_change_terminated_in_a_local_step_can_still_be_read(
         release.wait(timeout=15)
         return admission.authorize_admin(request)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     authorize_admin=held_authorize):
-        changes = ChangeDriver(time_skipping_env.client, task_queue, time_skipping_env, load)
-        org = unique_org("local-terminated")
-        await load_suite(changes, org)
-        handle = await changes.start(org, "one", f"admin@{org}.example",
-                                     {"kind": "seats", "seats": 33})
-        assert await asyncio.to_thread(started.wait, 15), "authorize never started"
-        await handle.terminate(reason="test: stopped in a local step")
-        release.set()
+    driver = await driver_with_stand_ins(authorize_admin=held_authorize)
+    org = unique_org("local-terminated")
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=33)
+    assert await asyncio.to_thread(started.wait, 15), "authorize never started"
+    await handle.terminate(reason="test: stopped in a local step")
+    release.set()
 
-        view = await status_of(handle)
+    view = await status_of(handle)
 
     # What the last completed workflow task recorded: the open step's marker was not sent yet
     # (the task still ran the authorize step), so the replay stops in open_change.

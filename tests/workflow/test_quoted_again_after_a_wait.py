@@ -2,11 +2,10 @@
 is charged or applied: proration counts from the day it takes effect, not the day it was asked
 for, so nobody pays for days already past; and a change whose billing period ended meanwhile is
 rejected, nothing charged; and a terminated change started again later is charged its new quote,
-the earlier run's charge refunded. Days pass on a time-skipping server of this module's own."""
+the earlier run's charge refunded. Days pass on a time-skipping server of each test's own."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
@@ -17,7 +16,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.admission import AdmissionActivities
 from activities.subscriptions import SubscriptionActivities
-from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeStatus, RetryRequest, SalesDecision
 from subchange.domain.money import to_minor_units
 from subchange.domain.step_io import ApplyInput, ApplyOutput, DatedRequest
@@ -34,7 +32,6 @@ from tests.helpers.driver import (
     request_for,
     wait_for_sales,
     wait_parked,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     refunds_of,
@@ -47,16 +44,16 @@ from workflows.subscription_change import SubscriptionChange
 
 
 @pytest.fixture
-async def later(deps, load) -> AsyncIterator[tuple[ChangeDriver, WorkflowEnvironment]]:
-    async with time_skipping_server() as env, build_worker(
-            env.client, deps, task_queue=f"tq-{uuid.uuid4().hex[:10]}",
-            fail_workflows_on_bugs=True) as worker:
-        yield ChangeDriver(env.client, worker.task_queue, env, load), env
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """This test's own time-skipping server, under `driver` and `driver_with_stand_ins`: the days
+    that pass here move no other test's clock."""
+    async with time_skipping_server() as env:
+        yield env
 
 
-async def load_suite_for(changes: ChangeDriver, org: str, today: date, *, card: str | None,
+async def load_suite_for(driver: ChangeDriver, org: str, today: date, *, card: str | None,
                          period_days: int = 40) -> None:
-    await changes.load(org, users=[admin(org)], subscriptions=[{
+    await driver.load(org, users=[admin(org)], subscriptions=[{
         "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user",
         "card": card, "payment_method": "online" if card else "offline",
         "period_start": str(today - timedelta(days=5)),
@@ -67,20 +64,19 @@ def steps_run(view, name: str) -> int:
     return sum(1 for step in view.history if step.step == name and step.outcome == "ok")
 
 
-async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gateway):
-    changes, env = later
+async def test_a_charge_retried_days_later_is_for_the_days_left_then(driver, gateway):
+    env = driver.env
     today = (await env.get_current_time()).date()
     org = unique_org("later")
-    await load_suite_for(changes, org, today, card=DECLINED_ON_CHARGE_CARD)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD)
+    handle = await driver.start(org, seats=35)
     await wait_parked(handle)
 
     await env.sleep(timedelta(days=3))
-    await load_suite_for(changes, org, today, card=GOOD_CARD)
+    await load_suite_for(driver, org, today, card=GOOD_CARD)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
     assert quote.change_date == (await env.get_current_time()).date() >= today + timedelta(days=3)
@@ -91,41 +87,39 @@ async def test_a_charge_retried_days_later_is_for_the_days_left_then(later, gate
     assert result.invoice.amount == quote.total_due  # invoiced what was charged
 
 
-async def test_an_approval_days_later_applies_the_change_as_of_that_day(later):
-    changes, env = later
+async def test_an_approval_days_later_applies_the_change_as_of_that_day(driver):
+    env = driver.env
     today = (await env.get_current_time()).date()
     org = unique_org("salesslow")
-    await load_suite_for(changes, org, today, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=None)
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
 
     await env.sleep(timedelta(days=6))
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert result.quote.change_date >= today + timedelta(days=6)
     assert result.payment.amount == result.quote.total_due == result.invoice.amount
-    view = await changes.client.get_workflow_handle(handle.id).query(SubscriptionChange.status)
+    view = await driver.client.get_workflow_handle(handle.id).query(SubscriptionChange.status)
     assert steps_run(view, "quote_change") == 2
 
 
-async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(later, gateway):
-    changes, env = later
+async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(driver, gateway):
+    env = driver.env
     today = (await env.get_current_time()).date()
     org = unique_org("pastend")
-    await load_suite_for(changes, org, today, card=DECLINED_ON_CHARGE_CARD, period_days=8)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD, period_days=8)
+    handle = await driver.start(org, seats=35)
     await wait_parked(handle)
 
     await env.sleep(timedelta(days=5))
-    await load_suite_for(changes, org, today, card=GOOD_CARD, period_days=8)
+    await load_suite_for(driver, org, today, card=GOOD_CARD, period_days=8)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
                                                    "billing_period_closed")
     assert succeeded_charges(gateway, workflow_id=handle.id) == []
@@ -133,7 +127,7 @@ async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(late
 
 @pytest.mark.parametrize("step", ["validate_change", "quote_change"])
 async def test_a_validation_or_quote_retried_days_later_prices_the_days_left_then(
-        deps, load, gateway, step):
+        driver_with_stand_ins, deps, gateway, step):
     """The database was down when the change was validated (or quoted): it waited three days
     for support. Retried, it is judged and priced as of that day, not the day it was asked."""
     real = getattr(AdmissionActivities(deps), step)
@@ -147,20 +141,18 @@ async def test_a_validation_or_quote_retried_days_later_prices_the_days_left_the
                                    non_retryable=True)
         return real(dated)
 
-    async with time_skipping_server() as env, worker_with_stand_ins(
-            env, deps, f"tq-{uuid.uuid4().hex[:10]}", **{step: fails_the_first_time}) as worker:
-        changes = ChangeDriver(env.client, worker.task_queue, env, load)
-        today = (await env.get_current_time()).date()
-        org = unique_org("redate")
-        await load_suite_for(changes, org, today, card=GOOD_CARD)
-        handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                          "seats": 35})
-        view = await wait_parked(handle)
-        assert view.step == step
+    driver = await driver_with_stand_ins(**{step: fails_the_first_time})
+    env = driver.env
+    today = (await env.get_current_time()).date()
+    org = unique_org("redate")
+    await load_suite_for(driver, org, today, card=GOOD_CARD)
+    handle = await driver.start(org, seats=35)
+    view = await wait_parked(handle)
+    assert view.step == step
 
-        await env.sleep(timedelta(days=3))
-        await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-        result = await changes.result(handle)
+    await env.sleep(timedelta(days=3))
+    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
     assert quote.change_date >= today + timedelta(days=3)
@@ -170,22 +162,21 @@ async def test_a_validation_or_quote_retried_days_later_prices_the_days_left_the
 
 
 async def test_an_approval_after_the_billing_period_ended_rejects_and_closes_the_case(
-        later, deps):
+        driver, deps):
     """Sales approved, but the period ended while they decided: the change is rejected, and its
     sales case no longer says approved for a change that never happened."""
-    changes, env = later
+    env = driver.env
     today = (await env.get_current_time()).date()
     org = unique_org("pastendoff")
-    await load_suite_for(changes, org, today, card=None, period_days=8)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite_for(driver, org, today, card=None, period_days=8)
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
 
     await env.sleep(timedelta(days=5))
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,
                                                    "billing_period_closed")
     case = sales_case_row(deps, handle.id)
@@ -195,7 +186,7 @@ async def test_an_approval_after_the_billing_period_ended_rejects_and_closes_the
 
 
 async def test_a_terminated_change_started_again_later_is_charged_its_new_quote_once(
-        deps, load, gateway):
+        driver_with_stand_ins, deps, gateway):
     """The same request started again after its first run was terminated (charged, never
     applied) is quoted as of the new day: the first run's charge is refunded and the new quote
     charged, so the change is paid once, at the price of the day it took effect."""
@@ -210,21 +201,19 @@ async def test_a_terminated_change_started_again_later_is_charged_its_new_quote_
                                    non_retryable=True)
         return real.apply_change(change)
 
-    async with time_skipping_server() as env, worker_with_stand_ins(
-            env, deps, f"tq-{uuid.uuid4().hex[:10]}",
-            apply_change=apply_failing_the_first_time) as worker:
-        changes = ChangeDriver(env.client, worker.task_queue, env, load)
-        today = (await env.get_current_time()).date()
-        org = unique_org("rerun")
-        await load_suite_for(changes, org, today, card=GOOD_CARD)
-        request = request_for(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
-        first = await changes.start_request(request)
-        assert (await wait_parked(first)).step == "apply_change"
-        await first.terminate(reason="operator cleanup")
+    driver = await driver_with_stand_ins(apply_change=apply_failing_the_first_time)
+    env = driver.env
+    today = (await env.get_current_time()).date()
+    org = unique_org("rerun")
+    await load_suite_for(driver, org, today, card=GOOD_CARD)
+    request = request_for(org, seats=35)
+    first = await driver.start_request(request)
+    assert (await wait_parked(first)).step == "apply_change"
+    await first.terminate(reason="operator cleanup")
 
-        await env.sleep(timedelta(days=3))
-        again = await changes.start_request(request)
-        result = await changes.result(again)
+    await env.sleep(timedelta(days=3))
+    again = await driver.start_request(request)
+    result = await driver.result(again)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert result.quote.change_date >= today + timedelta(days=3)

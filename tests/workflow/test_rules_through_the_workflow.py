@@ -27,14 +27,13 @@ from tests.helpers.observers import (
 # --- seat changes of the suite (R4, R8, R10, R11) ----------------------------------------------
 
 async def test_all_employee_reduction_moves_no_money_and_confirms_once(
-        changes, deps, gateway, mailbox):
+        driver, deps, gateway, mailbox):
     org = unique_org("ae")
-    await changes.load(org, users=[admin(org), *members(org, 20, products=["one"])],
-                      subscriptions=[{"product": "one", "plan": "enterprise", "seats": 35,
-                                      "pricing_model": "all_employee"}])
+    await driver.load(org, users=[admin(org), *members(org, 20, products=["one"])],
+                     subscriptions=[{"product": "one", "plan": "enterprise", "seats": 35,
+                                     "pricing_model": "all_employee"}])
 
-    result = await changes.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 32})
+    result = await driver.run(org, seats=32)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -61,14 +60,13 @@ async def test_all_employee_reduction_moves_no_money_and_confirms_once(
     assert "Consumption tax" not in body  # a zero-amount confirmation has no tax line
 
 
-async def test_flexible_increase_is_charged_once_in_yen(changes, deps, gateway,
+async def test_flexible_increase_is_charged_once_in_yen(driver, deps, gateway,
                                                         mailbox):
     org = unique_org("flex")
-    await changes.load(org, users=[admin(org)], subscriptions=[
+    await driver.load(org, users=[admin(org)], subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}])
 
-    result = await changes.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 35})
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -89,13 +87,12 @@ async def test_flexible_increase_is_charged_once_in_yen(changes, deps, gateway,
     assert (result.invoice.subtotal, result.invoice.tax) == (quote.amount_due, quote.tax.tax)
 
 
-async def test_usd_subscription_is_charged_in_cents(changes, deps, gateway):
+async def test_usd_subscription_is_charged_in_cents(driver, deps, gateway):
     org = unique_org("usd")
-    await changes.load(org, currency="USD", users=[admin(org)], subscriptions=[
+    await driver.load(org, currency="USD", users=[admin(org)], subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}])
 
-    result = await changes.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 35})
+    result = await driver.run(org, seats=35)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -132,18 +129,17 @@ def _requester(case: str, org: str, other: str) -> tuple[str, str, list[dict]]:
 
 @pytest.mark.parametrize("case", ["member", "inactive_admin", "admin_of_other_org",
                                   "desk_admin_not_primary_contact"])
-async def test_unauthorised_requester_is_rejected_and_audited(changes, deps, gateway,
+async def test_unauthorised_requester_is_rejected_and_audited(driver, deps, gateway,
                                                               mailbox, case):
     org, other = unique_org("r1"), unique_org("r1other")
     product, requester, users = _requester(case, org, other)
-    await changes.load(other, users=[admin(other)], subscriptions=[])
-    await changes.load(org, users=users, subscriptions=[
+    await driver.load(other, users=[admin(other)], subscriptions=[])
+    await driver.load(org, users=users, subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 10},
         {"product": "desk", "plan": "professional", "seats": 3}])
     seats = 10 if product == "one" else 3
 
-    result = await changes.run(org, product, requester,
-                          {"kind": "seats", "seats": seats + 2})
+    result = await driver.run(org, product, by=requester, seats=seats + 2)
 
     assert result.status is ChangeStatus.REJECTED
     assert result.reason_code == "not_authorized" and requester in result.reason
@@ -153,18 +149,18 @@ async def test_unauthorised_requester_is_rejected_and_audited(changes, deps, gat
     assert [(e.actor, e.outcome) for e in denied] == [(requester, "denied")]
 
 
-async def test_rights_are_per_product(changes, deps, mailbox):
+async def test_rights_are_per_product(driver, deps, mailbox):
     """R12: the desk's primary contact (not an admin) manages the desk but not the suite."""
     org = unique_org("r12")
     contact = f"contact@{org}.example"
-    await changes.load(org, users=[admin(org, primary_contact=False),
-                                  {"email": contact, "role": "member", "primary_contact": True,
-                                   "products": ["one", "desk"]}],
-                      subscriptions=[{"product": "one", "plan": "enterprise", "seats": 10},
-                                     {"product": "desk", "plan": "professional", "seats": 4}])
+    await driver.load(org, users=[admin(org, primary_contact=False),
+                                 {"email": contact, "role": "member", "primary_contact": True,
+                                  "products": ["one", "desk"]}],
+                     subscriptions=[{"product": "one", "plan": "enterprise", "seats": 10},
+                                    {"product": "desk", "plan": "professional", "seats": 4}])
 
-    suite = await changes.run(org, "one", contact, {"kind": "seats", "seats": 12})
-    desk = await changes.run(org, "desk", contact, {"kind": "seats", "seats": 3})
+    suite = await driver.run(org, "one", by=contact, seats=12)
+    desk = await driver.run(org, "desk", by=contact, seats=3)
 
     assert (suite.status, suite.reason_code) == (ChangeStatus.REJECTED, "not_authorized")
     assert desk.status is ChangeStatus.COMPLETED, desk.reason
@@ -175,18 +171,17 @@ async def test_rights_are_per_product(changes, deps, mailbox):
 # --- R2, R3, R4: seat floor and bounds ---------------------------------------------------------
 
 @pytest.mark.parametrize("pricing_model, active", [("flexible_user", 6), ("all_employee", 9)])
-async def test_seat_floor_says_how_many_to_deactivate(changes, deps, gateway, mailbox,
+async def test_seat_floor_says_how_many_to_deactivate(driver, deps, gateway, mailbox,
                                                       pricing_model, active):
     org = unique_org("floor")
     # 1 admin + 5 assigned + 3 active but not assigned the suite + 4 who left (inactive).
     users = [admin(org), *members(org, 5, products=["one"]),
              *members(org, 3, products=[], prefix="other"),
              *members(org, 4, products=["one"], active=False, prefix="left")]
-    await changes.load(org, users=users, subscriptions=[
+    await driver.load(org, users=users, subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 12, "pricing_model": pricing_model}])
 
-    result = await changes.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": 4})
+    result = await driver.run(org, seats=4)
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "seat_floor")
     assert f"{active} users are active" in result.reason
@@ -199,14 +194,13 @@ async def test_seat_floor_says_how_many_to_deactivate(changes, deps, gateway, ma
     (0, "seat_bounds", "at least 1 user"),
     (10001, "seat_bounds", "at most 10000 users, 10001 requested"),
 ])
-async def test_seat_bounds_and_no_op(changes, deps, gateway, mailbox, seats, code,
+async def test_seat_bounds_and_no_op(driver, deps, gateway, mailbox, seats, code,
                                      says):
     org = unique_org("bounds")
-    await changes.load(org, users=[admin(org)], subscriptions=[
+    await driver.load(org, users=[admin(org)], subscriptions=[
         {"product": "one", "plan": "enterprise", "seats": 10, "pricing_model": "flexible_user"}])
 
-    result = await changes.run(org, "one", f"admin@{org}.example",
-                          {"kind": "seats", "seats": seats})
+    result = await driver.run(org, seats=seats)
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, code)
     assert says in result.reason
@@ -215,20 +209,19 @@ async def test_seat_bounds_and_no_op(changes, deps, gateway, mailbox, seats, cod
 
 # --- R5, R6, R7, R11: help-desk plan moves -----------------------------------------------------
 
-async def load_desk(changes: ChangeDriver, org: str, *, plan: str, seats: int,
+async def load_desk(driver: ChangeDriver, org: str, *, plan: str, seats: int,
                     agents: int = 0) -> None:
     users = [admin(org), *members(org, agents, products=["desk"], prefix="agent")]
-    await changes.load(org, users=users,
-                       subscriptions=[{"product": "desk", "plan": plan, "seats": seats}])
+    await driver.load(org, users=users,
+                      subscriptions=[{"product": "desk", "plan": plan, "seats": seats}])
 
 
-async def test_enterprise_to_standard_is_rejected_naming_the_route(changes,
+async def test_enterprise_to_standard_is_rejected_naming_the_route(driver,
                                                                    deps, gateway, mailbox):
     org = unique_org("route")
-    await load_desk(changes, org, plan="enterprise", seats=5)
+    await load_desk(driver, org, plan="enterprise", seats=5)
 
-    result = await changes.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "standard"})
+    result = await driver.run(org, "desk", plan="standard")
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "forbidden_move")
     assert "enterprise → professional → standard" in result.reason
@@ -236,29 +229,27 @@ async def test_enterprise_to_standard_is_rejected_naming_the_route(changes,
     assert subscription_row(deps, org, "desk").plan == "enterprise"
 
 
-async def test_downgrade_to_free_over_agent_limit_is_rejected(changes, deps, gateway,
+async def test_downgrade_to_free_over_agent_limit_is_rejected(driver, deps, gateway,
                                                               mailbox):
     org = unique_org("free")
-    await load_desk(changes, org, plan="standard", seats=6, agents=5)  # the admin is the 6th agent
+    await load_desk(driver, org, plan="standard", seats=6, agents=5)  # the admin is the 6th agent
     limit = deps.catalog.product("desk").tier("free").agent_limit
 
-    result = await changes.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "free"})
+    result = await driver.run(org, "desk", plan="free")
 
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "agent_limit")
     assert f"{6} are active" in result.reason and f"deactivate {6 - limit}" in result.reason
     assert_untouched(deps, gateway, mailbox, org, "desk", seats=6)
 
 
-async def test_desk_downgrade_with_refund_request_opens_a_ticket(changes,
+async def test_desk_downgrade_with_refund_request_opens_a_ticket(driver,
                                                                  deps, gateway, mailbox):
     org = unique_org("down")
-    await load_desk(changes, org, plan="enterprise", seats=5, agents=2)
+    await load_desk(driver, org, plan="enterprise", seats=5, agents=2)
     desk = deps.catalog.product("desk")
     lost = set(desk.tier("enterprise").features) - set(desk.tier("professional").features)
 
-    result = await changes.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "professional"}, refund=True)
+    result = await driver.run(org, "desk", plan="professional", refund=True)
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
@@ -283,13 +274,12 @@ async def test_desk_downgrade_with_refund_request_opens_a_ticket(changes,
     assert "Switched off" in mail_text(mail) and "ai_assistant" in mail_text(mail)
 
 
-async def test_upgrade_from_free_charges_a_full_new_period(changes, deps, gateway,
+async def test_upgrade_from_free_charges_a_full_new_period(driver, deps, gateway,
                                                            mailbox):
     org = unique_org("up")
-    await load_desk(changes, org, plan="free", seats=2, agents=1)
+    await load_desk(driver, org, plan="free", seats=2, agents=1)
 
-    result = await changes.run(org, "desk", f"admin@{org}.example",
-                          {"kind": "plan", "plan": "standard"})
+    result = await driver.run(org, "desk", plan="standard")
 
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote

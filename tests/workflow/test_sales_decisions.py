@@ -35,7 +35,6 @@ from tests.helpers.driver import (
     refused,
     wait_ended,
     wait_for_sales,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     assert_untouched,
@@ -48,11 +47,10 @@ from tests.helpers.services import time_skipping_server
 from workflows.subscription_change import SubscriptionChange
 
 
-async def test_offline_increase_approved_by_sales_completes(changes, deps, mailbox):
+async def test_offline_increase_approved_by_sales_completes(driver, deps, mailbox):
     org = unique_org("sales-ok")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 35})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=35)
 
     view = await wait_for_sales(handle)
     case = sales_case_row(deps, handle.id)
@@ -68,7 +66,7 @@ async def test_offline_increase_approved_by_sales_completes(changes, deps, mailb
         SalesDecision(approved=True, by=SALES, note="PO 4711 received"))
 
     assert case_id in ack.message and "approved" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert (result.payment.method, result.payment.sales_case) == ("offline", case_id)
     assert result.payment.approved_by == SALES and result.payment.charge_id is None
@@ -81,35 +79,33 @@ async def test_offline_increase_approved_by_sales_completes(changes, deps, mailb
     assert result.invoice.amount == result.quote.total_due > 0
 
 
-async def test_offline_reduction_rejected_by_sales_changes_nothing(changes, deps, gateway, mailbox):
+async def test_offline_reduction_rejected_by_sales_changes_nothing(driver, deps, gateway, mailbox):
     org = unique_org("sales-no")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 25})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=25)
     await wait_for_sales(handle)
 
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=False, by=SALES, note="contract floor"))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED, "sales_rejected")
     assert SALES in result.reason and "contract floor" in result.reason
     assert_untouched(deps, gateway, mailbox, org)
     assert sales_case_row(deps, handle.id).status == "rejected"
 
 
-async def test_cancel_while_awaiting_sales_closes_the_case(changes, deps, gateway, mailbox):
+async def test_cancel_while_awaiting_sales_closes_the_case(driver, deps, gateway, mailbox):
     org = unique_org("sales-cancel")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example",
-                                 {"kind": "seats", "seats": 40})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=40)
     await wait_for_sales(handle)
 
     ack = await handle.execute_update(SubscriptionChange.cancel,
                                       CancelRequest(by=f"admin@{org}.example"))
 
     assert "nothing was charged" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert sales_case_row(deps, handle.id).status == "cancelled"
     assert_untouched(deps, gateway, mailbox, org)
@@ -127,17 +123,16 @@ async def test_sales_decision_expires_after_the_timeout(own_clock, deps, gateway
     env = own_clock
     async with build_worker(env.client, deps, task_queue=f"tq-{uuid.uuid4().hex[:10]}",
                             fail_workflows_on_bugs=True) as worker:
-        changes = ChangeDriver(env.client, worker.task_queue, env, load)
+        driver = ChangeDriver(env.client, worker.task_queue, env, load)
         org = unique_org("sales-late")
-        await load_suite(changes, org, card=None)
-        handle = await changes.start(org, "one", f"admin@{org}.example",
-                                     {"kind": "seats", "seats": 33})
+        await load_suite(driver, org, card=None)
+        handle = await driver.start(org, seats=33)
         await wait_for_sales(handle)
 
         await env.sleep(deps.settings.sales_decision_timeout + timedelta(days=1))
 
         view = await wait_ended(handle)
-        result = await changes.result(handle)
+        result = await driver.result(handle)
     assert view.result == result
     assert (result.status, result.reason_code) == (ChangeStatus.EXPIRED,
                                                    "sales_decision_timeout")
@@ -146,7 +141,7 @@ async def test_sales_decision_expires_after_the_timeout(own_clock, deps, gateway
 
 
 async def test_a_decision_still_being_checked_when_the_deadline_passes_is_refused(
-        time_skipping_env, deps, task_queue, load):
+        driver_with_stand_ins, deps):
     """Sales sent an approval just before the deadline; while the staff directory was asked who
     they are, the deadline passed and the change began to expire. Sales must be told their
     approval came too late, not that the change is approved."""
@@ -167,26 +162,22 @@ async def test_a_decision_still_being_checked_when_the_deadline_passes_is_refuse
         await close.wait()
         await asyncio.to_thread(cases.close_sales_case, closed)
 
-    async with worker_with_stand_ins(time_skipping_env, quick, task_queue,
-                                     authorize_principal=slow_directory,
-                                     close_sales_case=held_close) as worker:
-        changes = ChangeDriver(time_skipping_env.client, worker.task_queue, time_skipping_env,
-                               load)
-        org = unique_org("sales-edge")
-        await load_suite(changes, org, card=None)
-        handle = await changes.start(org, "one", f"admin@{org}.example",
-                                     {"kind": "seats", "seats": 33})
-        await wait_for_sales(handle)
-        approval = asyncio.create_task(handle.execute_update(
-            SubscriptionChange.sales_decision, SalesDecision(approved=True, by=SALES)))
-        await asyncio.wait_for(asked.wait(), 10)
-        await asyncio.wait_for(closing.wait(), 30)  # the deadline passed: the case is closing
+    driver = await driver_with_stand_ins(deps=quick, authorize_principal=slow_directory,
+                                         close_sales_case=held_close)
+    org = unique_org("sales-edge")
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=33)
+    await wait_for_sales(handle)
+    approval = asyncio.create_task(handle.execute_update(
+        SubscriptionChange.sales_decision, SalesDecision(approved=True, by=SALES)))
+    await asyncio.wait_for(asked.wait(), 10)
+    await asyncio.wait_for(closing.wait(), 30)  # the deadline passed: the case is closing
 
-        answer.set()
-        with pytest.raises(WorkflowUpdateFailedError) as refused_approval:
-            await asyncio.wait_for(approval, 30)
-        close.set()
-        result = await changes.result(handle)
+    answer.set()
+    with pytest.raises(WorkflowUpdateFailedError) as refused_approval:
+        await asyncio.wait_for(approval, 30)
+    close.set()
+    result = await driver.result(handle)
     assert "deadline has passed" in str(refused_approval.value.cause)
     assert result.status is ChangeStatus.EXPIRED
     assert sales_case_row(deps, handle.id).status == "expired"

@@ -1,5 +1,5 @@
 """Every step's attempt stays inside the time budget its timeouts are set from
-(subchange.domain.limits, workflows/steps.py): the changes below go through every step of the
+(subchange.domain.limits, workflows/steps.py): the driver below go through every step of the
 pipeline, and each attempt's gateway requests and database transactions are counted as they
 happen. A step that grows a request must grow its budget, and with it its timeout, so that a
 retry never starts while the attempt before it could still be inside a request."""
@@ -68,45 +68,41 @@ def per_attempt(monkeypatch, engine: sa.Engine) -> Iterator[dict[tuple[str, str,
     sa.event.remove(engine, "begin", begun)
 
 
-async def test_every_step_keeps_to_its_budget(changes, per_attempt):
+async def test_every_step_keeps_to_its_budget(driver, per_attempt):
     # A card payer's increase: open, authorize, validate, quote, charge, apply, email, close.
     org = unique_org("budget")
-    await load_suite(changes, org)
-    done = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 35})
+    await load_suite(driver, org)
+    done = await driver.run(org, seats=35)
     assert done.status is ChangeStatus.COMPLETED, done.reason
     # A downgrade with a refund request: the refund ticket.
     desk = unique_org("budgetdesk")
-    await changes.load(desk, users=[admin(desk), *members(desk, 2, products=["desk"],
-                                                            prefix="agent")],
-                       subscriptions=[{"product": "desk", "plan": "enterprise", "seats": 5}])
-    down = await changes.run(desk, "desk", f"admin@{desk}.example",
-                             {"kind": "plan", "plan": "professional"}, refund=True)
+    await driver.load(desk, users=[admin(desk), *members(desk, 2, products=["desk"],
+                                                           prefix="agent")],
+                      subscriptions=[{"product": "desk", "plan": "enterprise", "seats": 5}])
+    down = await driver.run(desk, "desk", plan="professional", refund=True)
     assert down.refund_ticket is not None
     # An offline payer approved by sales: the sales case, opened and closed.
     offline = unique_org("budgetsales")
-    await load_suite(changes, offline, card=None)
-    handle = await changes.start(offline, "one", f"admin@{offline}.example",
-                                 {"kind": "seats", "seats": 35})
+    await load_suite(driver, offline, card=None)
+    handle = await driver.start(offline, seats=35)
     await wait_for_sales(handle)
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by="sales@vendor.example"))
-    assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
+    assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
     # A card that needs 3-D Secure, cancelled: the refund step voids its intent.
     secure = unique_org("budget3ds")
-    await load_suite(changes, secure, card=THREE_D_SECURE_CARD)
-    handle = await changes.start(secure, "one", f"admin@{secure}.example",
-                                 {"kind": "seats", "seats": 35})
+    await load_suite(driver, secure, card=THREE_D_SECURE_CARD)
+    handle = await driver.start(secure, seats=35)
     await wait_parked(handle)
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@vendor.example"))
-    assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
+    assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
     # A cancellation through Temporal while sales decide: recorded in the audit log.
     dropped = unique_org("budgettcancel")
-    await load_suite(changes, dropped, card=None)
-    handle = await changes.start(dropped, "one", f"admin@{dropped}.example",
-                                 {"kind": "seats", "seats": 35})
+    await load_suite(driver, dropped, card=None)
+    handle = await driver.start(dropped, seats=35)
     await wait_for_sales(handle)
     await handle.cancel()
-    assert (await changes.result(handle)).status is ChangeStatus.CANCELLED
+    assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
 
     budgets = {step.name: step.policy.budget for step in STEPS}
     seen = {name for name, _, _ in per_attempt}

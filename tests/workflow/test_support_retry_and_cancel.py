@@ -39,10 +39,10 @@ def failed_charge_attempts(view) -> int:
 
 # --- declined card: awaiting_support, cancel and retry -----------------------------------------
 
-async def test_declined_card_parks_for_support_and_cancel_changes_nothing(changes, deps, gateway,
+async def test_declined_card_parks_for_support_and_cancel_changes_nothing(driver, deps, gateway,
                                                                           mailbox):
     org = unique_org("decl")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
 
     view = await wait_parked(handle)
     assert view.step == "charge" and "declined" in view.last_error
@@ -57,7 +57,7 @@ async def test_declined_card_parks_for_support_and_cancel_changes_nothing(change
                                       CancelRequest(by=SUPPORT, reason="card expired"))
 
     assert "nothing was charged" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert SUPPORT in result.reason and "card expired" in result.reason
     assert result.subscription is None and result.invoice is None
@@ -66,9 +66,9 @@ async def test_declined_card_parks_for_support_and_cancel_changes_nothing(change
     assert await search_attributes(handle, expected) == expected
 
 
-async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, gateway, mailbox):
+async def test_retry_after_the_card_is_replaced_charges_once(driver, deps, gateway, mailbox):
     org = unique_org("retry")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
 
     # A retry with the same card parks the change again, with the decline as the last error.
@@ -79,10 +79,10 @@ async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, gate
     assert "declined" in view.last_error
     assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
 
-    await load_suite(changes, org, card=GOOD_CARD)  # the customer updated the card on file
+    await load_suite(driver, org, card=GOOD_CARD)  # the customer updated the card on file
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert paid.id == result.payment.charge_id and paid.amount == int(result.quote.total_due)
@@ -92,35 +92,34 @@ async def test_retry_after_the_card_is_replaced_charges_once(changes, deps, gate
 
 # --- cancelled through Temporal -------------------------------------------------------------------
 
-async def test_a_cancellation_through_temporal_releases_the_subscription(changes, deps, gateway,
+async def test_a_cancellation_through_temporal_releases_the_subscription(driver, deps, gateway,
                                                                         mailbox):
     """The Web UI's "Request cancellation" ends the change like the cancel update: the
     subscription is free for the next change and nothing was charged."""
     org = unique_org("tcancel")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
 
     await handle.cancel()
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert "through Temporal" in result.reason
     assert_untouched(deps, gateway, mailbox, org)
-    await load_suite(changes, org, card=GOOD_CARD)
-    after = await changes.run(org, "one", f"admin@{org}.example", {"kind": "seats", "seats": 33})
+    await load_suite(driver, org, card=GOOD_CARD)
+    after = await driver.run(org, seats=33)
     assert after.status is ChangeStatus.COMPLETED, after.reason
 
 
 # --- a card that needs the payer's 3-D Secure ----------------------------------------------------
 
-async def test_a_card_needing_3d_secure_parks_and_a_cancel_voids_its_intent(changes, deps, gateway,
+async def test_a_card_needing_3d_secure_parks_and_a_cancel_voids_its_intent(driver, deps, gateway,
                                                                           mailbox):
     """Not a decline: the intent waits for the payer's authentication, so it is kept (a retry
     after they authenticated reads it again) and a cancel voids it, so it can't charge later."""
     org = unique_org("3ds")
-    await load_suite(changes, org, card=THREE_D_SECURE_CARD)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org, card=THREE_D_SECURE_CARD)
+    handle = await driver.start(org, seats=35)
 
     view = await wait_parked(handle)
     assert view.step == "charge" and "3-D Secure" in view.last_error
@@ -131,7 +130,7 @@ async def test_a_card_needing_3d_secure_parks_and_a_cancel_voids_its_intent(chan
     await handle.execute_update(SubscriptionChange.cancel,
                                 CancelRequest(by=SUPPORT, reason="payer unreachable"))
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert payment_intent(gateway, intent.id).status == "canceled"
     assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []

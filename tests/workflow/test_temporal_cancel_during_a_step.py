@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
@@ -32,7 +31,6 @@ from tests.helpers.driver import (
     wait_for,
     wait_for_event,
     wait_for_sales,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     claim_of,
@@ -54,9 +52,8 @@ def _until_cancelled() -> None:
 
 
 @pytest.fixture
-async def held(time_skipping_env, deps: Dependencies, task_queue, load
-               ) -> AsyncIterator[tuple[ChangeDriver, threading.Event, threading.Event,
-                                        threading.Event]]:
+async def held(driver_with_stand_ins, deps: Dependencies
+               ) -> tuple[ChangeDriver, threading.Event, threading.Event, threading.Event]:
     """A driver whose charge waits to be cancelled before (or, once `charge_first` is set, after)
     doing the real thing, and whose apply waits for `release` first. `charged` is set once the
     charge went through."""
@@ -78,24 +75,21 @@ async def held(time_skipping_env, deps: Dependencies, task_queue, load
         assert release.wait(timeout=15), "the test never released the apply"
         return subscriptions.apply_change(change)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue, charge=held_charge,
-                                     apply_change=held_apply) as running:
-        yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env,
-                           load), release, charge_first, charged
+    driver = await driver_with_stand_ins(charge=held_charge, apply_change=held_apply)
+    return driver, release, charge_first, charged
 
 
 async def test_temporal_cancel_before_the_charge_confirms_takes_no_money(held, deps, gateway,
                                                                         mailbox):
-    changes, _release, _charge_first, _charged = held
+    driver, _release, _charge_first, _charged = held
     org = unique_org("tcharge")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
     await wait_for(handle, lambda v: v.step == "charge", "the charge")
 
     await handle.cancel()
 
-    result = await changes.settle(handle)
+    result = await driver.settle(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert result.payment is None
     assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
@@ -106,19 +100,18 @@ async def test_temporal_cancel_before_the_charge_confirms_takes_no_money(held, d
 
 async def test_temporal_cancel_after_the_charge_went_through_refunds_it(held, deps, gateway,
                                                                         mailbox):
-    changes, _release, charge_first, charged = held
+    driver, _release, charge_first, charged = held
     charge_first.set()
     org = unique_org("tcharged")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=35)
     await wait_for(handle, lambda v: v.step == "charge", "the charge")
     # The step shows before its attempt starts; a cancel then would find nothing charged.
     assert await asyncio.to_thread(charged.wait, 15), "the charge never went through"
 
     await handle.cancel()
 
-    result = await changes.settle(handle)
+    result = await driver.settle(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     [refund] = refunds_of(gateway, paid.payment_intent)
@@ -130,18 +123,17 @@ async def test_temporal_cancel_after_the_charge_went_through_refunds_it(held, de
 
 async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, deps, gateway,
                                                                        mailbox):
-    changes, release, _charge_first, _charged = held
+    driver, release, _charge_first, _charged = held
     org = unique_org("tapply")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 28})
+    await load_suite(driver, org)
+    handle = await driver.start(org, seats=28)
     await wait_for(handle, lambda v: v.step == "apply_change", "the apply")
 
     await handle.cancel()
     await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
     release.set()
 
-    result = await changes.settle(handle)
+    result = await driver.settle(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert subscription_row(deps, org, "one").seats == 28
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
@@ -150,16 +142,15 @@ async def test_temporal_cancel_during_apply_finishes_the_applied_change(held, de
 
 
 async def test_temporal_cancel_while_sales_decides_cancels_the_change(held, deps, mailbox):
-    changes, _release, _charge_first, _charged = held
+    driver, _release, _charge_first, _charged = held
     org = unique_org("tsales")
-    await load_suite(changes, org, card=None)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
-                                                                      "seats": 35})
+    await load_suite(driver, org, card=None)
+    handle = await driver.start(org, seats=35)
     await wait_for_sales(handle)
 
     await handle.cancel()
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert sales_case_row(deps, handle.id).status == "cancelled"
     assert subscription_row(deps, org, "one").seats == 30

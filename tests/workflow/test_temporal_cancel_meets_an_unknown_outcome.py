@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 
 import pytest
 from temporalio import activity
@@ -35,7 +34,6 @@ from tests.helpers.driver import (
     wait_for,
     wait_for_event,
     wait_parked,
-    worker_with_stand_ins,
 )
 from tests.helpers.observers import (
     audit_entries,
@@ -56,8 +54,7 @@ class Held:
 
 
 @pytest.fixture
-async def held(time_skipping_env, deps: Dependencies, task_queue, load
-               ) -> AsyncIterator[tuple[ChangeDriver, Held]]:
+async def held(driver_with_stand_ins, deps: Dependencies) -> tuple[ChangeDriver, Held]:
     held = Held()
     payments, subscriptions = PaymentActivities(deps), SubscriptionActivities(deps)
 
@@ -77,11 +74,9 @@ async def held(time_skipping_env, deps: Dependencies, task_queue, load
         raise ApplicationError("the attempt timed out while the database committed it",
                                type="AnswerLost", non_retryable=True)
 
-    async with worker_with_stand_ins(time_skipping_env, deps, task_queue,
-                                     refund_charge=refund_while_the_gateway_is_paused,
-                                     apply_change=apply_then_lose_the_answer) as running:
-        yield ChangeDriver(time_skipping_env.client, running.task_queue, time_skipping_env,
-                           load), held
+    driver = await driver_with_stand_ins(refund_charge=refund_while_the_gateway_is_paused,
+                                         apply_change=apply_then_lose_the_answer)
+    return driver, held
 
 
 async def test_a_temporal_cancel_while_a_refund_waits_still_voids_the_unknown_charge(
@@ -90,10 +85,10 @@ async def test_a_temporal_cancel_while_a_refund_waits_still_voids_the_unknown_ch
     it), support cancels, the refund meets a paused gateway and waits for support; then someone
     cancels through Temporal. The refund is run again, so the intent is voided and can't charge
     later, instead of the change ending "nothing was charged" with the intent still open."""
-    changes, moments = held
+    driver, moments = held
     org = unique_org("tcrefund")
-    await load_suite(changes, org, card=THREE_D_SECURE_CARD)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+    await load_suite(driver, org, card=THREE_D_SECURE_CARD)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
                                                                       "seats": 35})
     view = await wait_parked(handle)
     assert view.step == "charge" and "3-D Secure" in (view.last_error or "")
@@ -106,7 +101,7 @@ async def test_a_temporal_cancel_while_a_refund_waits_still_voids_the_unknown_ch
     moments.gateway_back.set()
     await handle.cancel()
 
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     ack = await asyncio.wait_for(support_cancel, 30)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert ack.message.startswith("cancelled")
@@ -128,10 +123,10 @@ async def test_a_temporal_cancel_meeting_an_apply_that_committed_finishes_the_ch
     attempt whose change is being cancelled: the database is asked, the change is finished
     (invoice sent, charge kept, claim released), never parked on a refund of an applied change
     nor reported unchanged."""
-    changes, moments = held
+    driver, moments = held
     org = unique_org("tcapply")
-    await load_suite(changes, org)
-    handle = await changes.start(org, "one", f"admin@{org}.example", {"kind": "seats",
+    await load_suite(driver, org)
+    handle = await driver.start(org, "one", f"admin@{org}.example", {"kind": "seats",
                                                                       "seats": seats})
     await wait_for(handle, lambda v: v.step == "apply_change", "the apply")
 
@@ -139,7 +134,7 @@ async def test_a_temporal_cancel_meeting_an_apply_that_committed_finishes_the_ch
     await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
     moments.release_apply.set()
 
-    result = await changes.settle(handle)
+    result = await driver.settle(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     assert subscription_row(deps, org, "one").seats == seats
     assert len(mailbox.messages(to=f"billing@{org}.example")) == 1

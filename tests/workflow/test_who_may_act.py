@@ -27,9 +27,9 @@ from workflows.subscription_change import SubscriptionChange
 STRANGER = "someone@elsewhere.example"
 
 
-async def test_retry_needs_a_member_of_support(changes, deps):
+async def test_retry_needs_a_member_of_support(driver, deps):
     org = unique_org("whoretry")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
 
     assert "retry needs `by`" in await refused(handle, "retry", RetryRequest())
@@ -47,18 +47,18 @@ async def test_retry_needs_a_member_of_support(changes, deps):
     assert {e.actor for e in denied} == {STRANGER, SALES, f"admin@{org}.example"}
     assert all(e.action.startswith("retry:") for e in denied)
 
-    await load_suite(changes, org, card=GOOD_CARD)
+    await load_suite(driver, org, card=GOOD_CARD)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
-    assert (await changes.result(handle)).status is ChangeStatus.COMPLETED
+    assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
 
 
-async def test_the_requester_may_cancel_their_own_change_and_no_one_else_from_the_org(changes,
+async def test_the_requester_may_cancel_their_own_change_and_no_one_else_from_the_org(driver,
                                                                                    deps):
     org = unique_org("whocancel")
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
     colleague = f"other-admin@{org}.example"
-    await changes.load(org, users=[admin(org), admin(org, email=colleague)], subscriptions=[])
+    await driver.load(org, users=[admin(org), admin(org, email=colleague)], subscriptions=[])
 
     refusal = await refused(handle, "cancel", CancelRequest(by=colleague))
     assert colleague in refusal and "or to be its requester" in refusal
@@ -67,16 +67,16 @@ async def test_the_requester_may_cancel_their_own_change_and_no_one_else_from_th
     ack = await handle.execute_update(SubscriptionChange.cancel,
                                       CancelRequest(by=f"ADMIN@{org}.example", reason="typo"))
     assert "nothing was charged" in ack.message
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.CANCELLED, "cancelled")
     assert subscription_row(deps, org, "one").seats == 30
 
 
-async def test_sales_decides_and_the_requester_never_decides_their_own_case(changes, deps):
+async def test_sales_decides_and_the_requester_never_decides_their_own_case(driver, deps):
     org = unique_org("whosales")
-    await load_suite(changes, org, card=None)
+    await load_suite(driver, org, card=None)
     requester = f"admin@{org}.example"
-    handle = await changes.start(org, "one", requester, {"kind": "seats", "seats": 35})
+    handle = await driver.start(org, by=requester, seats=35)
     await wait_for_sales(handle)
 
     own = await refused(handle, "sales_decision", SalesDecision(approved=True, by=requester))
@@ -91,28 +91,28 @@ async def test_sales_decides_and_the_requester_never_decides_their_own_case(chan
 
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by=SALES, note="PO 12"))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED
     assert sales_case_row(deps, handle.id).decided_by == SALES
 
 
 async def test_the_directory_is_read_when_the_update_comes_not_when_the_change_started(
-        changes, load, deps):
+        driver, load, deps):
     """A support member added (or whose role was taken away) while a change waits is judged by
     the directory as it is then."""
     org = unique_org("wholive")
     newcomer = f"newcomer-{org}@vendor.example"
-    handle = await start_declined_change(changes, org)
+    handle = await start_declined_change(driver, org)
     await wait_parked(handle)
     assert "not in the staff directory" in await refused(handle, "cancel",
                                                          CancelRequest(by=newcomer))
 
     load({"staff": [{"email": newcomer, "roles": ["support", "sales"]}]})
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=newcomer))
-    result = await changes.result(handle)
+    result = await driver.result(handle)
     assert result.status is ChangeStatus.CANCELLED and newcomer in result.reason
     load({"staff": [{"email": newcomer, "roles": []}]})
 
-    other = await start_declined_change(changes, unique_org("wholive2"))
+    other = await start_declined_change(driver, unique_org("wholive2"))
     await wait_parked(other)
     assert "their roles: none" in await refused(other, "cancel", CancelRequest(by=newcomer))
