@@ -31,7 +31,9 @@ class WebStack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, database_url, localstripe_url, smtp) -> Iterator[WebStack]:
+def stack(tmp_path_factory, engine, database_url, localstripe_url, smtp) -> Iterator[WebStack]:
+    """The embedded stack on the suite's database (`engine`: migrated, with the staff directory
+    the updates are checked against, also when these tests run alone)."""
     var = tmp_path_factory.mktemp("web-ui")
     port, ui_port, codec_port = free_port(), free_port(), free_port()
     web_ui, codec_server = f"http://localhost:{ui_port}", f"http://localhost:{codec_port}"
