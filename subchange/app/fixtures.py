@@ -12,8 +12,8 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pycountry
 import stripe
-from babel import Locale
 from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session, select
 
@@ -28,6 +28,19 @@ from subchange.store.tables import Org, OrgUser, OrgUserProduct, Subscription, u
 
 class FixtureError(ValueError):
     pass
+
+
+def country_problem(code: str) -> str | None:
+    """Why `code` is not a country an organisation can be in, or None when it is one: an
+    officially assigned ISO 3166-1 alpha-2 code, as pycountry (ISO's list, maintained) has them.
+    Not CLDR's territories (Babel): those carry the user-assigned codes (ZZ "Unknown Region",
+    XA, XK, QO), EU and UN, which no jurisdiction's tax rules are about."""
+    if (len(code) == 2 and code.isascii() and code.isalpha()
+            and pycountry.countries.get(alpha_2=code.upper()) is not None):
+        return None
+    return (f"unknown country {code!r}; expected an officially assigned ISO 3166-1 alpha-2 "
+            "code such as JP or US (user-assigned codes such as ZZ, XA-XZ and QM-QZ name no "
+            "country)")
 
 
 class FixtureUser(Contract):
@@ -127,10 +140,8 @@ class FixtureOrg(Contract):
     def _country(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not (len(value) == 2 and value.isascii() and value.isalpha()
-                and value.upper() in Locale("en").territories):
-            raise ValueError(f"unknown country {value!r}; expected an ISO 3166-1 alpha-2 code "
-                             "such as JP or US")
+        if (problem := country_problem(value)) is not None:
+            raise ValueError(problem)
         return value.upper()
 
     @model_validator(mode="after")
