@@ -66,5 +66,6 @@ async def test_release_claim_frees_only_what_an_ended_change_held(worker, env, d
     assert (entry.actor, entry.outcome) == ("support@vendor.example", "released")
     assert handle.id in entry.detail
 
-    unknown = run_cli(env, "release-claim", "--org", "nobody", "--product", "one")
+    unknown = run_cli(env, "release-claim", "--org", "nobody", "--product", "one", "--by",
+                      "support@vendor.example")
     assert unknown.code == 2 and "--org/--product" in unknown.stderr

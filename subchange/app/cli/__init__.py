@@ -12,6 +12,7 @@ import asyncio
 import sys
 from typing import NoReturn
 
+from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from subchange.app.cli.changes import (
@@ -21,7 +22,8 @@ from subchange.app.cli.changes import (
     cmd_sales_decision,
     cmd_status,
 )
-from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError
+from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError, bad_input
+from subchange.app.cli.inputs import options_for
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.settings import ConfigurationError, get_settings
 
@@ -84,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "releasing it (terminated, timed out)")
     release.add_argument("--org", required=True, help="organisation id")
     release.add_argument("--product", required=True, choices=PRODUCT_IDS)
-    release.add_argument("--by", help="who asks (recorded in the audit log)")
+    release.add_argument("--by", required=True, metavar="EMAIL",
+                         help="who asks: a member of support in the staff directory (recorded "
+                              "in the audit log)")
     return parser
 
 
@@ -106,11 +110,16 @@ def command_for(name: str):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Every option is checked here, before a command sends or opens anything.
+        try:
+            options = options_for(args)
+        except ValidationError as error:
+            raise bad_input(error) from None
         settings = get_settings()
         command = command_for(args.command)
         if asyncio.iscoroutinefunction(command):
-            return asyncio.run(command(args, settings))
-        return command(args, settings)
+            return asyncio.run(command(options, settings))
+        return command(options, settings)
     except ConfigurationError as error:
         print(error, file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -3,11 +3,8 @@ support and sales send (retry, cancel, sales-decision)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import uuid
 
-from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -24,21 +21,23 @@ from subchange.app.cli.common import (
     EXIT_OK,
     EXIT_WAITING,
     CommandError,
-    bad_input,
-    change_request,
     emit,
     progress,
+)
+from subchange.app.cli.inputs import (
+    CancelOptions,
+    ChangeOptions,
+    RetryOptions,
+    SalesDecisionOptions,
+    StatusOptions,
 )
 from subchange.app.client import connect
 from subchange.domain.contracts import (
     WORKFLOW_TYPE,
-    CancelRequest,
     ChangeRequest,
     ChangeResult,
     ChangeStatus,
     ChangeStatusView,
-    RetryRequest,
-    SalesDecision,
     UpdateAck,
 )
 from subchange.domain.search_attributes import initial_search_attributes
@@ -56,8 +55,8 @@ def static_details(request: ChangeRequest) -> str:
             "member of support in the staff directory)")
 
 
-async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
-    request = change_request(args, args.request_id or f"req-{uuid.uuid4().hex[:12]}")
+async def cmd_change(options: ChangeOptions, settings: Settings) -> int:
+    request = options.request
     client = await connect(settings)
     try:
         handle = await client.start_workflow(
@@ -74,7 +73,7 @@ async def cmd_change(args: argparse.Namespace, settings: Settings) -> int:
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(request.workflow_id, result_type=ChangeResult)
         started = False
-    if not args.wait:
+    if not options.wait:
         emit({"workflow_id": handle.id, "request_id": request.request_id,
               "started": started})
         return EXIT_OK
@@ -124,17 +123,17 @@ async def existing_handle(client: Client, workflow_id: str) -> WorkflowHandle:
     return handle
 
 
-async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    handle = await existing_handle(await connect(settings), args.workflow_id)
+async def cmd_status(options: StatusOptions, settings: Settings) -> int:
+    handle = await existing_handle(await connect(settings), options.workflow_id)
     emit(await handle.query("status", result_type=ChangeStatusView))
     return EXIT_OK
 
 
-async def run_update(args: argparse.Namespace, settings: Settings, name: str,
-                     payload: BaseModel) -> int:
-    handle = await existing_handle(await connect(settings), args.workflow_id)
+async def run_update(options: RetryOptions | CancelOptions | SalesDecisionOptions,
+                     settings: Settings, name: str) -> int:
+    handle = await existing_handle(await connect(settings), options.workflow_id)
     try:
-        ack = await handle.execute_update(name, payload, result_type=UpdateAck)
+        ack = await handle.execute_update(name, options.update, result_type=UpdateAck)
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         message = getattr(cause, "message", None) or str(cause or error)
@@ -147,18 +146,13 @@ async def run_update(args: argparse.Namespace, settings: Settings, name: str,
     return EXIT_OK
 
 
-async def cmd_retry(args: argparse.Namespace, settings: Settings) -> int:
-    return await run_update(args, settings, "retry", RetryRequest(by=args.by))
+async def cmd_retry(options: RetryOptions, settings: Settings) -> int:
+    return await run_update(options, settings, "retry")
 
 
-async def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    return await run_update(args, settings, "cancel",
-                            CancelRequest(by=args.by, reason=args.reason))
+async def cmd_cancel(options: CancelOptions, settings: Settings) -> int:
+    return await run_update(options, settings, "cancel")
 
 
-async def cmd_sales_decision(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        decision = SalesDecision(approved=args.approve, by=args.by, note=args.note or "")
-    except ValidationError as error:
-        raise bad_input(error) from None
-    return await run_update(args, settings, "sales_decision", decision)
+async def cmd_sales_decision(options: SalesDecisionOptions, settings: Settings) -> int:
+    return await run_update(options, settings, "sales_decision")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from subchange.app.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     CommandError,
-    change_request,
     emit,
 )
+from subchange.app.cli.inputs import ChangeOptions, LoadOptions
 from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
 from subchange.domain import rules
 from subchange.domain.catalog import default_catalog
@@ -28,12 +27,15 @@ from subchange.store.db import make_engine, session_factory
 from subchange.store.migrate import upgrade
 
 
-def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
-    path = Path(args.file)
+def cmd_load(options: LoadOptions, settings: Settings) -> int:
+    path = Path(options.file)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise CommandError(f"FILE: can't read {path}: {error.strerror}", EXIT_BAD_INPUT) from None
+    except UnicodeDecodeError as error:
+        raise CommandError(f"FILE: {path} is not UTF-8 text (byte {error.object[error.start]:#04x} "
+                           f"at offset {error.start}); save it as UTF-8", EXIT_BAD_INPUT) from None
     try:
         fixture = parse_fixture(text)
     except FixtureError as error:
@@ -54,8 +56,8 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
-    request = change_request(args, "quote-preview")
+def cmd_quote(options: ChangeOptions, settings: Settings) -> int:
+    request = options.request
     catalog = default_catalog()
     engine = make_engine(settings.database_url)
     upgrade(engine.url)
