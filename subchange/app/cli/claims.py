@@ -1,5 +1,10 @@
 """`starter.py release-claim`: free a subscription held by a change that ended without
-releasing it (terminated, timed out). A holder that still runs keeps it: cancel that change."""
+releasing it (terminated, timed out). A holder that still runs keeps it: cancel that change.
+
+Only support may (role `support` in the staff directory, as for retry and cancel), checked before
+anything is looked up or refunded, and every refusal is audited; `--by` was checked as an
+address that fits the audit log before the command started (inputs.py), so nothing knowable up
+front can fail the audit after the refund."""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_OK, CommandError, emit
 from subchange.app.cli.inputs import ReleaseClaimOptions
 from subchange.app.client import connect
 from subchange.domain.catalog import default_catalog
+from subchange.domain.principals import Action, principal_refusal
 from subchange.settings import Settings
-from subchange.store import audit, changes, subscriptions
+from subchange.store import audit, changes, staff, subscriptions
 from subchange.store.db import make_engine, session_factory
 from subchange.store.migrate import upgrade
 
@@ -22,6 +28,13 @@ async def cmd_release_claim(options: ReleaseClaimOptions, settings: Settings) ->
     upgrade(engine.url)
     sessions = session_factory(engine)
     with sessions() as session:
+        refusal = principal_refusal(Action.RELEASE_CLAIM, options.by, None,
+                                    staff.roles_of(session=session, email=options.by))
+        if refusal is not None:
+            audit.record_audit(session=session, org_id=options.org, actor=options.by,
+                               action=Action.RELEASE_CLAIM.value, outcome="denied",
+                               detail=refusal)
+            raise CommandError(f"release refused: {refusal}")
         subscription_id = subscriptions.subscription_id_of(session=session, org_id=options.org,
                                                            product=options.product)
         if subscription_id is None:
