@@ -356,6 +356,32 @@ def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_e
     assert len(mailbox.messages(to=f"billing@{OFFLINE}.example")) == 1
 
 
+async def test_a_terminated_change_is_reported_terminated(worker, dev_env, cli_env, tmp_path):
+    """A change waiting for support, then terminated with the Temporal client: following it
+    again, or asking its status, says it was terminated and what it was doing then; nobody
+    waits any more (not exit 3), and no WorkflowFailureError traceback."""
+    org, workflow_id = park_a_change(cli_env, tmp_path, prefix="cli-ended")
+    await dev_env.client.get_workflow_handle(workflow_id).terminate(reason="stuck")
+
+    followed = run_cli(cli_env, *change_args(org, "one", "--seats", "12", "--request-id",
+                                             workflow_id.removeprefix("change-"), "--wait"))
+    assert followed.code == 1, followed
+    assert "Traceback" not in followed.stderr and f"{workflow_id} terminated" in followed.stderr
+    report = followed.json
+    assert (report["workflow_id"], report["status"], report["state"]) == (
+        workflow_id, "terminated", "terminated")
+    assert (report["last_state"], report["step"], report["waiting_for"]) == (
+        "awaiting_support", "charge", None)
+    assert "declined" in report["last_error"] and report["result"] is None
+
+    status = run_cli(cli_env, "status", workflow_id)
+    assert status.code == 0, status
+    assert status.json == report
+
+    retried = run_cli(cli_env, "retry", workflow_id, "--by", SUPPORT)
+    assert retried.code == 1 and "already ended" in retried.stderr, retried
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("what", "field"), [

@@ -1,8 +1,9 @@
 """`starter.py`: the command line for people and scripts. JSON on stdout, progress on stderr.
 
-Exit codes: 0 success (a change that completed); 1 a change that ended otherwise, a refused
-update, or a server error; 2 bad input; 3 `change --wait` stopped because the change waits for a
-person (a sales decision or support).
+Exit codes: 0 success (a change that completed); 1 a change that ended otherwise (rejected,
+cancelled, expired, or ended from outside: terminated, timed out), a refused update, or a server
+error; 2 bad input; 3 `change --wait` stopped because the change waits for a person (a sales
+decision or support).
 """
 
 from __future__ import annotations
