@@ -16,7 +16,7 @@ from subchange.app.cli.common import (
     emit,
 )
 from subchange.app.cli.inputs import ChangeOptions, LoadOptions
-from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
+from subchange.app.fixtures import FixtureConflict, FixtureError, load_fixture, parse_fixture
 from subchange.domain import rules
 from subchange.domain.catalog import default_catalog
 from subchange.domain.quoting import build_quote
@@ -48,6 +48,8 @@ def cmd_load(options: LoadOptions, settings: Settings) -> int:
                                   settings=settings)
         except FixtureError as error:
             raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
+        except FixtureConflict as error:
+            raise CommandError(str(error), EXIT_FAILED) from None
         except stripe.StripeError as error:
             raise CommandError(f"the payment gateway at STRIPE_API_BASE "
                                f"({settings.stripe_api_base}) failed: {error.user_message or error}; "
