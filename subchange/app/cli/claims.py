@@ -13,20 +13,17 @@ from activities.dependencies import Dependencies
 from subchange.adapters.gateway import Gateway
 from subchange.adapters.workflows import ended_as
 from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_OK, CommandError, emit
+from subchange.app.cli.database import open_database
 from subchange.app.cli.inputs import ReleaseClaimOptions
 from subchange.app.client import connect
 from subchange.domain.catalog import default_catalog
 from subchange.domain.principals import Action, principal_refusal
 from subchange.settings import Settings
 from subchange.store import audit, changes, staff, subscriptions
-from subchange.store.db import make_engine, session_factory
-from subchange.store.migrate import upgrade
 
 
 async def cmd_release_claim(options: ReleaseClaimOptions, settings: Settings) -> int:
-    engine = make_engine(settings.database_url)
-    upgrade(engine.url)
-    sessions = session_factory(engine)
+    sessions = open_database(settings)
     with sessions() as session:
         refusal = principal_refusal(Action.RELEASE_CLAIM, options.by, None,
                                     staff.roles_of(session=session, email=options.by))

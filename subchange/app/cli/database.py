@@ -1,4 +1,5 @@
-"""The commands that read or write the service's database directly: `load` and `quote`."""
+"""The commands that read or write the service's database directly: `load` and `quote`, and the
+opening of that database every such command shares."""
 
 from __future__ import annotations
 
@@ -23,8 +24,19 @@ from subchange.domain.quoting import build_quote
 from subchange.domain.step_io import DatedRequest
 from subchange.settings import Settings
 from subchange.store import subscriptions
-from subchange.store.db import make_engine, session_factory
-from subchange.store.migrate import upgrade
+from subchange.store.db import SessionFactory, make_engine, session_factory
+from subchange.store.migrate import MigrationError, upgrade
+
+
+def open_database(settings: Settings) -> SessionFactory:
+    """Sessions on the migrated database; one that can't be reached or migrated is a failure
+    named by DATABASE_URL (exit 1), not a traceback."""
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine.url)
+    except MigrationError as error:
+        raise CommandError(str(error), EXIT_FAILED) from None
+    return session_factory(engine)
 
 
 def cmd_load(options: LoadOptions, settings: Settings) -> int:
@@ -40,9 +52,7 @@ def cmd_load(options: LoadOptions, settings: Settings) -> int:
         fixture = parse_fixture(text)
     except FixtureError as error:
         raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
-    engine = make_engine(settings.database_url)
-    upgrade(engine.url)
-    with session_factory(engine)() as session:
+    with open_database(settings)() as session:
         try:
             counts = load_fixture(fixture, session=session, gateway=Gateway(settings),
                                   settings=settings)
@@ -61,9 +71,7 @@ def cmd_load(options: LoadOptions, settings: Settings) -> int:
 def cmd_quote(options: ChangeOptions, settings: Settings) -> int:
     request = options.request
     catalog = default_catalog()
-    engine = make_engine(settings.database_url)
-    upgrade(engine.url)
-    with session_factory(engine)() as session:
+    with open_database(settings)() as session:
         ctx = subscriptions.load_context(session=session, org_id=request.org_id,
                                          product=request.product,
                                          requested_by=request.requested_by)
