@@ -12,10 +12,10 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pycountry
 import stripe
-from babel import Locale
 from pydantic import EmailStr, Field, ValidationError, field_validator, model_validator
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select, update
 
 from subchange.adapters.gateway import CardDeclined, Gateway
 from subchange.domain.catalog import PRICED_CURRENCIES, PRODUCT_IDS, default_catalog
@@ -28,6 +28,24 @@ from subchange.store.tables import Org, OrgUser, OrgUserProduct, Subscription, u
 
 class FixtureError(ValueError):
     pass
+
+
+class FixtureConflict(RuntimeError):
+    """A subscription changed between the loader's read and its write (a change was applied):
+    nothing of the load was written; loading the file again starts from what is there now."""
+
+
+def country_problem(code: str) -> str | None:
+    """Why `code` is not a country an organisation can be in, or None when it is one: an
+    officially assigned ISO 3166-1 alpha-2 code, as pycountry (ISO's list, maintained) has them.
+    Not CLDR's territories (Babel): those carry the user-assigned codes (ZZ "Unknown Region",
+    XA, XK, QO), EU and UN, which no jurisdiction's tax rules are about."""
+    if (len(code) == 2 and code.isascii() and code.isalpha()
+            and pycountry.countries.get(alpha_2=code.upper()) is not None):
+        return None
+    return (f"unknown country {code!r}; expected an officially assigned ISO 3166-1 alpha-2 "
+            "code such as JP or US (user-assigned codes such as ZZ, XA-XZ and QM-QZ name no "
+            "country)")
 
 
 class FixtureUser(Contract):
@@ -127,10 +145,8 @@ class FixtureOrg(Contract):
     def _country(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not (len(value) == 2 and value.isascii() and value.isalpha()
-                and value.upper() in Locale("en").territories):
-            raise ValueError(f"unknown country {value!r}; expected an ISO 3166-1 alpha-2 code "
-                             "such as JP or US")
+        if (problem := country_problem(value)) is not None:
+            raise ValueError(problem)
         return value.upper()
 
     @model_validator(mode="after")
@@ -280,33 +296,53 @@ def _load_users(session: Session, org_id: str, users_in: list[FixtureUser]) -> N
 def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *, org: Org,
                        session: Session, gateway: Gateway, created_customers: list[str],
                        where: str) -> None:
+    """Create the subscription, or update it with a compare-and-set on the version read: a
+    change applied since (which bumps the version) is never overwritten, and the load refuses
+    instead (FixtureConflict; the caller rolls everything back)."""
+    values = {field: getattr(sub_in, field) for field in BILLING_FIELDS + ("payment_method",)}
+    card = _card(sub_in, None if sub is None else (sub.gateway_customer_id,
+                                                   sub.gateway_payment_method_id,
+                                                   sub.card_last4),
+                 org=org, gateway=gateway, created_customers=created_customers, where=where)
+    values.update(zip(("gateway_customer_id", "gateway_payment_method_id", "card_last4"), card,
+                      strict=True))
     if sub is None:
-        sub = Subscription(org_id=org.id, product=sub_in.product, plan=sub_in.plan,
-                           seats=sub_in.seats, pricing_model=sub_in.pricing_model,
-                           billing_period=sub_in.billing_period,
-                           period_start=sub_in.period_start, period_end=sub_in.period_end,
-                           payment_method=sub_in.payment_method)
-    elif any(getattr(sub, f) != getattr(sub_in, f) for f in BILLING_FIELDS):
-        sub.version += 1  # quotes priced on the old values must not apply over the new ones
-    for field in BILLING_FIELDS + ("payment_method",):
-        setattr(sub, field, getattr(sub_in, field))
+        session.add(Subscription(org_id=org.id, product=sub_in.product, **values))
+        return
+    read = sub.version
+    billing_changed = any(getattr(sub, f) != getattr(sub_in, f) for f in BILLING_FIELDS)
+    # quotes priced on the old values must not apply over the new ones: a new version
+    written = session.execute(
+        update(Subscription)
+        .where(col(Subscription.id) == sub.id, col(Subscription.version) == read)
+        .values(**values, version=read + 1 if billing_changed else read, updated_at=utcnow()))
+    if written.rowcount != 1:
+        now = session.exec(select(Subscription.version).where(Subscription.id == sub.id)).one()
+        raise FixtureConflict(
+            f"{where}: the {sub_in.product} subscription of {org.id} changed while loading "
+            f"(read at version {read}, now {now}: a change was applied meanwhile); nothing was "
+            "loaded; load the file again to write it over what is there now")
+
+
+def _card(sub_in: FixtureSubscription, current: tuple[str | None, str | None, str | None] | None,
+          *, org: Org, gateway: Gateway, created_customers: list[str], where: str
+          ) -> tuple[str | None, str | None, str | None]:
+    """The gateway customer, payment method and last four digits for the fixture's card, made at
+    the gateway when the current ones don't match it; all None without a card."""
     if sub_in.card is None:
-        sub.gateway_customer_id = sub.gateway_payment_method_id = sub.card_last4 = None
-    else:
-        if not (sub.gateway_customer_id and gateway.customer_exists(sub.gateway_customer_id)):
-            sub.gateway_customer_id = gateway.create_customer(email=org.billing_email,
-                                                              name=org.name, org_id=org.id)
-            created_customers.append(sub.gateway_customer_id)
-            sub.gateway_payment_method_id = None
-        method = sub.gateway_payment_method_id
-        if not (method and gateway.payment_method_last4(method) == sub_in.card[-4:]
-                and sub.card_last4 == sub_in.card[-4:]):
-            try:
-                method, last4 = gateway.create_test_card(sub_in.card)
-                gateway.attach_test_card(customer_id=sub.gateway_customer_id, method_id=method)
-            except CardDeclined as declined:
-                raise FixtureError(f"{where}.card: the gateway declined the card ending "
-                                   f"{sub_in.card[-4:]} ({declined})") from None
-            sub.gateway_payment_method_id, sub.card_last4 = method, last4
-    sub.updated_at = utcnow()
-    session.add(sub)
+        return None, None, None
+    customer_id, method, last4 = current or (None, None, None)
+    if not (customer_id and gateway.customer_exists(customer_id)):
+        customer_id = gateway.create_customer(email=org.billing_email, name=org.name,
+                                              org_id=org.id)
+        created_customers.append(customer_id)
+        method = None
+    if not (method and gateway.payment_method_last4(method) == sub_in.card[-4:]
+            and last4 == sub_in.card[-4:]):
+        try:
+            method, last4 = gateway.create_test_card(sub_in.card)
+            gateway.attach_test_card(customer_id=customer_id, method_id=method)
+        except CardDeclined as declined:
+            raise FixtureError(f"{where}.card: the gateway declined the card ending "
+                               f"{sub_in.card[-4:]} ({declined})") from None
+    return customer_id, method, last4

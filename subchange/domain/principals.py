@@ -3,7 +3,9 @@ says whether that principal may do it; a refusal names the principal and the mis
 
 Requesters are users of the organisation: they may cancel their own change. Staff are the
 vendor's people, in the staff directory: `retry` and `cancel` of any change need role `support`,
-`sales_decision` needs role `sales`, and a requester never decides their own sales case.
+`sales_decision` needs role `sales`, and a requester never decides their own sales case. The
+support command `starter.py release-claim` (not an update: it runs outside the workflow) needs
+role `support` too.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ class Action(StrEnum):
     RETRY = "retry"
     CANCEL = "cancel"
     SALES_DECISION = "sales_decision"
+    RELEASE_CLAIM = "release_claim"
 
 
 NEEDED_ROLE = {Action.RETRY: "support", Action.CANCEL: "support",
-               Action.SALES_DECISION: "sales"}
+               Action.SALES_DECISION: "sales", Action.RELEASE_CLAIM: "support"}
 
 
 def same_person(one: str | None, other: str | None) -> bool:

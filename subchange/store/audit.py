@@ -7,15 +7,23 @@ from sqlmodel import Session, select
 from subchange.store.tables import AuditLog
 
 
+def _fit(column: str, value: str) -> str:
+    """The value cut to its column's width: an entry is often written after the effect it
+    records (a refund made), where a value too long for PostgreSQL must not fail it."""
+    return value[:AuditLog.__table__.c[column].type.length]
+
+
 def add_audit_entry(*, session: Session, org_id: str, actor: str, action: str, outcome: str,
                     detail: str = "", workflow_id: str | None = None) -> None:
     """Add an entry to the caller's transaction; with a workflow id, at most one per
     (workflow id, action), so a retried step is recorded once."""
+    action = _fit("action", action)
     if workflow_id is not None and session.exec(select(AuditLog.id).where(
             AuditLog.workflow_id == workflow_id, AuditLog.action == action)).first() is not None:
         return
-    session.add(AuditLog(org_id=org_id, actor=actor, action=action, outcome=outcome,
-                         detail=detail[:1000], workflow_id=workflow_id))
+    session.add(AuditLog(org_id=_fit("org_id", org_id), actor=_fit("actor", actor),
+                         action=action, outcome=_fit("outcome", outcome),
+                         detail=_fit("detail", detail), workflow_id=workflow_id))
 
 
 def record_audit(*, session: Session, org_id: str, actor: str, action: str, outcome: str,

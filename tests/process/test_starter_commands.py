@@ -25,9 +25,16 @@ from tests.helpers.documents import (
     org_document,
     write_fixture,
 )
+from tests.helpers.driver import status_of
 from tests.helpers.money_oracle import with_tax
-from tests.helpers.observers import change_rows, subscription_row, succeeded_charges
-from tests.helpers.processes import CliResult, WorkerProcess, change_args, run_cli
+from tests.helpers.observers import (
+    audit_entries,
+    change_rows,
+    claim_of,
+    subscription_row,
+    succeeded_charges,
+)
+from tests.helpers.processes import CliResult, WorkerProcess, change_args, park_a_change, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -344,6 +351,32 @@ def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_e
     assert len(mailbox.messages(to=f"billing@{OFFLINE}.example")) == 1
 
 
+async def test_a_terminated_change_is_reported_terminated(worker, dev_env, cli_env, tmp_path):
+    """A change waiting for support, then terminated with the Temporal client: following it
+    again, or asking its status, says it was terminated and what it was doing then; nobody
+    waits any more (not exit 3), and no WorkflowFailureError traceback."""
+    org, workflow_id = park_a_change(cli_env, tmp_path, prefix="cli-ended")
+    await dev_env.client.get_workflow_handle(workflow_id).terminate(reason="stuck")
+
+    followed = run_cli(cli_env, *change_args(org, "one", "--seats", "12", "--request-id",
+                                             workflow_id.removeprefix("change-"), "--wait"))
+    assert followed.code == 1, followed
+    assert "Traceback" not in followed.stderr and f"{workflow_id} terminated" in followed.stderr
+    report = followed.json
+    assert (report["workflow_id"], report["status"], report["state"]) == (
+        workflow_id, "terminated", "terminated")
+    assert (report["last_state"], report["step"], report["waiting_for"]) == (
+        "awaiting_support", "charge", None)
+    assert "declined" in report["last_error"] and report["result"] is None
+
+    status = run_cli(cli_env, "status", workflow_id)
+    assert status.code == 0, status
+    assert status.json == report
+
+    retried = run_cli(cli_env, "retry", workflow_id, "--by", SUPPORT)
+    assert retried.code == 1 and "already ended" in retried.stderr, retried
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("what", "field"), [
@@ -371,6 +404,69 @@ async def test_bad_change_input_exits_2_and_starts_nothing(dev_env, cli_env, dep
         assert missing.value.status == RPCStatusCode.NOT_FOUND
     with deps.sessions() as session:
         assert session.get(ChangeRecord, f"change-{request_id}") is None
+
+
+# Every command's options are checked before anything is sent or opened: a bad one is named
+# with its problem (exit 2), never a traceback. WORKFLOW stands for a change waiting for support.
+LONG_ADDRESS = "s" * 190 + "@vendor.example"  # an address, but 205 characters: over 200
+BAD_OPTIONS = [
+    (["retry", "WORKFLOW", "--by", LONG_ADDRESS], "--by", "at most 200 characters"),
+    (["retry", "WORKFLOW", "--by", "support"], "--by", "not a valid email address"),
+    (["cancel", "WORKFLOW", "--by", LONG_ADDRESS], "--by", "at most 200 characters"),
+    (["cancel", "WORKFLOW", "--by", SUPPORT, "--reason", "r" * 1001], "--reason",
+     "at most 1000 characters"),
+    (["sales-decision", "WORKFLOW", "--approve", "--by", LONG_ADDRESS], "--by",
+     "at most 200 characters"),
+    (["sales-decision", "WORKFLOW", "--reject", "--by", SALES, "--note", "n" * 2001], "--note",
+     "at most 2000 characters"),
+    (["retry", "WORKFLOW; drop", "--by", SUPPORT], "WORKFLOW_ID", "change-<request id>"),
+    (["status", "change-" + "x" * 1100], "WORKFLOW_ID", "change-<request id>"),
+    (["release-claim", "--org", "has spaces", "--product", "one", "--by", SUPPORT], "--org",
+     "pattern"),
+    (["release-claim", "--org", "ORG", "--product", "one", "--by", LONG_ADDRESS], "--by",
+     "at most 200 characters"),
+    (["release-claim", "--org", "ORG", "--product", "one", "--by", "support"], "--by",
+     "not a valid email address"),
+]
+
+
+@pytest.fixture(scope="module")
+def parked(worker, cli_env, tmp_path_factory) -> tuple[str, str]:
+    """(org, workflow id) of a change waiting for support, holding its subscription."""
+    return park_a_change(cli_env, tmp_path_factory.mktemp("cli-parked"), prefix="cli-parked")
+
+
+@pytest.mark.parametrize(("command", "option", "problem"), BAD_OPTIONS,
+                         ids=[f"{c[0]}-{o}-{p.split()[-1]}" for c, o, p in BAD_OPTIONS])
+async def test_a_bad_option_of_any_command_exits_2_naming_it_and_sends_nothing(
+        parked, dev_env, cli_env, deps, command, option, problem):
+    org, workflow_id = parked
+    handle = dev_env.client.get_workflow_handle(workflow_id)
+    events_before = len((await handle.fetch_history()).events)
+    audit_before = audit_entries(deps, org=org)
+
+    args = [{"WORKFLOW": workflow_id, "ORG": org}.get(arg, arg.replace("WORKFLOW", workflow_id))
+            for arg in command]
+    result = run_cli(cli_env, *args)
+
+    assert result.code == 2, result
+    assert f"{option}: " in result.stderr and problem in result.stderr, result
+    assert "Traceback" not in result.stderr and result.stdout == "", result
+    # nothing sent or written: the change still waits, no update in its history, no verdict
+    # audited, the subscription still held by it, nothing refunded
+    assert len((await handle.fetch_history()).events) == events_before
+    assert (await status_of(handle)).state == "awaiting_support"
+    assert audit_entries(deps, org=org) == audit_before
+    assert claim_of(deps, org, "one") == workflow_id
+
+
+def test_load_of_a_file_that_is_not_utf8_is_bad_input(cli_env, tmp_path):
+    path = tmp_path / "latin1.json"
+    path.write_bytes('{"orgs": [{"id": "café"}]}'.encode("latin-1"))
+    result = run_cli(cli_env, "load", str(path))
+    assert result.code == 2, result
+    assert "FILE: " in result.stderr and "UTF-8" in result.stderr, result
+    assert "Traceback" not in result.stderr and result.stdout == "", result
 
 
 def test_status_of_an_unknown_change_is_bad_input(cli_env):

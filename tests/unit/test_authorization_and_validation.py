@@ -18,7 +18,7 @@ from activities.dependencies import Dependencies
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest, Rejection
 from subchange.domain.rules import Target
-from subchange.store import subscriptions
+from subchange.store import audit, subscriptions
 from subchange.store.tables import OrgUser
 from tests.helpers.documents import org_document
 from tests.helpers.observers import audit_entries
@@ -394,3 +394,17 @@ def test_an_attempt_on_an_unknown_organisation_is_audited_once_across_retries(de
         assert run_authorize_step(deps, req).rejection.reason_code == "unknown_org"
     [entry] = audit_entries(deps, workflow_id=req.workflow_id)
     assert (entry.org_id, entry.outcome) == (org_id, "denied")
+
+
+def test_an_audit_entry_longer_than_its_columns_is_still_written(deps):
+    """The audit is written after the effect it records (a refund made, a claim released): a
+    value too long for its column must not fail it there (PostgreSQL refuses what SQLite keeps),
+    so each is cut to its column's width."""
+    org_id = f"audit-{uuid.uuid4().hex[:8]}"
+    actor = "s" * 300 + "@vendor.example"
+    with deps.sessions() as session:
+        audit.record_audit(session=session, org_id=org_id, actor=actor, action="a" * 100,
+                           outcome="o" * 50, detail="d" * 2000)
+    [entry] = audit_entries(deps, org=org_id)
+    assert (entry.actor, entry.action, entry.outcome, entry.detail) == (
+        actor[:254], "a" * 64, "o" * 32, "d" * 1000)

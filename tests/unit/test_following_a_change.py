@@ -1,6 +1,7 @@
 """`starter.py change --wait` follows a change by polling its `status` query; a change that ends
 between a query and the next look at the workflow must still be reported by its result (exit 0
-for a completed change), with its last steps shown. The moment can't be produced on demand with
+for a completed change), with its last steps shown; one ended from outside (terminated, timed
+out) by that end and what it was doing then (exit 1), even when it was waiting for a person. The moment can't be produced on demand with
 the real server (the local steps made it common: the last steps and the end come in one workflow
 task), so a scripted handle plays it; the real command runs in
 tests/process/test_starter_commands.py."""
@@ -11,7 +12,13 @@ import json
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from temporalio.client import WorkflowExecutionStatus
+import pytest
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowQueryFailedError,
+)
+from temporalio.exceptions import TerminatedError
 
 from subchange.app.cli.changes import follow
 from subchange.app.cli.common import EXIT_FAILED, EXIT_OK
@@ -59,10 +66,54 @@ async def test_a_change_that_completes_between_two_looks_is_reported_completed(c
         "open_change", "charge", "email_invoice", "close_change"]
 
 
-async def test_a_change_that_ended_without_a_result_is_a_failure(capsys):
-    """Terminated, say: no result of the change's own; the command fails."""
-    ended = ChangeResult(workflow_id="change-r1", request_id="r1", status=ChangeStatus.CANCELLED)
-    handle = EndsBetweenQueryAndDescribe(ended, WorkflowExecutionStatus.TERMINATED)
-    handle.views = [view(["open_change"])]  # its status never shows a result
+class EndedWithoutAResult:
+    """A change whose run was ended from outside (terminated, timed out): the status query
+    still answers from its history, with what it was doing then; its result raises, as the
+    real client's does."""
 
-    assert await follow(handle, poll_seconds=0) == EXIT_FAILED
+    def __init__(self, last_view: ChangeStatusView | None, ended_as: WorkflowExecutionStatus
+                 ) -> None:
+        self.last_view, self.ended_as = last_view, ended_as
+
+    async def query(self, name: str, result_type: type) -> ChangeStatusView:
+        if self.last_view is None:
+            raise WorkflowQueryFailedError("the run ended before it could answer")
+        return self.last_view
+
+    async def describe(self) -> SimpleNamespace:
+        return SimpleNamespace(status=self.ended_as)
+
+    async def result(self) -> ChangeResult:
+        raise WorkflowFailureError(cause=TerminatedError("stuck, cleaned up by an operator"))
+
+    id = "change-r1"
+
+
+def waiting_for_support() -> ChangeStatusView:
+    return ChangeStatusView(
+        workflow_id="change-r1", state="awaiting_support", step="charge",
+        waiting_for="support: retry or cancel", last_error="card declined",
+        history=[StepRecord(step="charge", started_at=NOW, finished_at=NOW, outcome="failed")])
+
+
+@pytest.mark.parametrize(("ended_as", "reported"), [
+    (WorkflowExecutionStatus.TERMINATED, "terminated"),
+    (WorkflowExecutionStatus.TIMED_OUT, "timed_out"),
+])
+@pytest.mark.parametrize("last_view", [view(["open_change", "charge"]), waiting_for_support(),
+                                       None], ids=["running", "waiting", "unanswered"])
+async def test_a_change_ended_from_outside_is_reported_as_such(capsys, ended_as, reported,
+                                                               last_view):
+    """Terminated or timed out: no result of its own, and nobody waits any more. Reported with
+    its end and what it was doing then (exit 1, ended otherwise): not as waiting for a person
+    (exit 3), and not as a WorkflowFailureError traceback."""
+    code = await follow(EndedWithoutAResult(last_view, ended_as), poll_seconds=0)
+
+    out, err = capsys.readouterr()
+    assert code == EXIT_FAILED
+    report = json.loads(out)
+    assert (report["workflow_id"], report["status"], report["state"]) == (
+        "change-r1", reported, reported)
+    assert report["waiting_for"] is None and report["result"] is None
+    assert report["last_state"] == (last_view.state if last_view else None)
+    assert f"change-r1 {reported.replace('_', ' ')}" in err and "waiting:" not in err

@@ -11,6 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pycountry
 import pytest
 from pydantic import ValidationError
 from sqlmodel import func, select
@@ -23,6 +24,7 @@ from subchange.domain.contracts import (
     SalesDecision,
     describe_validation_error,
 )
+from subchange.domain.tax import default_tax_table
 from subchange.settings import ConfigurationError, Settings, get_settings
 from subchange.store.tables import Org, OrgUser, Subscription
 from tests.helpers.documents import DECLINED_CARD, GOOD_CARD, org_document
@@ -334,3 +336,44 @@ def test_a_dotenv_file_is_read(environment, tmp_path):
     (tmp_path / ".env").write_text("SMTP_PORT=not-a-port\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="SMTP_PORT: "):
         get_settings()
+
+
+# --- a fixture's country ---------------------------------------------------------------------
+
+# ISO 3166-1's user-assigned alpha-2 codes: no country has them (CLDR's territory list, which
+# the loader once checked against, carries ZZ "Unknown Region", XK, QO ...), plus OO, the
+# standard's escape code, and codes CLDR lists that are not officially assigned countries.
+USER_ASSIGNED = (["AA", "OO", "ZZ"] + [f"Q{letter}" for letter in "MNOPQRSTUVWXYZ"]
+                 + [f"X{letter}" for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
+NOT_A_COUNTRY = ["EU", "UN", "EZ", "AC", "CP", "DG", "EA", "IC", "TA"]
+
+
+@pytest.mark.parametrize("code", USER_ASSIGNED + NOT_A_COUNTRY
+                         + [code.lower() for code in ("zz", "xk", "qo")])
+def test_a_country_no_jurisdiction_has_is_refused_and_nothing_is_written(deps, load, code):
+    document, first_id, second_id = two_orgs({"country": code, "currency": "USD"})
+    with pytest.raises(FixtureError) as caught:
+        load(document)
+    message = str(caught.value)
+    assert message.startswith("orgs.1.country: "), message
+    assert f"unknown country {code!r}" in message and "officially assigned" in message, message
+    assert rows_of(deps, first_id, second_id) == NOTHING
+    assert gateway_customers(deps, first_id, second_id) == 0
+
+
+@pytest.mark.parametrize(("code", "stored"), [("JP", "JP"), ("US", "US"), ("DE", "DE"),
+                                              ("de", "DE")])
+def test_an_assigned_country_is_accepted(deps, load, code, stored):
+    document, _, second_id = two_orgs({"country": code, "currency": "USD"})
+    load(document)
+    with deps.sessions() as session:
+        org = session.get(Org, second_id)
+    assert org is not None and org.country == stored
+
+
+def test_the_tax_rules_name_assigned_countries_only():
+    """A jurisdiction row with a code no country has would never apply, or apply to nobody
+    real: every row's country is an officially assigned ISO 3166-1 code."""
+    unassigned = [rule.country for rule in default_tax_table().rules
+                  if pycountry.countries.get(alpha_2=rule.country) is None]
+    assert unassigned == []

@@ -56,3 +56,26 @@ def test_an_org_billed_in_a_currency_the_catalog_does_not_price_is_refused(confi
     assert cli.main(["load", str(path)]) == 2
     err = capsys.readouterr().err
     assert "currency" in err and "EUR" in err
+
+
+@pytest.mark.parametrize("command", [
+    ["load", "FILE"],
+    ["quote", "--org", "acme", "--product", "one", "--by", "admin@acme.example", "--seats", "3"],
+    ["release-claim", "--org", "acme", "--product", "one", "--by", "support@vendor.example"],
+], ids=["load", "quote", "release-claim"])
+def test_an_unreachable_database_is_named_without_a_traceback(configured, capsys, tmp_path,
+                                                              command):
+    """A database server that is down (nothing listens at DATABASE_URL): every command that
+    opens the database says so, naming the variable (exit 1), instead of a MigrationError
+    traceback."""
+    path = tmp_path / "org.json"
+    path.write_text(json.dumps(org_document("down-org", users=[], subscriptions=[])))
+    configured.setenv("DATABASE_URL",
+                      f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/subchange")
+
+    code = cli.main([str(path) if arg == "FILE" else arg for arg in command])
+
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.startswith(f"starter.py {command[0]}: database at DATABASE_URL "), err
+    assert "connection failed" in err

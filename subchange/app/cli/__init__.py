@@ -1,8 +1,9 @@
 """`starter.py`: the command line for people and scripts. JSON on stdout, progress on stderr.
 
-Exit codes: 0 success (a change that completed); 1 a change that ended otherwise, a refused
-update, or a server error; 2 bad input; 3 `change --wait` stopped because the change waits for a
-person (a sales decision or support).
+Exit codes: 0 success (a change that completed); 1 a change that ended otherwise (rejected,
+cancelled, expired, or ended from outside: terminated, timed out), a refused update, or a server
+error; 2 bad input; 3 `change --wait` stopped because the change waits for a person (a sales
+decision or support).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import sys
 from typing import NoReturn
 
+from pydantic import ValidationError
 from temporalio.service import RPCError
 
 from subchange.app.cli.changes import (
@@ -21,7 +23,8 @@ from subchange.app.cli.changes import (
     cmd_sales_decision,
     cmd_status,
 )
-from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError
+from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError, bad_input
+from subchange.app.cli.inputs import options_for
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.settings import ConfigurationError, get_settings
 
@@ -84,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "releasing it (terminated, timed out)")
     release.add_argument("--org", required=True, help="organisation id")
     release.add_argument("--product", required=True, choices=PRODUCT_IDS)
-    release.add_argument("--by", help="who asks (recorded in the audit log)")
+    release.add_argument("--by", required=True, metavar="EMAIL",
+                         help="who asks: a member of support in the staff directory (recorded "
+                              "in the audit log)")
     return parser
 
 
@@ -106,11 +111,16 @@ def command_for(name: str):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Every option is checked here, before a command sends or opens anything.
+        try:
+            options = options_for(args)
+        except ValidationError as error:
+            raise bad_input(error) from None
         settings = get_settings()
         command = command_for(args.command)
         if asyncio.iscoroutinefunction(command):
-            return asyncio.run(command(args, settings))
-        return command(args, settings)
+            return asyncio.run(command(options, settings))
+        return command(options, settings)
     except ConfigurationError as error:
         print(error, file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,20 +1,22 @@
-"""What every command shares: exit codes, output (JSON on stdout, progress on stderr), errors
-that name the flag, and the change request built from the flags."""
+"""What every command shares: exit codes, output (JSON on stdout, progress on stderr), and
+errors that name the option."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from subchange.domain.contracts import ChangeRequest
-
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING = 0, 1, 2, 3
-CLI_FIELDS = {"org_id": "--org", "requested_by": "--by", "request_id": "--request-id",
-              "product": "--product", "by": "--by", "note": "--note"}
+# A field of a command's options (subchange/app/cli/inputs.py) or of the payload nested in
+# them, by the option it comes from.
+CLI_FIELDS = {"org_id": "--org", "org": "--org", "requested_by": "--by",
+              "request_id": "--request-id", "product": "--product", "by": "--by",
+              "note": "--note", "reason": "--reason", "workflow_id": "WORKFLOW_ID",
+              "file": "FILE", "approved": "--approve/--reject"}
 
 
 class CommandError(Exception):
@@ -32,25 +34,23 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def option_of(loc: Sequence[int | str]) -> str:
+    """The option a validation error's location comes from: `--by` for `update.by`."""
+    names = [str(p) for p in loc if isinstance(p, str)]
+    if "change" in names:  # discriminated union: (..., "change", kind, field)
+        return f"--{names[-1]}" if names[-1] in ("seats", "plan") else "--seats/--plan"
+    return next((CLI_FIELDS[name] for name in reversed(names) if name in CLI_FIELDS),
+                ".".join(names) or "input")
+
+
 def bad_input(error: ValidationError) -> CommandError:
-    parts = []
+    """Bad options, each named with its problem (once, though the payload repeats it)."""
+    parts: list[str] = []
     for item in error.errors():
-        loc = [str(p) for p in item["loc"]]
-        if loc and loc[0] == "change":  # discriminated union: ("change", kind, field)
-            field = f"--{loc[-1]}" if loc[-1] in ("seats", "plan") else "--seats/--plan"
-        else:
-            field = CLI_FIELDS.get(".".join(loc), ".".join(loc) or "input")
-        parts.append(f"{field}: {item['msg']}")
+        problem = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "string_too_long" and isinstance(item.get("input"), str):
+            problem += f" (got {len(item['input'])})"
+        part = f"{option_of(item['loc'])}: {problem}"
+        if part not in parts:
+            parts.append(part)
     return CommandError("invalid input: " + "; ".join(parts), EXIT_BAD_INPUT)
-
-
-def change_request(args: argparse.Namespace, request_id: str) -> ChangeRequest:
-    change = ({"kind": "seats", "seats": args.seats} if args.seats is not None
-              else {"kind": "plan", "plan": args.plan})
-    try:
-        return ChangeRequest.model_validate({
-            "request_id": request_id, "org_id": args.org, "product": args.product,
-            "requested_by": args.by, "change": change,
-            "request_refund": getattr(args, "refund", False)})
-    except ValidationError as error:
-        raise bad_input(error) from None

@@ -1,8 +1,8 @@
-"""The commands that read or write the service's database directly: `load` and `quote`."""
+"""The commands that read or write the service's database directly: `load` and `quote`, and the
+opening of that database every such command shares."""
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,38 +14,52 @@ from subchange.app.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     CommandError,
-    change_request,
     emit,
 )
-from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
+from subchange.app.cli.inputs import ChangeOptions, LoadOptions
+from subchange.app.fixtures import FixtureConflict, FixtureError, load_fixture, parse_fixture
 from subchange.domain import rules
 from subchange.domain.catalog import default_catalog
 from subchange.domain.quoting import build_quote
 from subchange.domain.step_io import DatedRequest
 from subchange.settings import Settings
 from subchange.store import subscriptions
-from subchange.store.db import make_engine, session_factory
-from subchange.store.migrate import upgrade
+from subchange.store.db import SessionFactory, make_engine, session_factory
+from subchange.store.migrate import MigrationError, upgrade
 
 
-def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
-    path = Path(args.file)
+def open_database(settings: Settings) -> SessionFactory:
+    """Sessions on the migrated database; one that can't be reached or migrated is a failure
+    named by DATABASE_URL (exit 1), not a traceback."""
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine.url)
+    except MigrationError as error:
+        raise CommandError(str(error), EXIT_FAILED) from None
+    return session_factory(engine)
+
+
+def cmd_load(options: LoadOptions, settings: Settings) -> int:
+    path = Path(options.file)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise CommandError(f"FILE: can't read {path}: {error.strerror}", EXIT_BAD_INPUT) from None
+    except UnicodeDecodeError as error:
+        raise CommandError(f"FILE: {path} is not UTF-8 text (byte {error.object[error.start]:#04x} "
+                           f"at offset {error.start}); save it as UTF-8", EXIT_BAD_INPUT) from None
     try:
         fixture = parse_fixture(text)
     except FixtureError as error:
         raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
-    engine = make_engine(settings.database_url)
-    upgrade(engine.url)
-    with session_factory(engine)() as session:
+    with open_database(settings)() as session:
         try:
             counts = load_fixture(fixture, session=session, gateway=Gateway(settings),
                                   settings=settings)
         except FixtureError as error:
             raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
+        except FixtureConflict as error:
+            raise CommandError(str(error), EXIT_FAILED) from None
         except stripe.StripeError as error:
             raise CommandError(f"the payment gateway at STRIPE_API_BASE "
                                f"({settings.stripe_api_base}) failed: {error.user_message or error}; "
@@ -54,12 +68,10 @@ def cmd_load(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def cmd_quote(args: argparse.Namespace, settings: Settings) -> int:
-    request = change_request(args, "quote-preview")
+def cmd_quote(options: ChangeOptions, settings: Settings) -> int:
+    request = options.request
     catalog = default_catalog()
-    engine = make_engine(settings.database_url)
-    upgrade(engine.url)
-    with session_factory(engine)() as session:
+    with open_database(settings)() as session:
         ctx = subscriptions.load_context(session=session, org_id=request.org_id,
                                          product=request.product,
                                          requested_by=request.requested_by)

@@ -1,0 +1,121 @@
+"""What each command's options must be, checked before the command sends or opens anything: one
+model per command, the payload it sends (the workflow's contract) nested in it, so a bad option
+is refused by the contract's own rule too. `options_for` is the one place a ValidationError of
+the command line is met; common.bad_input names the option and the problem (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.networks import validate_email
+
+from subchange.domain.catalog import PRODUCT_IDS
+from subchange.domain.contracts import (
+    IDENTIFIER,
+    CancelRequest,
+    ChangeRequest,
+    RetryRequest,
+    SalesDecision,
+    workflow_id_for,
+)
+
+# A principal's `by` as the updates' contract bounds it (RetryRequest, CancelRequest).
+PRINCIPAL_MAX = RetryRequest.model_fields["by"].metadata[0].max_length
+# `change-<request id>`, as every change's workflow id is (ChangeRequest.workflow_id).
+WORKFLOW_ID = re.compile(workflow_id_for(IDENTIFIER.removeprefix("^").removesuffix("$")))
+
+
+def _address(value: str) -> str:
+    """Whoever may act is known by an email address: a requester (a user of the organisation)
+    or a member of the staff directory. Anything else could never be authorized."""
+    validate_email(value)
+    return value
+
+
+def _workflow_id(value: str) -> str:
+    if WORKFLOW_ID.fullmatch(value) is None:
+        raise ValueError("not a change's workflow id: expected change-<request id> (letters, "
+                         "digits and . _ : -, at most 64 after change-), as `change` prints it")
+    return value
+
+
+Principal = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=PRINCIPAL_MAX),
+                      AfterValidator(_address)]
+WorkflowId = Annotated[str, AfterValidator(_workflow_id)]
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoadOptions(Options):
+    file: str
+
+
+class ChangeOptions(Options):
+    request: ChangeRequest
+    wait: bool = False
+
+
+class StatusOptions(Options):
+    workflow_id: WorkflowId
+
+
+class RetryOptions(StatusOptions):
+    by: Principal
+    update: RetryRequest
+
+
+class CancelOptions(StatusOptions):
+    by: Principal
+    update: CancelRequest
+
+
+class SalesDecisionOptions(StatusOptions):
+    by: Principal
+    update: SalesDecision
+
+
+class ReleaseClaimOptions(Options):
+    org: Annotated[str, Field(pattern=IDENTIFIER)]
+    product: Literal[PRODUCT_IDS]  # type: ignore[valid-type]
+    by: Principal
+
+
+def _change(args: argparse.Namespace, request_id: str) -> dict[str, Any]:
+    change = ({"kind": "seats", "seats": args.seats} if args.seats is not None
+              else {"kind": "plan", "plan": args.plan})
+    return {"request": {"request_id": request_id, "org_id": args.org, "product": args.product,
+                        "requested_by": args.by, "change": change,
+                        "request_refund": getattr(args, "refund", False)},
+            "wait": getattr(args, "wait", False)}
+
+
+OPTIONS: dict[str, tuple[type[Options], Callable[[argparse.Namespace], dict[str, Any]]]] = {
+    "load": (LoadOptions, lambda a: {"file": a.file}),
+    "quote": (ChangeOptions, lambda a: _change(a, "quote-preview")),
+    "change": (ChangeOptions,
+               lambda a: _change(a, a.request_id or f"req-{uuid.uuid4().hex[:12]}")),
+    "status": (StatusOptions, lambda a: {"workflow_id": a.workflow_id}),
+    "retry": (RetryOptions, lambda a: {"workflow_id": a.workflow_id, "by": a.by,
+                                       "update": {"by": a.by}}),
+    "cancel": (CancelOptions, lambda a: {"workflow_id": a.workflow_id, "by": a.by,
+                                         "update": {"by": a.by, "reason": a.reason}}),
+    "sales-decision": (SalesDecisionOptions, lambda a: {
+        "workflow_id": a.workflow_id, "by": a.by,
+        "update": {"approved": a.approve, "by": a.by, "note": a.note or ""}}),
+    "release-claim": (ReleaseClaimOptions, lambda a: {"org": a.org, "product": a.product,
+                                                      "by": a.by}),
+}
+
+
+def options_for(args: argparse.Namespace) -> Options:
+    """The command's options, validated (raises ValidationError naming each bad one)."""
+    model, fields = OPTIONS[args.command]
+    return model.model_validate(fields(args))
