@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Self
 
 import sqlalchemy as sa
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -100,6 +103,51 @@ def smtp_sink(root: Path) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+class WriteLock:
+    """Another client holding the database's write lock, as a long `starter.py load` does: on
+    SQLite the whole file (BEGIN IMMEDIATE), on PostgreSQL the tables named (EXCLUSIVE: reads go
+    on, writes wait). A writer that meets it waits DATABASE_WAIT (10 s), then fails. `take` and
+    `release` may be called from any thread; `release` more than once."""
+
+    def __init__(self, database_url: str, *tables: str) -> None:
+        self.database_url, self.tables = database_url, tables
+        self._mutex = threading.Lock()
+        self._release: list = []
+
+    def take(self) -> None:
+        with self._mutex:
+            assert not self._release, "the lock is already held"
+            url = sa.make_url(self.database_url)
+            if url.get_backend_name() == "sqlite":
+                holder = sqlite3.connect(url.database, isolation_level=None,
+                                         check_same_thread=False)
+                holder.execute("BEGIN IMMEDIATE")
+                self._release = [lambda: holder.execute("ROLLBACK"), holder.close]
+                return
+            engine = sa.create_engine(self.database_url, poolclass=sa.pool.NullPool)
+            connection = engine.connect()
+            connection.execute(sa.text(f"LOCK TABLE {', '.join(self.tables)} IN EXCLUSIVE MODE"))
+            self._release = [connection.rollback, connection.close, engine.dispose]
+
+    def release(self) -> None:
+        with self._mutex:
+            steps, self._release = self._release, []
+        for step in steps:
+            step()
+
+    def release_after(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self.release)
+        timer.daemon = True
+        timer.start()
+
+    def __enter__(self) -> Self:
+        self.take()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.release()
 
 
 def suite_settings(*, database_url: str, localstripe_url: str, smtp_port: int) -> Settings:

@@ -1,0 +1,100 @@
+"""No log record of a worker holds an email address, on the paths where one used to slip in: a
+database error (a locked database, as a long `starter.py load` makes it), whose SQL text carried
+the bound parameters (requested_by, emailed_to, actor) into the SDK's "Completing activity as
+failed" line. Every record of every logger is captured at DEBUG with payloads sealed
+(PAYLOAD_KEYS, as deployed), and at INFO, the worker's level, without. The failures are still
+logged, and the change still ends as it should: only the address is left out. Real workflow,
+activities, database and the SDK's own worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+
+from subchange.adapters.codec import data_converter
+from subchange.app.wiring import build_worker
+from subchange.domain.contracts import ChangeStatus
+from subchange.payload_keys import new_key_setting
+from tests.helpers.documents import admin, org_document, unique_org
+from tests.helpers.driver import ChangeDriver
+from tests.helpers.services import WriteLock
+
+KEYS = new_key_setting("k1")
+SDK_FAILURE_LINE = "Completing activity as failed"
+
+
+def rendered(record: logging.LogRecord) -> str:
+    """All a handler could write of the record: its message, traceback, stack and extra fields."""
+    text = logging.Formatter("%(levelname)s %(name)s %(message)s").format(record)
+    return f"{text}\n{vars(record)!r}"
+
+
+def records_naming(caplog, level: int, *addresses: str) -> list[str]:
+    """The records from `level` up that name an address."""
+    return [rendered(r) for r in caplog.records
+            if r.levelno >= level and any(a.lower() in rendered(r).lower() for a in addresses)]
+
+
+@pytest.fixture(params=["sealed-debug", "plain-info"])
+def sealing(request) -> tuple[bool, int]:
+    """Payloads sealed with every record from DEBUG up, or plain JSON from the worker's INFO."""
+    return {"sealed-debug": (True, logging.DEBUG),
+            "plain-info": (False, logging.INFO)}[request.param]
+
+
+@pytest.fixture
+async def client(time_skipping_env, sealing) -> Client:
+    sealed, _ = sealing
+    if not sealed:
+        return time_skipping_env.client
+    target = time_skipping_env.client.service_client.config.target_host
+    return await Client.connect(target, data_converter=data_converter(KEYS))
+
+
+def capture_every_record(caplog) -> None:
+    """From here on, every record of every logger (the SDK's too), DEBUG up. Called once the
+    organisations are loaded: loading them is `starter.py load`'s work, not the worker's."""
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+
+
+@pytest.fixture
+async def changes(client, deps, task_queue, time_skipping_env, load
+                  ) -> AsyncIterator[ChangeDriver]:
+    async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
+        yield ChangeDriver(client, task_queue, time_skipping_env, load)
+
+
+async def until_logged(caplog, text: str, seconds: float = 30) -> logging.LogRecord:
+    for _ in range(int(seconds / 0.1)):
+        found = [r for r in caplog.records if text in r.getMessage()]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing logged {text!r} within {seconds} s")
+
+
+async def test_a_database_error_is_logged_without_the_addresses_in_its_statement(
+        changes, database_url, caplog, sealing):
+    _, level = sealing
+    org = unique_org("locked")
+    requester, billing = f"admin@{org}.example", f"billing@{org}.example"
+    changes.reload(org_document(org, users=[admin(org)], subscriptions=[{
+        "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}]))
+    capture_every_record(caplog)
+
+    with WriteLock(database_url, "change_record") as lock:
+        handle = await changes.start(org, "one", requester, {"kind": "seats", "seats": 35})
+        failed = await until_logged(caplog, SDK_FAILURE_LINE)  # open_change met the lock
+        lock.release()
+    result = await changes.settle(handle)
+
+    assert result.status is ChangeStatus.COMPLETED  # the retry after the lock went through
+    assert failed.levelno == logging.WARNING and failed.exc_info is not None
+    assert type(failed.exc_info[1]).__name__ == "OperationalError"  # still said, and why
+    assert "lock" in rendered(failed).lower()
+    assert records_naming(caplog, level, requester, billing) == []
