@@ -10,7 +10,8 @@ after the heartbeat timeout; a Temporal cancel never interrupts it (the change i
 `sending` is a lease renewed while the message goes out: an attempt that overlaps a live one
 waits for it (EmailInProgress) instead of sending a second copy. The address is read from the
 organisation until the invoice is sent, so fixing a billing address the server refused
-(AddressNotDeliverable, parked for support) and retrying reaches the new one.
+(AddressNotDeliverable, parked for support) and retrying reaches the new one. A failure's message
+names no address (it reaches the worker's log); the refused one is the failure's detail.
 """
 
 from __future__ import annotations
@@ -70,9 +71,13 @@ class InvoiceActivities:
             with self.deps.sessions() as session:  # nothing went out: the next attempt may send
                 invoices.release_sending(session=session, number=invoice_number, holder=holder)
             if isinstance(failure, AddressNotDeliverable):
+                # The address goes in a detail, sealed with the payloads, not in the message,
+                # which the SDK writes to the worker's log.
                 raise ApplicationError(
+                    f"invoice {invoice_number}: the billing address can't be delivered: "
                     f"{failure}; correct the organisation's billing_email (starter.py load), "
-                    "then retry", type="AddressNotDeliverable", non_retryable=True) from None
+                    "then retry", {"billing_email": failure.address},
+                    type="AddressNotDeliverable", non_retryable=True) from None
             raise
         pause_point(settings, "email.after_send")
         activity.heartbeat()

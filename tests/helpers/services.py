@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Self
 
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox as MaildirHandler
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.dependencies import Dependencies
 from subchange.adapters.gateway import Gateway
-from subchange.dev.devstack import binary, start_localstripe, start_smtp, stop_process
+from subchange.dev.devstack import binary, free_port, start_localstripe, start_smtp, stop_process
 from subchange.domain.catalog import default_catalog
 from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import Settings
@@ -103,6 +105,31 @@ def smtp_sink(root: Path) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+class MaildirServer(MaildirHandler):
+    """aiosmtpd's Maildir handler (the sink's) in a server in this process, for a test whose mail
+    server answers a command its own way: subclass it and override the handler hook
+    (`handle_RCPT`, `handle_DATA`, `handle_QUIT`, ...). `port` once started; `inbox` reads what it
+    received (the handler's own `mailbox` is where it writes)."""
+
+    def __init__(self, root: Path) -> None:
+        self.maildir = root / "maildir"
+        super().__init__(self.maildir)
+        self.inbox = Mailbox(self.maildir)
+        self.port = 0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Self]:
+        # Without SMTPUTF8, as the sink (aiosmtpd's command line) runs.
+        controller = Controller(self, hostname="127.0.0.1", port=free_port(),
+                                enable_SMTPUTF8=False)
+        controller.start()
+        self.port = controller.port
+        try:
+            yield self
+        finally:
+            controller.stop()
 
 
 class WriteLock:
