@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
 
+from activities.registry import all_activities
 from subchange.adapters.codec import data_converter
 from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeStatus
@@ -24,6 +28,7 @@ from subchange.payload_keys import new_key_setting
 from tests.helpers.documents import admin, org_document, unique_org
 from tests.helpers.driver import ChangeDriver, wait_parked
 from tests.helpers.services import MaildirServer, WriteLock
+from tests.workflow.step_caller_workflow import CallsAStep
 
 KEYS = new_key_setting("k1")
 SDK_FAILURE_LINE = "Completing activity as failed"
@@ -172,3 +177,24 @@ async def test_mail_server_refusals_are_logged_without_the_address(refusing_chan
     assert error.details == ({"billing_email": billing["unknown"]},)
     for handle in (handles["unknown"], handles["utf8"]):
         await handle.terminate()
+
+
+async def test_a_step_input_it_cannot_read_is_logged_without_its_addresses(client, deps,
+                                                                           caplog, sealing):
+    """A workflow of another release asks a step with an input it can't read (here the check of
+    who sends an update, without the fields a newer release added): the SDK logs the pydantic
+    error the step failed with, which quoted the input, the staff member's address included."""
+    _, level = sealing
+    staff = f"ops@{uuid.uuid4().hex[:6]}.example"
+    task_queue = f"tq-{uuid.uuid4().hex[:10]}"
+    capture_every_record(caplog)
+    async with Worker(client, task_queue=task_queue, workflows=[CallsAStep],
+                      activities=all_activities(deps), activity_executor=ThreadPoolExecutor(2)):
+        with pytest.raises(WorkflowFailureError):
+            await client.execute_workflow(
+                CallsAStep.run, args=["authorize_principal", {"action": "retry", "by": staff}],
+                id=f"skew-{uuid.uuid4().hex[:10]}", task_queue=task_queue)
+
+    failed = await until_logged(caplog, SDK_FAILURE_LINE)  # it still says what was wrong
+    assert "requester" in rendered(failed) and "Field required" in rendered(failed)
+    assert records_naming(caplog, level, staff) == []
