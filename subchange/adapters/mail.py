@@ -72,30 +72,36 @@ def tls_context(ca_file: str) -> ssl.SSLContext:
 
 def send_email(message: EmailMessage, *, settings: Settings) -> None:
     """Send `message` as MAIL_FROM (its From header is set here) to its To address. SMTP has no
-    idempotency: a caller that must send once records the attempt before and after."""
+    idempotency: a caller that must send once records the attempt before and after.
+
+    Returns once the server accepted the message (its 250 to the end of DATA): from then on the
+    message is sent, and nothing here raises, whatever the server answers to QUIT (smtplib's
+    context manager raises on anything but 221, which made a sent invoice look unsent and sent
+    it again). Raises only before that: AddressNotDeliverable, MailRefused, or the connection's
+    OSError (SMTPServerDisconnected, a timeout, TLS)."""
     del message["From"]
     message["From"] = settings.mail_from
     recipient = deliverable_address(str(message["To"]))
     message.replace_header("To", recipient)
     timeout = MAIL_COMMAND.total_seconds()  # each command's reply (the email step's budget)
     context = tls_context(settings.smtp_ca_file) if settings.smtp_security != "none" else None
+    smtp: smtplib.SMTP | None = None
     try:
         if settings.smtp_security == "tls":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port,
-                                                  timeout=timeout, context=context)
+            smtp = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout,
+                                    context=context)
         else:
             smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
-        with smtp:
-            if settings.smtp_security == "starttls":
-                smtp.starttls(context=context)
-            if settings.smtp_username:
-                smtp.login(settings.smtp_username, settings.smtp_password)
-            try:
-                smtp.send_message(message, to_addrs=[recipient])
-            except smtplib.SMTPNotSupportedError:
-                raise AddressNotDeliverable(
-                    "the mail server does not offer SMTPUTF8, which a mailbox name in non-ASCII "
-                    "characters needs", recipient) from None
+        if settings.smtp_security == "starttls":
+            smtp.starttls(context=context)
+        if settings.smtp_username:
+            smtp.login(settings.smtp_username, settings.smtp_password)
+        try:
+            smtp.send_message(message, to_addrs=[recipient])  # returns once DATA is accepted
+        except smtplib.SMTPNotSupportedError:
+            raise AddressNotDeliverable(
+                "the mail server does not offer SMTPUTF8, which a mailbox name in non-ASCII "
+                "characters needs", recipient) from None
     except smtplib.SMTPRecipientsRefused as refused:
         code, reply = refused.recipients[recipient]
         if 500 <= code < 600:  # permanent: the same address will be refused again
@@ -106,3 +112,17 @@ def send_email(message: EmailMessage, *, settings: Settings) -> None:
     except smtplib.SMTPResponseException as error:  # the greeting, EHLO, STARTTLS, AUTH, MAIL, DATA
         raise MailRefused(f"the mail server refused the message ({type(error).__name__}: "
                           f"{server_reply(error.smtp_code, error.smtp_error)})") from None
+    finally:
+        if smtp is not None:
+            say_goodbye(smtp)
+
+
+def say_goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT and close, raising nothing: after an accepted message its answer changes nothing,
+    and after a failure the failure is what the caller must hear."""
+    try:
+        smtp.quit()  # unlike the context manager's exit, does not check for 221
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        smtp.close()
