@@ -111,7 +111,9 @@ class InvoiceActivities:
 
 # The heartbeat detail of an attempt whose message the server accepted. Temporal hands the last
 # detail of an attempt to the next attempt of the step (heartbeat_details), also when the one
-# before failed or timed out; a retry by support starts the step afresh, without it.
+# before failed or timed out: one recorded by a heartbeat in any version, one still waiting for
+# its turn (the SDK sends at most one per 2 s) along with the failure from Temporal Server 1.16
+# (the SDK's core warns on an older server). A retry by support starts the step afresh, without.
 ACCEPTED = "accepted"
 
 
