@@ -208,7 +208,8 @@ class Bench:
 
     def postgres(self, verb: str, name: str) -> None:
         from sqlalchemy import create_engine, text  # only for the PostgreSQL run
-        engine = create_engine(f"{self.args.postgres_url}/postgres", isolation_level="AUTOCOMMIT")
+        engine = create_engine(f"{self.args.postgres_url}/postgres", isolation_level="AUTOCOMMIT",
+                               hide_parameters=True)
         with engine.connect() as connection:
             if verb == "DROP":
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

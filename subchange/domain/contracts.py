@@ -29,7 +29,10 @@ IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
 
 class Contract(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A validation error names the field and what is wrong, never the value given: the SDK
+    # logs an activity that could not read its input with that error, and the values hold
+    # email addresses (requested_by, by), which no log line may (docs/operations.md).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class SeatChange(Contract):

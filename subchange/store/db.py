@@ -26,6 +26,9 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> sa.Engine:
+    """`hide_parameters`: a database error's text names the statement but not its bound values
+    (requested_by, emailed_to, actor are email addresses), since that text reaches the worker's
+    log through the SDK's "Completing activity as failed" line (docs/operations.md)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
@@ -33,7 +36,8 @@ def make_engine(url: str) -> sa.Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # A transaction waits for the write lock at most DATABASE_WAIT (the steps' time budget).
         wait = DATABASE_WAIT.total_seconds()
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": wait})
+        engine = create_engine(url, hide_parameters=True,
+                               connect_args={"check_same_thread": False, "timeout": wait})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
@@ -46,8 +50,8 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     # Up to one connection per concurrent activity (build_worker: 16), so no step waits for one.
     lock_timeout = f"-c lock_timeout={int(DATABASE_WAIT.total_seconds() * 1000)}"
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=11,
-                         connect_args={"options": lock_timeout})
+    return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
+                         max_overflow=11, connect_args={"options": lock_timeout})
 
 
 def session_factory(engine: sa.Engine) -> SessionFactory:

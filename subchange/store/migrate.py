@@ -92,14 +92,16 @@ def database_url(config: Config) -> str:
 
 
 def migration_engine(url: str | sa.URL) -> sa.Engine:
-    """An engine for migrations alone: no pool, and on SQLite a real transaction around DDL."""
+    """An engine for migrations alone: no pool, and on SQLite a real transaction around DDL; its
+    errors hide bound values, as the application's engine's do (subchange.store.db)."""
     try:
         parsed = sa.make_url(normalise_url(url) if isinstance(url, str) else url)
         if parsed.get_backend_name() != "sqlite":
-            return sa.create_engine(parsed, poolclass=NullPool)
+            return sa.create_engine(parsed, poolclass=NullPool, hide_parameters=True)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
+        engine = sa.create_engine(parsed, poolclass=NullPool, hide_parameters=True,
+                                  connect_args={"timeout": 30})
     except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError, ValueError) as error:
         raise ConfigurationError(f"configuration error: DATABASE_URL: {error}") from None
 

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Self
 
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox as MaildirHandler
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.dependencies import Dependencies
 from subchange.adapters.gateway import Gateway
-from subchange.dev.devstack import binary, start_localstripe, start_smtp, stop_process
+from subchange.dev.devstack import binary, free_port, start_localstripe, start_smtp, stop_process
 from subchange.domain.catalog import default_catalog
 from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import Settings
@@ -100,6 +105,76 @@ def smtp_sink(root: Path) -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+class MaildirServer(MaildirHandler):
+    """aiosmtpd's Maildir handler (the sink's) in a server in this process, for a test whose mail
+    server answers a command its own way: subclass it and override the handler hook
+    (`handle_RCPT`, `handle_DATA`, `handle_QUIT`, ...). `port` once started; `inbox` reads what it
+    received (the handler's own `mailbox` is where it writes)."""
+
+    def __init__(self, root: Path) -> None:
+        self.maildir = root / "maildir"
+        super().__init__(self.maildir)
+        self.inbox = Mailbox(self.maildir)
+        self.port = 0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Self]:
+        # Without SMTPUTF8, as the sink (aiosmtpd's command line) runs.
+        controller = Controller(self, hostname="127.0.0.1", port=free_port(),
+                                enable_SMTPUTF8=False)
+        controller.start()
+        self.port = controller.port
+        try:
+            yield self
+        finally:
+            controller.stop()
+
+
+class WriteLock:
+    """Another client holding the database's write lock, as a long `starter.py load` does: on
+    SQLite the whole file (BEGIN IMMEDIATE), on PostgreSQL the tables named (EXCLUSIVE: reads go
+    on, writes wait). A writer that meets it waits DATABASE_WAIT (10 s), then fails. `take` and
+    `release` may be called from any thread; `release` more than once."""
+
+    def __init__(self, database_url: str, *tables: str) -> None:
+        self.database_url, self.tables = database_url, tables
+        self._mutex = threading.Lock()
+        self._release: list = []
+
+    def take(self) -> None:
+        with self._mutex:
+            assert not self._release, "the lock is already held"
+            url = sa.make_url(self.database_url)
+            if url.get_backend_name() == "sqlite":
+                holder = sqlite3.connect(url.database, isolation_level=None,
+                                         check_same_thread=False)
+                holder.execute("BEGIN IMMEDIATE")
+                self._release = [lambda: holder.execute("ROLLBACK"), holder.close]
+                return
+            engine = sa.create_engine(self.database_url, poolclass=sa.pool.NullPool)
+            connection = engine.connect()
+            connection.execute(sa.text(f"LOCK TABLE {', '.join(self.tables)} IN EXCLUSIVE MODE"))
+            self._release = [connection.rollback, connection.close, engine.dispose]
+
+    def release(self) -> None:
+        with self._mutex:
+            steps, self._release = self._release, []
+        for step in steps:
+            step()
+
+    def release_after(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self.release)
+        timer.daemon = True
+        timer.start()
+
+    def __enter__(self) -> Self:
+        self.take()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.release()
 
 
 def suite_settings(*, database_url: str, localstripe_url: str, smtp_port: int) -> Settings:

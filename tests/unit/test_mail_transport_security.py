@@ -4,7 +4,6 @@ server with a certificate from a test CA (trustme)."""
 
 from __future__ import annotations
 
-import smtplib
 import ssl
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -16,7 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import ValidationError
 
-from subchange.adapters.mail import send_email
+from subchange.adapters.mail import MailRefused, send_email
 from subchange.dev.devstack import free_port
 from subchange.settings import Settings
 
@@ -87,7 +86,7 @@ def test_a_wrong_password_is_refused(starttls_server, ca):
     controller, inbox = starttls_server
     settings = settings_for(controller, smtp_security="starttls", smtp_ca_file=str(ca[1]),
                             smtp_username=USER, smtp_password="wrong")
-    with pytest.raises(smtplib.SMTPAuthenticationError):
+    with pytest.raises(MailRefused, match="SMTPAuthenticationError: 535"):
         send_email(invoice_mail(), settings=settings)
     assert inbox.received == []
 
@@ -102,7 +101,7 @@ def test_a_certificate_the_client_does_not_trust_is_refused(starttls_server):
 
 def test_a_server_that_requires_starttls_gets_nothing_in_clear(starttls_server):
     controller, inbox = starttls_server
-    with pytest.raises(smtplib.SMTPException):
+    with pytest.raises(MailRefused, match="530"):  # "Must issue a STARTTLS command first"
         send_email(invoice_mail(), settings=settings_for(controller))
     assert inbox.received == []
 
