@@ -72,7 +72,7 @@ def capture_every_record(caplog) -> None:
 
 
 @pytest.fixture
-async def changes(client, deps, task_queue, time_skipping_env, load
+async def driver(client, deps, task_queue, time_skipping_env, load
                   ) -> AsyncIterator[ChangeDriver]:
     async with build_worker(client, deps, task_queue=task_queue, fail_workflows_on_bugs=True):
         yield ChangeDriver(client, task_queue, time_skipping_env, load)
@@ -88,19 +88,19 @@ async def until_logged(caplog, text: str, seconds: float = 30) -> logging.LogRec
 
 
 async def test_a_database_error_is_logged_without_the_addresses_in_its_statement(
-        changes, database_url, caplog, sealing):
+        driver, database_url, caplog, sealing):
     _, level = sealing
     org = unique_org("locked")
     requester, billing = f"admin@{org}.example", f"billing@{org}.example"
-    changes.reload(org_document(org, users=[admin(org)], subscriptions=[{
+    driver.reload(org_document(org, users=[admin(org)], subscriptions=[{
         "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}]))
     capture_every_record(caplog)
 
     with WriteLock(database_url, "change_record") as lock:
-        handle = await changes.start(org, "one", requester, {"kind": "seats", "seats": 35})
+        handle = await driver.start(org, seats=35, by=requester)
         failed = await until_logged(caplog, SDK_FAILURE_LINE)  # open_change met the lock
         lock.release()
-    result = await changes.settle(handle)
+    result = await driver.settle(handle)
 
     assert result.status is ChangeStatus.COMPLETED  # the retry after the lock went through
     assert failed.levelno == logging.WARNING and failed.exc_info is not None
@@ -129,7 +129,7 @@ class RefusingServer(MaildirServer):
 
 
 @pytest.fixture
-async def refusing_changes(client, deps, settings, task_queue, time_skipping_env, load,
+async def refusing_driver(client, deps, settings, task_queue, time_skipping_env, load,
                            tmp_path) -> AsyncIterator[tuple[ChangeDriver, RefusingServer]]:
     with RefusingServer(tmp_path).running() as server:
         mailing = dataclasses.replace(deps, settings=settings.model_copy(
@@ -139,26 +139,24 @@ async def refusing_changes(client, deps, settings, task_queue, time_skipping_env
             yield ChangeDriver(client, task_queue, time_skipping_env, load), server
 
 
-async def test_mail_server_refusals_are_logged_without_the_address(refusing_changes, caplog,
+async def test_mail_server_refusals_are_logged_without_the_address(refusing_driver, caplog,
                                                                    sealing):
     _, level = sealing
-    changes, server = refusing_changes
+    driver, server = refusing_driver
     orgs = {kind: unique_org(kind) for kind in ("greylisted", "unknown", "utf8")}
     billing = {"greylisted": f"greylisted@{orgs['greylisted']}.example",
                "unknown": f"unknown@{orgs['unknown']}.example",
                "utf8": f"請求@{orgs['utf8']}.example"}
     for kind, org in orgs.items():
-        changes.reload(org_document(org, users=[admin(org)], billing_email=billing[kind],
+        driver.reload(org_document(org, users=[admin(org)], billing_email=billing[kind],
                                     subscriptions=[{"product": "one", "plan": "enterprise",
                                                     "seats": 30,
                                                     "pricing_model": "flexible_user"}]))
     capture_every_record(caplog)
 
-    handles = {kind: await changes.start(org, "one", f"admin@{org}.example",
-                                         {"kind": "seats", "seats": 35})
-               for kind, org in orgs.items()}
+    handles = {kind: await driver.start(org, seats=35) for kind, org in orgs.items()}
 
-    greylisted = await changes.settle(handles["greylisted"])  # refused once, then sent
+    greylisted = await driver.settle(handles["greylisted"])  # refused once, then sent
     assert greylisted.status is ChangeStatus.COMPLETED
     assert len(server.inbox.messages(to=billing["greylisted"])) == 1
     for kind, says in (("unknown", "User unknown"), ("utf8", "SMTPUTF8")):
@@ -173,7 +171,7 @@ async def test_mail_server_refusals_are_logged_without_the_address(refusing_chan
     history = await handles["unknown"].fetch_history()
     [failure] = [e.activity_task_failed_event_attributes.failure for e in history.events
                  if e.HasField("activity_task_failed_event_attributes")]
-    error = await changes.client.data_converter.decode_failure(failure)
+    error = await driver.client.data_converter.decode_failure(failure)
     assert error.details == ({"billing_email": billing["unknown"]},)
     for handle in (handles["unknown"], handles["utf8"]):
         await handle.terminate()
