@@ -83,7 +83,8 @@ class AdmissionActivities:
             return QuoteOutcome(rejection=rejection)
         assert target is not None and ctx.org is not None and ctx.subscription is not None
         quote = build_quote(catalog=self.deps.catalog, org=ctx.org, sub=ctx.subscription,
-                            request=request, target=target, change_date=day)
+                            request=request, target=target, change_date=day,
+                            minimums=self.deps.minimums)
         return QuoteOutcome(quote=quote)
 
     @activity.defn(name="close_change")
