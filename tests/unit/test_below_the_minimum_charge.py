@@ -22,12 +22,14 @@ from temporalio.testing import ActivityEnvironment
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
 from activities.payments import LEDGER_CHARGE, PaymentActivities
-from subchange.domain.contracts import ChangeRequest, Quote
+from activities.subscriptions import SubscriptionActivities
+from subchange.domain.contracts import ChangeRequest, PaymentRecord, Quote
 from subchange.domain.gateway_minimums import GatewayMinimums
-from subchange.domain.step_io import ChargeInput, DatedRequest
-from subchange.store import changes, ledger
+from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput, DatedRequest
+from subchange.store import changes, ledger, renewals
+from subchange.store.tables import RenewalItem
 from tests.helpers.documents import admin, load_document, org_document, unique_org
-from tests.helpers.observers import payment_intents_of, subscription_row
+from tests.helpers.observers import change_rows, payment_intents_of, subscription_row
 from workflows.steps import CHARGE
 
 TODAY = date.today()
@@ -46,12 +48,14 @@ def environment(workflow_id: str, attempt: int = 1) -> ActivityEnvironment:
     return env
 
 
-def last_day_change(deps: Dependencies, *, agents: int = 1) -> Change:
-    """`agents` more on a USD standard desk of 3 whose 30-day period ends tomorrow, quoted by
-    the real quote step as of today."""
+def last_day_change(deps: Dependencies, *, agents: int = 1, currency: str = "USD",
+                    unit_price: str | None = None) -> Change:
+    """`agents` more on a standard desk of 3 (USD: in the US; JPY: in Japan, taxed) whose 30-day
+    period ends tomorrow, at the catalog's price or a negotiated one, quoted by the real quote
+    step as of today."""
     org = unique_org("tiny")
-    load_document(deps, org_document(org, currency="USD", users=[admin(org)], subscriptions=[
-        {"product": "desk", "plan": "standard", "seats": 3,
+    load_document(deps, org_document(org, currency=currency, users=[admin(org)], subscriptions=[
+        {"product": "desk", "plan": "standard", "seats": 3, "unit_price": unit_price,
          "period_start": str(TODAY + timedelta(days=1) - timedelta(days=30)),
          "period_end": str(TODAY + timedelta(days=1))}]))
     request = ChangeRequest.model_validate({
@@ -128,3 +132,71 @@ def test_an_amount_at_the_minimum_is_charged(deps, gateway):
     [intent] = payment_intents_of(gateway, todo.workflow_id)
     assert (intent.status, intent.amount, paid.method) == ("succeeded", 93, "card")
     assert subscription_row(deps, todo.request.org_id, "desk").seats == 3  # not applied yet
+
+
+# --- the apply of a carried change --------------------------------------------------------------
+
+def carried(quote: Quote) -> PaymentRecord:
+    """The payment the workflow settles a carried change with."""
+    return PaymentRecord(method="carried", amount=quote.total_due, currency=quote.currency)
+
+
+def apply(deps: Dependencies, todo: Change, payment: PaymentRecord, attempt: int = 1
+          ) -> ApplyOutput:
+    """One attempt of the apply step, as a worker runs it."""
+    return environment(todo.workflow_id, attempt).run(
+        SubscriptionActivities(deps).apply_change,
+        ApplyInput(request=todo.request, quote=todo.quote, payment=payment))
+
+
+def items_of(deps: Dependencies, org: str) -> list[RenewalItem]:
+    with deps.sessions() as session:
+        return renewals.renewal_items(session=session, org_id=org, status=None)
+
+
+def test_a_carried_change_applied_twice_leaves_one_pending_renewal_item(deps, gateway):
+    """A Japanese desk at a negotiated 1,350 yen: one agent for the last of 30 days is 45 yen,
+    49 with its tax, below the 50 yen minimum. The apply runs again (a retry after a timeout):
+    the change, its invoice and its renewal item are there once, with the tax apart."""
+    todo = last_day_change(deps, currency="JPY", unit_price="1350")
+    assert (todo.quote.amount_due, todo.quote.tax.tax, todo.quote.total_due) == (
+        Decimal(45), Decimal(4), Decimal(49))
+    assert todo.quote.carried_to_renewal
+
+    first = apply(deps, todo, carried(todo.quote))
+    again = apply(deps, todo, carried(todo.quote), attempt=2)
+
+    assert again == first and first.subscription.seats == 4
+    org = todo.request.org_id
+    [item] = items_of(deps, org)
+    assert (item.workflow_id, item.product, item.status, item.invoice_number) == (
+        todo.workflow_id, "desk", "pending", first.invoice_number)
+    assert item.subscription_id == subscription_row(deps, org, "desk").id
+    assert (item.amount, item.tax, item.total, item.currency) == (
+        Decimal(45), Decimal(4), Decimal(49), "JPY")
+    assert change_rows(deps, todo.workflow_id) == {
+        "change_record": 1, "applied_change": 1, "invoice": 1, "refund_ticket": 0}
+    assert payment_intents_of(gateway, todo.workflow_id) == []
+
+
+def test_an_apply_that_loses_to_a_stale_quote_leaves_no_renewal_item(deps):
+    """The item is the apply's: an apply refused (the subscription moved since the quote) rolls
+    it back with the rest."""
+    todo = last_day_change(deps)
+    org = todo.request.org_id
+    stale = dataclasses.replace(todo, quote=todo.quote.model_copy(
+        update={"subscription_version": todo.quote.subscription_version + 1}))
+
+    with pytest.raises(ApplicationError, match="changed after it was quoted"):
+        apply(deps, stale, carried(stale.quote))
+
+    assert items_of(deps, org) == []
+    assert subscription_row(deps, org, "desk").seats == 3
+
+
+def test_a_charged_change_has_no_renewal_item(deps):
+    todo = last_day_change(deps, agents=2)
+
+    apply(deps, todo, charge(deps, todo))
+
+    assert items_of(deps, todo.request.org_id) == []
