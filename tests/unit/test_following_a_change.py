@@ -15,7 +15,13 @@ from temporalio.client import WorkflowExecutionStatus
 
 from subchange.app.cli.changes import follow
 from subchange.app.cli.common import EXIT_FAILED, EXIT_OK
-from subchange.domain.contracts import ChangeResult, ChangeStatus, ChangeStatusView, StepRecord
+from subchange.domain.contracts import (
+    ChangeResult,
+    ChangeStatus,
+    ChangeStatusView,
+    PaymentRecord,
+    StepRecord,
+)
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
@@ -66,3 +72,20 @@ async def test_a_change_that_ended_without_a_result_is_a_failure(capsys):
     handle.views = [view(["open_change"])]  # its status never shows a result
 
     assert await follow(handle, poll_seconds=0) == EXIT_FAILED
+
+
+async def test_a_change_carried_to_renewal_says_so_beside_its_steps(capsys):
+    """Below the gateway's minimum charge there is no charge step: the command says where the
+    amount went, and the result's payment is `carried`."""
+    carried = ChangeResult(workflow_id="change-r1", request_id="r1",
+                           status=ChangeStatus.COMPLETED,
+                           payment=PaymentRecord(method="carried", amount="0.47",
+                                                 currency="USD"))
+    handle = EndsBetweenQueryAndDescribe(carried, WorkflowExecutionStatus.COMPLETED)
+
+    assert await follow(handle, poll_seconds=0) == EXIT_OK
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["payment"]["method"] == "carried"
+    assert err.splitlines()[-1].split()[:3] == ["payment", "carried:", "0.47"]
+    assert "next renewal invoice" in err and "nothing charged now" in err

@@ -96,6 +96,10 @@ async def follow(handle: WorkflowHandle, poll_seconds: float = 0.3) -> int:
             shown += 1
         if view.result is not None:
             result = await handle.result()
+            if result.payment is not None and result.payment.method == "carried":
+                progress(f"  {'payment':<24} carried: {result.payment.amount} "
+                         f"{result.payment.currency} goes on the next renewal invoice (below "
+                         "the gateway's minimum charge; nothing charged now)")
             emit(result)
             return EXIT_OK if result.status is ChangeStatus.COMPLETED else EXIT_FAILED
         if view.waiting_for:
