@@ -29,7 +29,12 @@ from subchange.domain.step_io import ApplyInput, ApplyOutput, ChargeInput, Dated
 from subchange.store import changes, ledger, renewals
 from subchange.store.tables import RenewalItem
 from tests.helpers.documents import admin, load_document, org_document, unique_org
-from tests.helpers.observers import change_rows, payment_intents_of, subscription_row
+from tests.helpers.observers import (
+    change_rows,
+    payment_intents_of,
+    refunds_of,
+    subscription_row,
+)
 from workflows.steps import CHARGE
 
 TODAY = date.today()
@@ -49,24 +54,29 @@ def environment(workflow_id: str, attempt: int = 1) -> ActivityEnvironment:
 
 
 def last_day_change(deps: Dependencies, *, agents: int = 1, currency: str = "USD",
-                    unit_price: str | None = None) -> Change:
+                    unit_price: str | None = None, days_left: int = 1) -> Change:
     """`agents` more on a standard desk of 3 (USD: in the US; JPY: in Japan, taxed) whose 30-day
-    period ends tomorrow, at the catalog's price or a negotiated one, quoted by the real quote
-    step as of today."""
+    period ends tomorrow (or in `days_left` days), at the catalog's price or a negotiated one,
+    quoted by the real quote step as of today."""
     org = unique_org("tiny")
+    end = TODAY + timedelta(days=days_left)
     load_document(deps, org_document(org, currency=currency, users=[admin(org)], subscriptions=[
         {"product": "desk", "plan": "standard", "seats": 3, "unit_price": unit_price,
-         "period_start": str(TODAY + timedelta(days=1) - timedelta(days=30)),
-         "period_end": str(TODAY + timedelta(days=1))}]))
+         "period_start": str(end - timedelta(days=30)), "period_end": str(end)}]))
     request = ChangeRequest.model_validate({
         "request_id": f"req-{uuid.uuid4().hex[:12]}", "org_id": org, "product": "desk",
         "requested_by": f"admin@{org}.example", "change": {"kind": "seats", "seats": 3 + agents}})
     with deps.sessions() as session:  # as the workflow's first step does
         changes.open_change(session=session, workflow_id=request.workflow_id, request=request)
+    return Change(request.workflow_id, request, quoted(deps, request, TODAY))
+
+
+def quoted(deps: Dependencies, request: ChangeRequest, day: date) -> Quote:
+    """The quote step's quote of the change as of `day`."""
     outcome = environment(request.workflow_id).run(
-        AdmissionActivities(deps).quote_change, DatedRequest(request=request, change_date=TODAY))
+        AdmissionActivities(deps).quote_change, DatedRequest(request=request, change_date=day))
     assert outcome.quote is not None
-    return Change(request.workflow_id, request, outcome.quote)
+    return outcome.quote
 
 
 def refusal(call: Any) -> ApplicationError:
@@ -132,6 +142,27 @@ def test_an_amount_at_the_minimum_is_charged(deps, gateway):
     [intent] = payment_intents_of(gateway, todo.workflow_id)
     assert (intent.status, intent.amount, paid.method) == ("succeeded", 93, "card")
     assert subscription_row(deps, todo.request.org_id, "desk").seats == 3  # not applied yet
+
+
+def test_a_rerun_below_the_minimum_refunds_the_earlier_runs_charge_before_carrying(
+        deps, gateway):
+    """The first run of a change was charged 1.40 (3 days left) and terminated before its
+    apply; the same request started again two days later is quoted 0.47. Carried at once, the
+    1.40 would stay taken besides. So while that intent is on record the quote is not carried:
+    the charge refunds the earlier run's charge and refuses the 0.47 (money-safe, parked);
+    quoted again later, with nothing left on record, the change is carried."""
+    first = last_day_change(deps, days_left=3)
+    assert first.quote.total_due == Decimal("1.40")
+    paid = charge(deps, first)
+
+    again = dataclasses.replace(first, quote=quoted(deps, first.request, TODAY + timedelta(2)))
+    assert again.quote.total_due == Decimal("0.47") and not again.quote.carried_to_renewal
+
+    assert refusal(lambda: charge(deps, again)).type == "BelowMinimumCharge"
+    [refund] = refunds_of(gateway, paid.intent_id)
+    assert refund.amount == 140
+    assert [intent.amount for intent in payment_intents_of(gateway, first.workflow_id)] == [140]
+    assert quoted(deps, first.request, TODAY + timedelta(2)).carried_to_renewal
 
 
 # --- the apply of a carried change --------------------------------------------------------------
