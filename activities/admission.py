@@ -9,6 +9,7 @@ from temporalio import activity
 from activities.claims import SubscriptionClaims
 from activities.dependencies import Dependencies
 from activities.liveness import heartbeating
+from activities.payments import LEDGER_CHARGE
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest
 from subchange.domain.facts import ChangeContext
@@ -21,7 +22,7 @@ from subchange.domain.step_io import (
     QuoteOutcome,
 )
 from subchange.faults import pause_point
-from subchange.store import audit, changes, subscriptions
+from subchange.store import audit, changes, ledger, subscriptions
 
 
 class AdmissionActivities:
@@ -77,13 +78,22 @@ class AdmissionActivities:
         request = step.request
         with self.deps.sessions() as session:
             ctx = self._context(session, request)
+            charge = ledger.gateway_call(session=session, workflow_id=activity.info().workflow_id,
+                                         step=LEDGER_CHARGE)
         day = step.day_for(ctx.org)
         target, rejection = rules.validate_change(self.deps.catalog, request, ctx, day)
         if rejection is not None:
             return QuoteOutcome(rejection=rejection)
         assert target is not None and ctx.org is not None and ctx.subscription is not None
         quote = build_quote(catalog=self.deps.catalog, org=ctx.org, sub=ctx.subscription,
-                            request=request, target=target, change_date=day)
+                            request=request, target=target, change_date=day,
+                            minimums=self.deps.minimums)
+        if quote.carried_to_renewal and charge is not None and charge.external_id is not None:
+            # An earlier run of this workflow id (terminated before its apply, started again)
+            # holds an intent that may have taken money: the charge step settles it first (it
+            # refunds it, then refuses this amount, money-safe), so this quote is not carried past
+            # it. A later quote, with no intent left on record, is carried.
+            quote = quote.model_copy(update={"carried_to_renewal": False})
         return QuoteOutcome(quote=quote)
 
     @activity.defn(name="close_change")

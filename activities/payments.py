@@ -26,8 +26,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.dependencies import Dependencies
-from subchange.adapters.gateway import CANCELLABLE, CardDeclined, IntentState
-from subchange.domain.contracts import PaymentRecord
+from subchange.adapters.gateway import CANCELLABLE, AmountTooSmall, CardDeclined, IntentState
+from subchange.domain.contracts import PaymentRecord, Quote
 from subchange.domain.money import from_minor_units, round_money, to_minor_units
 from subchange.domain.step_io import ChargeInput, RefundChargeInput, RefundChargeOutput
 from subchange.faults import pause_point
@@ -182,6 +182,12 @@ class PaymentActivities:
         """A new unconfirmed intent, recorded as the change's charge while this attempt holds
         the entry; an intent it could not record is cancelled."""
         quote, request, gateway = charge.quote, charge.request, self.deps.gateway
+        if self.deps.minimums.below_minimum(quote.total_due, quote.currency):
+            # The workflow carries such an amount to the renewal invoice and never asks; should
+            # it ask, the gateway would refuse it for good: say so, before any request.
+            raise _below_minimum(quote, "below the gateway's minimum charge of "
+                                 f"{self.deps.minimums.minimum_charge(quote.currency)} "
+                                 f"{quote.currency}")
         with self.deps.sessions() as session:
             card = subscriptions.card_on_file(session=session, org_id=request.org_id,
                                               product=request.product)
@@ -208,13 +214,16 @@ class PaymentActivities:
                 attempt.move(NO_INTENT, "declined")
                 raise _card_declined(declined.code, str(declined)) from None
         attempt.checkpoint()
-        intent_id = gateway.create_intent(
-            amount_minor=to_minor_units(quote.total_due, quote.currency),
-            currency=quote.currency, customer_id=card.customer_id,
-            method_id=card.payment_method_id,
-            metadata={"workflow_id": attempt.workflow_id, "org_id": request.org_id,
-                      "product": request.product},
-            idempotency_key=f"{attempt.workflow_id}:charge:{entry.generation}")
+        try:
+            intent_id = gateway.create_intent(
+                amount_minor=to_minor_units(quote.total_due, quote.currency),
+                currency=quote.currency, customer_id=card.customer_id,
+                method_id=card.payment_method_id,
+                metadata={"workflow_id": attempt.workflow_id, "org_id": request.org_id,
+                          "product": request.product},
+                idempotency_key=f"{attempt.workflow_id}:charge:{entry.generation}")
+        except AmountTooSmall as refused:  # the gateway's minimum is above our table's
+            raise _below_minimum(quote, f"the gateway refused it: {refused}") from None
         if attempt.move(NO_INTENT, "created", external_id=intent_id, amount=quote.total_due,
                         currency=quote.currency):
             return intent_id
@@ -347,6 +356,16 @@ class PaymentActivities:
 def _same_amount(entry: GatewayCall, quote) -> bool:
     return (entry.amount is not None and entry.currency == quote.currency
             and round_money(entry.amount, quote.currency) == quote.total_due)
+
+
+def _below_minimum(quote: Quote, why: str) -> ApplicationError:
+    """Nothing was or will be charged: no intent exists for this amount, and a retry can't
+    change the gateway's minimum (a quote made again may: it is then carried)."""
+    return ApplicationError(
+        f"{quote.total_due} {quote.currency} is not charged: {why}; nothing was taken. Cancel "
+        "the change, or correct subchange/domain/gateway_minimums.json and retry it on another "
+        "day (quoted again, it is carried to the next renewal invoice)",
+        type="BelowMinimumCharge", non_retryable=True)
 
 
 def _card_declined(code: str | None, message: str) -> ApplicationError:

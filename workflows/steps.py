@@ -141,8 +141,9 @@ CHARGE: Step[ChargeInput, PaymentRecord] = Step(
     # find its refund, refund; is it applied?, take the refund entry (3), hold, record, move.
     policy(limits.Budget(gateway_requests=8, transactions=15), 5, 20, "CardDeclined",
            "NoPaymentMethod", "CardNeedsAuthentication", "ChargeVoided", "StaleSubscription",
-           heartbeats=True,
-           money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided", "StaleSubscription")),
+           "BelowMinimumCharge", heartbeats=True,
+           money_safe=("CardDeclined", "NoPaymentMethod", "ChargeVoided", "StaleSubscription",
+                       "BelowMinimumCharge")),
     lambda charge: f"charge {charge.quote.total_due} {charge.quote.currency} to the card",
     advances=Trigger.CHARGE)
 REFUND_CHARGE: Step[RefundChargeInput, RefundChargeOutput] = Step(

@@ -121,7 +121,8 @@ class SubscriptionChange(ChangeMessages):
                               ) -> tuple[PaymentRecord, Quote] | ChangeResult:
         """The payment and the quote it is for: offline payers wait for sales (R9), then the
         change is priced again as of the approval (sales may take days); card payers are charged
-        what is due, priced again if the charge waited for support."""
+        what is due, priced again if the charge waited for support, unless that quote is below
+        the gateway's minimum charge: then it is carried to the next renewal invoice."""
         if quote.payment_method == "offline":
             decided = await self.sales.decide(request, quote)
             if isinstance(decided, ChangeResult):
@@ -129,16 +130,25 @@ class SubscriptionChange(ChangeMessages):
             self.state.quote = quote = await self.requote.quote_again(request, quote)
             return decided.model_copy(update={"amount": quote.total_due}), quote
         if quote.amount_due > 0:
-            payment, charged = await self.runner.run_refreshed(
-                CHARGE, ChargeInput(request=request, quote=quote), refresh=self._charge_again)
+            if quote.carried_to_renewal:  # below the gateway's minimum: nothing to send it
+                return _carried(quote), quote
+            try:
+                payment, charged = await self.runner.run_refreshed(
+                    CHARGE, ChargeInput(request=request, quote=quote), refresh=self._charge_again)
+            except _CarriedAfterAWait as waited:
+                return _carried(waited.quote), waited.quote
             return payment, charged.quote
         return PaymentRecord(method="none", currency=quote.currency), quote
 
     async def _charge_again(self, charge: ChargeInput) -> ChargeInput:
         """The charge to try after support's retry: priced as of now, and the change's quote
-        (what a cancel refunds, what the result shows) with it."""
+        (what a cancel refunds, what the result shows) with it; a price now below the gateway's
+        minimum is carried instead of charged (nothing was taken, or it would not be priced
+        again)."""
         charge = await self.requote.charge_as_of_now(charge)
         self.state.quote = charge.quote
+        if charge.quote.carried_to_renewal:
+            raise _CarriedAfterAWait(charge.quote)
         return charge
 
     async def _deliver(self, request: ChangeRequest, quote: Quote, applied: ApplyOutput
@@ -192,6 +202,20 @@ class SubscriptionChange(ChangeMessages):
             return await self._deliver(state.request, state.quote, state.applied)
         self.cancels.take_temporal_cancel()
         return await self.end.cancelled()
+
+
+class _CarriedAfterAWait(Exception):
+    """Priced again after a wait, the charge is below the gateway's minimum: it is carried."""
+
+    def __init__(self, quote: Quote) -> None:
+        super().__init__("below the gateway's minimum charge")
+        self.quote = quote
+
+
+def _carried(quote: Quote) -> PaymentRecord:
+    """The payment of a change below the gateway's minimum charge: its total, tax included,
+    carried to the next renewal invoice (the apply records it pending), nothing charged now."""
+    return PaymentRecord(method="carried", amount=quote.total_due, currency=quote.currency)
 
 
 def _read(arguments: tuple[Any, ...]) -> tuple[ChangeRequest | None, str | None]:

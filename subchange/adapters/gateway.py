@@ -37,6 +37,11 @@ class CardDeclined(Exception):
         self.code = code
 
 
+class AmountTooSmall(Exception):
+    """The gateway refused to create an intent below its minimum charge (`amount_too_small`):
+    no intent exists, nothing was taken."""
+
+
 class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.client = stripe.StripeClient(
@@ -110,11 +115,17 @@ class Gateway:
     def create_intent(self, *, amount_minor: int, currency: str, customer_id: str,
                       method_id: str, metadata: dict[str, str], idempotency_key: str) -> str:
         """An unconfirmed intent; `idempotency_key` makes a repeated request return the same one
-        (real Stripe; the local server ignores keys)."""
-        intent = self.client.v1.payment_intents.create(params={
-            "amount": amount_minor, "currency": currency.lower(), "customer": customer_id,
-            "payment_method": method_id, "metadata": metadata,
-        }, options={"idempotency_key": idempotency_key})
+        (real Stripe; the local server ignores keys). AmountTooSmall when the gateway's minimum
+        charge is above the amount."""
+        try:
+            intent = self.client.v1.payment_intents.create(params={
+                "amount": amount_minor, "currency": currency.lower(), "customer": customer_id,
+                "payment_method": method_id, "metadata": metadata,
+            }, options={"idempotency_key": idempotency_key})
+        except stripe.InvalidRequestError as error:
+            if error.code == "amount_too_small":
+                raise AmountTooSmall(error.user_message or str(error)) from None
+            raise
         return intent.id
 
     def confirm_intent(self, intent_id: str) -> IntentState:

@@ -50,6 +50,9 @@ LABELS: dict[str, dict[str, str]] = {
         "switched_off": "Switched off: {features} (your data is kept)",
         "paid_by_card": "Paid by card: charge {charge}",
         "bank_transfer": "Bank transfer approved by sales, case {case}",
+        "carried": "Carried to your next renewal invoice",
+        "carried_note": "Not charged now: {amount} is less than the smallest amount a card can "
+                        "be charged, so it is added to your next renewal invoice.",
         "subject": "{title} {number}: {product} subscription",
     },
     "ja": {
@@ -74,6 +77,9 @@ LABELS: dict[str, dict[str, str]] = {
         "switched_off": "無効になった機能：{features}（データは保持されます）",
         "paid_by_card": "カード決済済み（{charge}）",
         "bank_transfer": "銀行振込（営業承認済み、案件 {case}）",
+        "carried": "次回更新時のご請求へ繰越",
+        "carried_note": "今回はカードへの請求を行いません。{amount}はカード決済の最低金額に満たないため、"
+                        "次回の更新時の請求書に合算してご請求します。",
         "subject": "{title} {number}（{product}）",
     },
 }
@@ -192,6 +198,10 @@ def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
         (text["adjustment"], money(quote.amount)),
     ]
     sheet.totals += _totals(quote, invoice.amount, locale, money, percent)
+    if payment.method == "carried":  # below the gateway's minimum: billed at the next renewal
+        after_total = next(i for i, (label, _) in enumerate(sheet.totals)
+                           if label in (text["total"], text["total_tax_free"])) + 1
+        sheet.totals.insert(after_total, (text["carried"], money(payment.amount)))
     if quote.refundable_amount > 0:
         tax = ""
         if quote.tax is not None and quote.tax.refundable_tax > 0:
@@ -206,6 +216,8 @@ def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
         sheet.notes.append(text["paid_by_card"].format(charge=payment.charge_id))
     elif payment.method == "offline":
         sheet.notes.append(text["bank_transfer"].format(case=payment.sales_case))
+    elif payment.method == "carried":
+        sheet.notes.append(text["carried_note"].format(amount=money(payment.amount)))
     return sheet
 
 

@@ -144,6 +144,12 @@ class Quote(Contract):
     subscription_version: int
     # None only in quotes made before tax was computed (changes in flight since then).
     tax: QuoteTax | None = None
+    # False in quotes made before the gateway's minimum was known (changes in flight since then).
+    carried_to_renewal: bool = Field(
+        default=False,
+        description="a card payer's total due is above zero but below the gateway's minimum "
+                    "charge (subchange/domain/gateway_minimums.json): it is not charged now but "
+                    "carried, tax included, to the organisation's next renewal invoice")
 
     @property
     def total_due(self) -> Decimal:
@@ -169,7 +175,9 @@ class MoneyRecord(Contract):
 
 
 class PaymentRecord(MoneyRecord):
-    method: Literal["card", "offline", "none"]
+    # carried: below the gateway's minimum charge, `amount` (tax included) is not charged now but
+    # pending on the organisation's next renewal invoice (Quote.carried_to_renewal)
+    method: Literal["card", "offline", "none", "carried"]
     amount: Decimal = Decimal(0)
     currency: str
     charge_id: str | None = None

@@ -10,6 +10,7 @@ from dateutil.relativedelta import relativedelta
 from subchange.domain.catalog import Catalog
 from subchange.domain.contracts import ChangeRequest, Quote, QuoteTax
 from subchange.domain.facts import Organisation, SubscriptionTerms
+from subchange.domain.gateway_minimums import GatewayMinimums, default_gateway_minimums
 from subchange.domain.money import prorate, round_money
 from subchange.domain.rules import Target
 from subchange.domain.tax import invoice_tax
@@ -34,7 +35,8 @@ def unit_prices(catalog: Catalog, org: Organisation, sub: SubscriptionTerms, tar
 
 
 def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
-                request: ChangeRequest, target: Target, change_date: date) -> Quote:
+                request: ChangeRequest, target: Target, change_date: date,
+                minimums: GatewayMinimums | None = None) -> Quote:
     old_price, new_price = unit_prices(catalog, org, sub, target.plan)
     currency = org.currency
     starts_new_period = target.plan != sub.plan and old_price == 0 and new_price > 0
@@ -55,6 +57,7 @@ def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
         remaining_days, period_days = proration.remaining_days, proration.period_days
     zero = round_money(Decimal(0), currency)
     amount_due, refundable = max(amount, zero), max(-amount, zero)
+    tax = quote_tax(org, currency, amount_due, refundable)
     return Quote(
         org_id=org.id, product=sub.product, kind=request.change.kind,
         pricing_model=sub.pricing_model, billing_period=sub.billing_period,
@@ -67,8 +70,18 @@ def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
         new_period_start=new_start, new_period_end=new_end, starts_new_period=starts_new_period,
         features_switched_off=list(target.features_switched_off),
         subscription_version=sub.version,
-        tax=quote_tax(org, currency, amount_due, refundable),
+        tax=tax,
+        carried_to_renewal=carried_to_renewal(sub.payment_method, tax.total, currency, minimums),
     )
+
+
+def carried_to_renewal(payment_method: str, total_due: Decimal, currency: str,
+                       minimums: GatewayMinimums | None = None) -> bool:
+    """A card payer's total due (tax included) above zero but below the gateway's minimum charge
+    is carried to the next renewal invoice instead of being charged. An offline payer is never
+    carried: sales invoice a bank transfer of any amount, and no gateway is involved."""
+    table = minimums or default_gateway_minimums()
+    return payment_method == "online" and table.below_minimum(total_due, currency)
 
 
 def quote_tax(org: Organisation, currency: str, amount_due: Decimal, refundable: Decimal

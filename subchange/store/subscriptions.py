@@ -18,6 +18,7 @@ from subchange.domain.seller import Seller
 from subchange.store import changes
 from subchange.store.audit import add_audit_entry
 from subchange.store.invoices import change_invoice, issue_invoice
+from subchange.store.renewals import carry_to_renewal
 from subchange.store.tables import (
     AppliedChange,
     Org,
@@ -128,7 +129,8 @@ def subscription_view(sub: Subscription) -> SubscriptionView:
 def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, quote: Quote,
                  payment: PaymentRecord, target_features: frozenset[str], seller: Seller
                  ) -> tuple[SubscriptionView, str]:
-    """Apply the quoted change and issue its invoice in one transaction, once per workflow id.
+    """Apply the quoted change and issue its invoice in one transaction, once per workflow id;
+    a change whose payment is carried adds its pending renewal item in that transaction too.
 
     The update is a compare-and-set on the version the quote priced, so a change quoted against a
     state that has since moved can never be applied over it (R6: data is kept, features are
@@ -182,6 +184,10 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
     invoice = issue_invoice(session=session, workflow_id=workflow_id, org=org,
                             product=request.product, quote=quote, payment=payment,
                             seller=seller)
+    if payment.method == "carried":  # below the gateway's minimum: billed at the next renewal
+        assert invoice.number is not None and sub.id is not None
+        carry_to_renewal(session=session, workflow_id=workflow_id, org_id=org.id,
+                         subscription_id=sub.id, quote=quote, invoice_number=invoice.number)
     add_audit_entry(session=session, org_id=org.id, actor=request.requested_by,
                     action=f"apply_{request.change.kind}_change", outcome="applied",
                     detail=f"{before.plan}/{before.seats} -> {after.plan}/{after.seats}",

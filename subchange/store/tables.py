@@ -216,6 +216,30 @@ class RefundTicket(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 
+class RenewalItem(SQLModel, table=True):
+    """An amount carried to the organisation's next renewal invoice: the total of a card payer's
+    change that was below the gateway's minimum charge, so it was applied without a charge.
+    Written in the apply's own transaction, once per change (workflow id); renewal billing
+    collects the subscription's pending items."""
+
+    __tablename__ = "renewal_item"
+    __table_args__ = (sa.Index("ix_renewal_item_subscription_status", "subscription_id",
+                               "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: str = Field(unique=True, max_length=80)
+    org_id: str = Field(foreign_key="org.id", index=True, max_length=64)
+    product: str = Field(max_length=32)
+    subscription_id: int = Field(foreign_key="subscription.id")
+    amount: Decimal = Field(sa_column=_money_column())  # tax-exclusive
+    tax: Decimal = Field(sa_column=_money_column())
+    total: Decimal = Field(sa_column=_money_column())  # amount + tax: what renewal collects
+    currency: str = Field(max_length=3)
+    invoice_number: str = Field(max_length=32)  # the change's invoice, which shows it carried
+    status: str = Field(default="pending", max_length=16)  # pending, until renewal collects it
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
 class SalesCase(SQLModel, table=True):
     __tablename__ = "sales_case"
 

@@ -22,7 +22,13 @@ from temporalio.exceptions import TerminatedError
 
 from subchange.app.cli.changes import follow
 from subchange.app.cli.common import EXIT_FAILED, EXIT_OK
-from subchange.domain.contracts import ChangeResult, ChangeStatus, ChangeStatusView, StepRecord
+from subchange.domain.contracts import (
+    ChangeResult,
+    ChangeStatus,
+    ChangeStatusView,
+    PaymentRecord,
+    StepRecord,
+)
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
@@ -117,3 +123,20 @@ async def test_a_change_ended_from_outside_is_reported_as_such(capsys, ended_as,
     assert report["waiting_for"] is None and report["result"] is None
     assert report["last_state"] == (last_view.state if last_view else None)
     assert f"change-r1 {reported.replace('_', ' ')}" in err and "waiting:" not in err
+
+
+async def test_a_change_carried_to_renewal_says_so_beside_its_steps(capsys):
+    """Below the gateway's minimum charge there is no charge step: the command says where the
+    amount went, and the result's payment is `carried`."""
+    carried = ChangeResult(workflow_id="change-r1", request_id="r1",
+                           status=ChangeStatus.COMPLETED,
+                           payment=PaymentRecord(method="carried", amount="0.47",
+                                                 currency="USD"))
+    handle = EndsBetweenQueryAndDescribe(carried, WorkflowExecutionStatus.COMPLETED)
+
+    assert await follow(handle, poll_seconds=0) == EXIT_OK
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["payment"]["method"] == "carried"
+    assert err.splitlines()[-1].split()[:3] == ["payment", "carried:", "0.47"]
+    assert "next renewal invoice" in err and "nothing charged now" in err

@@ -198,3 +198,31 @@ def test_products_assigned_before_0011_become_rows_and_back(fresh_url, db):
                 for email, products in rows] == [("a@acme.example", ["desk", "one"]),
                                                  ("b@acme.example", ["one"]),
                                                  ("c@acme.example", [])]
+
+
+def test_0012_adds_renewal_items_one_per_change_and_its_downgrade_takes_only_them(fresh_url, db):
+    """0012 adds the pending items of the next renewal invoice (amounts below the gateway's
+    minimum charge, carried); a second item for the same change is refused by the database."""
+    upgrade(fresh_url, "0011")
+    add_org(db, "acme")
+
+    upgrade(fresh_url)
+    item = sa.text(
+        "INSERT INTO renewal_item (workflow_id, org_id, product, subscription_id, amount, tax, "
+        "total, currency, invoice_number, status, created_at) VALUES ('change-r1', 'acme', "
+        "'desk', :sub, 0.47, 0, 0.47, 'USD', 'INV-2026-000001', 'pending', CURRENT_TIMESTAMP)")
+    with db.begin() as connection:
+        sub = connection.execute(sa.text(
+            "INSERT INTO subscription (org_id, product, plan, seats, pricing_model, "
+            "billing_period, period_start, period_end, payment_method, disabled_features, "
+            "version, updated_at) VALUES ('acme', 'desk', 'standard', 3, 'per_agent', "
+            "'monthly', '2026-11-01', '2026-12-01', 'online', '[]', 1, CURRENT_TIMESTAMP) "
+            "RETURNING id")).scalar_one()
+        connection.execute(item, {"sub": sub})
+    with pytest.raises(sa.exc.IntegrityError), db.begin() as connection:
+        connection.execute(item, {"sub": sub})
+    with db.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM renewal_item")).scalar() == 1
+
+    downgrade(fresh_url, "0011")
+    assert "renewal_item" not in tables_of(db) and org_ids(db) == ["acme"]

@@ -139,3 +139,28 @@ def test_a_zero_amount_confirmation_has_no_tax_line():
     for text in both_texts(*issued(quote, locale="ja")).values():
         assert "ご契約変更の確認書" in text and "合計: ￥0" in text
         assert "消費税（" not in text and "登録番号: T" in text
+
+
+def carried(locale: str) -> tuple[Invoice, Org]:
+    """45 yen with its 4 yen tax, 49 in all, below the gateway's 50 yen minimum: applied, and
+    carried to the next renewal invoice instead of charged (issue 22)."""
+    quote = quote_for(amount="45").model_copy(update={"carried_to_renewal": True})
+    invoice, org = issued(quote, locale=locale)
+    invoice.payment = {"method": "carried", "amount": "49", "currency": "JPY"}
+    return invoice, org
+
+
+@pytest.mark.parametrize(("locale", "shown", "not_shown"), [
+    ("ja", ["10%対象（税抜）: ￥45", "消費税（10%）: ￥4", "合計: ￥49",
+            "次回更新時のご請求へ繰越: ￥49", "今回はカードへの請求を行いません。",
+            "次回の更新時の請求書に合算してご請求します。"], "カード決済済み"),
+    ("en", ["Amount at 10% (excl. tax): ¥45", "Consumption tax (10%): ¥4", "Total: ¥49",
+            "Carried to your next renewal invoice: ¥49", "Not charged now: ¥49"],
+     "Paid by card"),
+], ids=["ja", "en"])
+def test_an_amount_below_the_minimum_charge_shows_as_carried_not_charged(locale, shown,
+                                                                          not_shown):
+    for where, text in both_texts(*carried(locale)).items():
+        missing = [line for line in shown if line not in text]
+        assert missing == [], f"{where} lacks {missing}:\n{text}"
+        assert not_shown not in text

@@ -134,6 +134,10 @@ def show_steps(view: ChangeStatusView, shown: int) -> int:
 
 
 def finished(result: ChangeResult) -> int:
+    if result.payment is not None and result.payment.method == "carried":
+        progress(f"  {'payment':<24} carried: {result.payment.amount} "
+                 f"{result.payment.currency} goes on the next renewal invoice (below "
+                 "the gateway's minimum charge; nothing charged now)")
     emit(result)
     return EXIT_OK if result.status is ChangeStatus.COMPLETED else EXIT_FAILED
 
