@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -197,6 +198,16 @@ async def load_suite(driver: ChangeDriver, org: str, *, seats: int = 30,
     await driver.load(org, users=[admin(org)], subscriptions=[{
         "product": "one", "plan": "enterprise", "seats": seats, "pricing_model": "flexible_user",
         "card": card, "payment_method": "online" if card else "offline"}])
+
+
+async def load_desk(driver: ChangeDriver, org: str, today: date, *, days_left: int,
+                    card: str = GOOD_CARD) -> None:
+    """A USD standard desk of 3 agents (14.00 each a month, an organisation in the US: no tax)
+    whose 30-day period has `days_left` days left, today included."""
+    end = today + timedelta(days=days_left)
+    await driver.load(org, currency="USD", users=[admin(org)], subscriptions=[{
+        "product": "desk", "plan": "standard", "seats": 3, "card": card,
+        "period_start": str(end - timedelta(days=30)), "period_end": str(end)}])
 
 
 async def start_declined_change(driver: ChangeDriver, org: str, seats: int = 35

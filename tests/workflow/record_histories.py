@@ -54,6 +54,7 @@ from tests.helpers.documents import (
 )
 from tests.helpers.driver import (
     ChangeDriver,
+    load_desk,
     load_suite,
     request_for,
     start_declined_change,
@@ -213,7 +214,17 @@ async def _claim_taken_over(driver: ChangeDriver) -> WorkflowHandle:
     return second
 
 
-RECORDERS = {"completed_charge": _completed_charge, "sales_approved": _sales_approved,
+async def _carried_to_renewal(driver: ChangeDriver) -> WorkflowHandle:
+    """One agent more on a USD desk's last day: 0.47, below the gateway's minimum charge."""
+    org = unique_org("replay-carried")
+    await load_desk(driver, org, (await driver.env.get_current_time()).date(), days_left=1)
+    handle = await driver.start(org, "desk", seats=4)
+    result = await driver.settle(handle)
+    assert result.payment is not None and result.payment.method == "carried", result
+    return handle
+
+
+RECORDERS = {"completed_charge": _completed_charge, "carried_to_renewal": _carried_to_renewal, "sales_approved": _sales_approved,
              "support_cancel": _support_cancel, "compensated_refund": _compensated_refund,
              "repeated_request": _repeated_request, "rejected": _rejected,
              "invalid_input": _invalid_input, "sales_expired": _sales_expired,

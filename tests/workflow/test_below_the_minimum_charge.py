@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,8 +19,8 @@ from subchange.app.wiring import build_worker
 from subchange.domain.contracts import ChangeStatus, RetryRequest
 from subchange.store import renewals
 from subchange.store.tables import RenewalItem
-from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, GOOD_CARD, SUPPORT, admin, unique_org
-from tests.helpers.driver import ChangeDriver, wait_parked
+from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, GOOD_CARD, SUPPORT, unique_org
+from tests.helpers.driver import ChangeDriver, load_desk, wait_parked
 from tests.helpers.observers import (
     mail_text,
     payment_intents_of,
@@ -31,16 +31,6 @@ from tests.helpers.observers import (
 )
 from tests.helpers.services import time_skipping_server
 from workflows.subscription_change import SubscriptionChange
-
-
-async def load_desk(driver: ChangeDriver, org: str, today: date, *, days_left: int,
-                    card: str = GOOD_CARD) -> None:
-    """A USD standard desk of 3 agents (14.00 each a month, an organisation in the US: no tax)
-    whose 30-day period has `days_left` days left, today included."""
-    end = today + timedelta(days=days_left)
-    await driver.load(org, currency="USD", users=[admin(org)], subscriptions=[{
-        "product": "desk", "plan": "standard", "seats": 3, "card": card,
-        "period_start": str(end - timedelta(days=30)), "period_end": str(end)}])
 
 
 def items_of(deps, org: str) -> list[RenewalItem]:
