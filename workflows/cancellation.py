@@ -103,11 +103,13 @@ class Cancellation:
                    timeout_summary: str | None = None) -> None:
         """A durable wait that a cancel ends at once: CancelRequested when a cancel was accepted
         before `until` held (a cancel and `until` in one workflow task: the cancel wins),
-        TimeoutError at the timeout. A Temporal cancel raises asyncio.CancelledError."""
+        TimeoutError at the timeout. A Temporal cancel arriving during the wait raises
+        asyncio.CancelledError; one that arrived with the end of the step before it (the SDK
+        then lets the step's result through) is taken here, as at a step boundary."""
+        self.raise_if_requested()
         await workflow.wait_condition(lambda: until() or self.pending(), timeout=timeout,
                                       timeout_summary=timeout_summary)
-        if self.pending():
-            raise CancelRequested
+        self.raise_if_requested()
 
     def temporal_cancel_unrecorded(self) -> bool:
         """A cancellation through Temporal arrived that the audit log does not hold yet."""

@@ -54,6 +54,13 @@ class StepRunner:
             state.publish()
             try:
                 result = await _execute(step, arg)
+            except asyncio.CancelledError:
+                # A Temporal cancel that reached the workflow together with the attempt's end
+                # (one workflow task): the SDK raises the cancel and keeps the outcome from us.
+                # A step that takes money may have taken it.
+                if step.policy.money_safe is not None:
+                    state.money_at_risk = True
+                raise
             except FailureError as error:  # ActivityError; a local step's own failure as it is
                 if self.cancels.temporal_cancel_arrived():
                     # Cancelled through Temporal while the step ran: no parking, the cancel

@@ -89,7 +89,7 @@ class SalesCaseOutput(Contract):
 
 
 class CloseSalesCaseInput(Contract):
-    case_id: str
+    case_id: str  # for the step's summary: the case is found by the change's workflow id
     outcome: Literal["approved", "rejected", "expired", "cancelled"]
     by: str | None = None
     note: str = ""

@@ -17,6 +17,7 @@ support would. After each scenario it checks what a user would notice:
 - every change ended with a stated result;
 - no intent of a change that was not applied is left for the payer to complete (3-D Secure) or
   still processing: a charge of unknown outcome is voided or refunded;
+- no sales case left open by a change that ended;
 - a requester's cancel sent with the start is accepted and cancels the change.
 
 `INTERLEAVING_SCENARIOS` sets how many (default 250 on SQLite, 60 on PostgreSQL, run 8 at a
@@ -40,6 +41,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateHandle,
     WorkflowUpdateStage,
@@ -92,6 +94,7 @@ from tests.helpers.driver import (
 from tests.helpers.observers import (
     claim_of,
     refunds_of,
+    sales_case_row,
     subscription_row,
 )
 from tests.helpers.services import database_kind, dev_server
@@ -294,7 +297,17 @@ async def run(driver: ChangeDriver, faults: Faults, scenario: Scenario, deps
             answer = (await cancelled_with_start.result()).message
         except WorkflowUpdateFailedError as refused:
             answer = f"refused: {refused.cause}"
-    return org, handles, results, answer
+    steps = {h.id: await steps_taken(h) for h in handles}
+    return org, handles, results, answer, steps
+
+
+async def steps_taken(handle: WorkflowHandle) -> str:
+    """What the change did, step by step, for a broken invariant's message."""
+    try:
+        view = await status_of(handle)
+    except (RPCError, WorkflowQueryFailedError) as unanswered:
+        return f"(no status: {unanswered})"
+    return ", ".join(f"{record.step}:{record.outcome}" for record in view.history)
 
 
 def release_after_terminate(deps, org: str, results: dict[str, ChangeResult | None]) -> None:
@@ -409,8 +422,8 @@ async def drive_to_an_end(driver: ChangeDriver, handle: WorkflowHandle, org: str
 
 
 def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
-          results: dict[str, ChangeResult | None], cancelled_with_start: str | None, deps,
-          gateway, seen: GatewayView, mailbox) -> None:
+          results: dict[str, ChangeResult | None], cancelled_with_start: str | None,
+          steps: dict[str, str], deps, gateway, seen: GatewayView, mailbox) -> None:
     with deps.sessions() as session:
         applied = {h.id: session.get(AppliedChange, h.id) for h in handles}
         sent = {h.id: session.exec(
@@ -424,9 +437,13 @@ def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
         assert len(paid) <= 1, f"{handle.id}: {len(paid)} succeeded charges"
         intents = seen.intents.get(handle.id, [])
         assert sum(1 for pi in intents if pi.status == "succeeded") <= 1
+        case = sales_case_row(deps, handle.id)
+        if result is not None and case is not None:
+            assert case.status != "open", f"{handle.id}: ended {result.status.value}, case open"
         if not was_applied and result is not None:
             assert not [pi.id for pi in intents if pi.status in ("requires_action", "processing")
-                        ], f"{handle.id}: not applied, yet an intent can still charge"
+                        ], (f"{handle.id}: not applied, yet an intent can still charge; ended "
+                            f"{result.status.value} ({result.reason}) after {steps[handle.id]}")
         for charge in paid:
             refunds = refunds_of(gateway, charge.payment_intent)
             if was_applied:
