@@ -41,7 +41,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 if TYPE_CHECKING:
     from temporalio.bridge.proto.workflow_activation import WorkflowActivation
     from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
-    from temporalio.worker._command_aware_visitor import CommandInfo
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +145,13 @@ class _ContextFreeInstance(WorkflowInstance):
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         return self.inner.activate(act)
 
-    def get_serialization_context(self, command_info: CommandInfo | None,
+    # command_info: the SDK's private CommandInfo, unread (annotated `object` so that nothing
+    # here imports a private module; private_api_problem checks it exists).
+    def get_serialization_context(self, command_info: object | None,
                                   ) -> SerializationContext | None:
         return None  # the data converter without a context: the same one (takes_no_context)
 
-    def get_external_store_context(self, command_info: CommandInfo | None,
+    def get_external_store_context(self, command_info: object | None,
                                    ) -> StorageDriverStoreContext:
         return StorageDriverStoreContext(target=None)  # nothing is stored externally
 

@@ -55,7 +55,7 @@ class LockingServer(MaildirServer):
 
 @dataclasses.dataclass
 class Mailing:
-    changes: ChangeDriver
+    driver: ChangeDriver
     server: MaildirServer
 
 
@@ -98,20 +98,23 @@ def email_status(deps, workflow_id: str) -> str:
         return invoices.change_invoice(session=session, workflow_id=workflow_id).email_status
 
 
+async def start_an_increase(driver: ChangeDriver, org: str):
+    """A card payer's 30 → 35 seats: charged, applied, and its invoice emailed."""
+    driver.reload(org_document(org, users=[admin(org)], subscriptions=[{
+        "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user"}]))
+    return await driver.start(org, seats=35)
+
+
 @pytest.mark.parametrize("code", [421, 500])
 async def test_an_error_answer_to_quit_after_the_message_was_accepted_sends_once(
         mailing_with, deps, tmp_path, code):
     async for mailing in mailing_with(QuitRefusingServer(tmp_path, code)):
         org = unique_org("quit")
-        mailing.changes.reload(org_document(org, users=[admin(org)], subscriptions=[{
-            "product": "one", "plan": "enterprise", "seats": 30,
-            "pricing_model": "flexible_user"}]))
-        handle = await mailing.changes.start(org, "one", f"admin@{org}.example",
-                                             {"kind": "seats", "seats": 35})
+        handle = await start_an_increase(mailing.driver, org)
         messages = await settled_or_sent_twice(mailing, handle, f"billing@{org}.example")
 
         assert len(messages) == 1
-        result = await mailing.changes.settle(handle)
+        result = await mailing.driver.settle(handle)
         assert result.status is ChangeStatus.COMPLETED
         assert result.invoice.number in messages[0]["Subject"]
         assert email_status(deps, handle.id) == "sent"
@@ -126,16 +129,12 @@ async def test_sent_that_cannot_be_written_at_first_is_written_by_the_next_attem
     server = LockingServer(tmp_path, database_url, seconds=25)
     async for mailing in mailing_with(server):
         org = unique_org("unwritten")
-        mailing.changes.reload(org_document(org, users=[admin(org)], subscriptions=[{
-            "product": "one", "plan": "enterprise", "seats": 30,
-            "pricing_model": "flexible_user"}]))
-        handle = await mailing.changes.start(org, "one", f"admin@{org}.example",
-                                             {"kind": "seats", "seats": 35})
+        handle = await start_an_increase(mailing.driver, org)
         messages = await settled_or_sent_twice(mailing, handle, f"billing@{org}.example")
         server.lock.release()
 
         assert len(messages) == 1
-        result = await mailing.changes.settle(handle)
+        result = await mailing.driver.settle(handle)
         assert result.status is ChangeStatus.COMPLETED
         assert result.invoice.number in messages[0]["Subject"]
         assert email_status(deps, handle.id) == "sent"
