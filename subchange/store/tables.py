@@ -270,6 +270,22 @@ class AuditLog(SQLModel, table=True):
     workflow_id: str | None = Field(default=None, max_length=80)
 
 
+class ApiKey(SQLModel, table=True):
+    """A key of the HTTP API (SPEC section 12): its owner is the principal of every action sent
+    with it (section 9), its roles what it may do. Only a slow hash of its secret is stored
+    (scrypt, with a salt of its own); the key itself is shown once, when it is created."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=32)  # the key's public part: sck_<id>_<secret>
+    owner: str = Field(max_length=254)  # lower case
+    roles: list[str] = Field(default_factory=list, sa_column=_json_column())
+    salt: str = Field(max_length=64)  # hex
+    secret_hash: str = Field(max_length=128)  # hex
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
 def sales_case_ref(case_id: int) -> str:
     return f"SC-{case_id:06d}"
 
