@@ -248,7 +248,7 @@ class Bench:
         """One seat more for org_id, as `starter.py change` starts it; None when it completed."""
         from temporalio.common import WorkflowIDReusePolicy
 
-        from subchange.app.cli.changes import static_details
+        from subchange.app.changes import static_details
         from subchange.domain.contracts import WORKFLOW_TYPE, ChangeRequest, ChangeResult
         from subchange.domain.search_attributes import initial_search_attributes
         self.seats[org_id] += 1

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Bearer token the codec server asks of the Web UI and the temporal CLI.
     codec_server_token: str = Field(default="", repr=False)
     log_format: Literal["text", "json"] = "text"
+    # Where `python api.py` serves the HTTP API (SPEC section 12).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
     # host:port for the worker's Prometheus endpoint (/metrics); empty: no endpoint.
     metrics_bind_address: str = ""
     # The workflow sandbox skips the SDK's per-payload serialization-context lookup (about 15 ms of

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.principals import Action
 
 from workflows.cancellation import Cancellation
-from workflows.principals import Principals, refused
+from workflows.principals import Principals, principal_refused, refused
 from workflows.runner import StepRunner
 from workflows.sales import SalesApproval
 from workflows.state import ChangeRun
@@ -54,7 +54,7 @@ class ChangeMessages:
         if (refusal := self.runner.retry_refusal()) is not None:
             raise refused(refusal)
         if (refusal := self.principals.immediate_refusal(Action.RETRY, request.by)) is not None:
-            raise refused(f"can't retry: {refusal}")
+            raise principal_refused(f"can't retry: {refusal}")
 
     @workflow.update(name="cancel")
     async def cancel(self, request: CancelRequest) -> UpdateAck:
@@ -72,7 +72,7 @@ class ChangeMessages:
         if (refusal := self.cancels.refusal()) is not None:
             raise refused(refusal)
         if (refusal := self.principals.immediate_refusal(Action.CANCEL, request.by)) is not None:
-            raise refused(f"can't cancel: {refusal}")
+            raise principal_refused(f"can't cancel: {refusal}")
 
     @workflow.update(name="sales_decision")
     async def sales_decision(self, decision: SalesDecision) -> UpdateAck:
@@ -89,4 +89,4 @@ class ChangeMessages:
             raise refused(refusal)
         if (refusal := self.principals.immediate_refusal(Action.SALES_DECISION,
                                                          decision.by)) is not None:
-            raise refused(f"can't decide: {refusal}")
+            raise principal_refused(f"can't decide: {refusal}")

@@ -29,8 +29,13 @@ VERBS = MappingProxyType({Action.RETRY: "retry", Action.CANCEL: "cancel",
 
 
 def refused(message: str) -> ApplicationError:
-    """An update's refusal, as the client sees it."""
+    """An update's refusal because of the change's state, as the client sees it."""
     return ApplicationError(message, type="UpdateRefused")
+
+
+def principal_refused(message: str) -> ApplicationError:
+    """An update's refusal because of who sent it (SPEC section 9): the HTTP API answers 403."""
+    return ApplicationError(message, type="PrincipalRefused")
 
 
 class PrincipalRefused(Exception):
@@ -59,7 +64,7 @@ class Principals:
         try:
             return await self.check(action, by)
         except PrincipalRefused as refusal:
-            raise refused(f"can't {VERBS[action]}: {refusal}") from None
+            raise principal_refused(f"can't {VERBS[action]}: {refusal}") from None
 
     async def check(self, action: Action, by: str | None) -> bool:
         """Raise PrincipalRefused unless `by` may do `action`; True when the staff directory was

@@ -94,6 +94,16 @@ class Gateway:
             return None
         return method.card.last4 if method.card else None
 
+    def use_card(self, *, customer_id: str, method_id: str) -> str:
+        """Attach a payment method the vendor's card form created (HTTP API, SPEC 12) to the
+        customer and make it the default; its last four digits. stripe's errors pass through:
+        InvalidRequestError for an unknown method, CardError for a declined one."""
+        self._attach(customer_id=customer_id, method_id=method_id)
+        self.client.v1.customers.update(customer_id, params={
+            "invoice_settings": {"default_payment_method": method_id}})
+        method = self.client.v1.payment_methods.retrieve(method_id)
+        return method.card.last4 if method.card else ""
+
     # -- charging ----------------------------------------------------------------------------
 
     def _attach(self, *, customer_id: str, method_id: str) -> None:

@@ -49,15 +49,16 @@ def _lower_email(value: str) -> str:
     return value.strip().lower()
 
 
-class ChangeRequest(Contract):
-    """Input of the `SubscriptionChange` workflow (SPEC section 7)."""
+class ChangeInput(Contract):
+    """What a change asks for: the section 7 input without its request id. The HTTP API's body,
+    whose request id is its Idempotency-Key header, and a quote's question."""
 
-    request_id: Annotated[str, Field(pattern=IDENTIFIER)]
-    org_id: Annotated[str, Field(pattern=IDENTIFIER)]
-    product: str
-    requested_by: EmailStr
+    org_id: Annotated[str, Field(pattern=IDENTIFIER, description="the organisation's id")]
+    product: str = Field(description=f"one of {', '.join(PRODUCT_IDS)}")
+    requested_by: EmailStr = Field(description="the requester: a user of the organisation")
     change: Annotated[SeatChange | PlanChange, Field(discriminator="kind")]
-    request_refund: StrictBool = False
+    request_refund: StrictBool = Field(
+        default=False, description="open a refund ticket for a decrease's unused value (R11)")
 
     @field_validator("product")
     @classmethod
@@ -71,14 +72,23 @@ class ChangeRequest(Contract):
     def _normalise(cls, value: str) -> str:
         return _lower_email(value)
 
-    @property
-    def workflow_id(self) -> str:
-        return workflow_id_for(self.request_id)
+    def with_request_id(self, request_id: str) -> ChangeRequest:
+        return ChangeRequest(request_id=request_id, **self.model_dump())
 
     def describe(self) -> str:
         what = (f"seats → {self.change.seats}" if isinstance(self.change, SeatChange)
                 else f"plan → {self.change.plan}")
         return f"{self.org_id}/{self.product}: {what}"
+
+
+class ChangeRequest(ChangeInput):
+    """Input of the `SubscriptionChange` workflow (SPEC section 7)."""
+
+    request_id: Annotated[str, Field(pattern=IDENTIFIER)]
+
+    @property
+    def workflow_id(self) -> str:
+        return workflow_id_for(self.request_id)
 
 
 def workflow_id_for(request_id: str) -> str:

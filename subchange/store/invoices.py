@@ -78,6 +78,16 @@ def invoice_to_email(*, session: Session, number: str) -> tuple[Invoice, Org]:
     return invoice, org
 
 
+def issued(*, session: Session, number: str) -> tuple[Invoice, Org] | None:
+    """An issued invoice and its organisation; None for a number never issued."""
+    invoice = session.exec(select(Invoice).where(Invoice.number == number)).first()
+    if invoice is None:
+        return None
+    org = session.get(Org, invoice.org_id)
+    assert org is not None
+    return invoice, org
+
+
 # Updates of the email state, evaluated by the database alone (a row this session holds may be
 # stale; the compare-and-set is the point).
 _UPDATE = sa.update(Invoice).execution_options(synchronize_session=False)

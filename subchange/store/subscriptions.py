@@ -95,6 +95,30 @@ def card_on_file(*, session: Session, org_id: str, product: str) -> CardOnFile |
                       payment_method_id=sub.gateway_payment_method_id)
 
 
+def customer_of(*, session: Session, org_id: str) -> str | None:
+    """The organisation's gateway customer (one per organisation), if it has one."""
+    return session.exec(select(Subscription.gateway_customer_id)
+                        .where(Subscription.org_id == org_id,
+                               col(Subscription.gateway_customer_id).is_not(None))).first()
+
+
+def use_card(*, session: Session, org_id: str, customer_id: str, method_id: str, last4: str
+             ) -> list[str]:
+    """Charge every subscription of the organisation to this card from now on, in the caller's
+    transaction; an offline payer becomes a card payer (R9), which a quote names, so its version
+    moves. The products, in order."""
+    products = []
+    for sub in session.exec(select(Subscription).where(Subscription.org_id == org_id)
+                            .order_by(Subscription.product)):
+        if sub.payment_method != "online":
+            sub.payment_method, sub.version = "online", sub.version + 1
+        sub.gateway_customer_id, sub.gateway_payment_method_id = customer_id, method_id
+        sub.card_last4 = last4 or None
+        session.add(sub)
+        products.append(sub.product)
+    return products
+
+
 def version_of(*, session: Session, org_id: str, product: str) -> int:
     """The subscription's version (bumped by every change applied and every billing-field
     update a fixture load makes)."""

@@ -18,7 +18,7 @@ from workflows.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("subchange", "workflows", "activities", "state_machines")
-SCRIPTS = ("worker", "starter")
+SCRIPTS = ("worker", "starter", "api")
 # Bottom to top: a module may import its own layer and the layers below it.
 LAYERS = (
     ("subchange.domain", "state_machines"),
@@ -26,6 +26,7 @@ LAYERS = (
     ("subchange.store", "subchange.adapters", "subchange.documents"),
     ("activities", "workflows"),
     ("subchange.app", "worker", "starter"),
+    ("subchange.api", "api"),
     ("subchange.dev",),
 )
 # The workflow runs in the sandbox and replays: it must not reach for I/O code at all.

@@ -3,7 +3,6 @@ opening of that database every such command shares."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import stripe
@@ -18,12 +17,10 @@ from subchange.app.cli.common import (
 )
 from subchange.app.cli.inputs import ChangeOptions, LoadOptions
 from subchange.app.fixtures import FixtureConflict, FixtureError, load_fixture, parse_fixture
-from subchange.domain import rules
+from subchange.app.quotes import preview
 from subchange.domain.catalog import default_catalog
-from subchange.domain.quoting import build_quote
-from subchange.domain.step_io import DatedRequest
+from subchange.domain.contracts import Rejection
 from subchange.settings import Settings
-from subchange.store import subscriptions
 from subchange.store.db import SessionFactory, make_engine, session_factory
 from subchange.store.migrate import MigrationError, upgrade
 
@@ -69,22 +66,10 @@ def cmd_load(options: LoadOptions, settings: Settings) -> int:
 
 
 def cmd_quote(options: ChangeOptions, settings: Settings) -> int:
-    request = options.request
-    catalog = default_catalog()
     with open_database(settings)() as session:
-        ctx = subscriptions.load_context(session=session, org_id=request.org_id,
-                                         product=request.product,
-                                         requested_by=request.requested_by)
-    today = DatedRequest(request=request, change_date=datetime.now(UTC).date(),
-                         as_of=datetime.now(UTC)).day_for(ctx.org)  # as the workflow dates it
-    rejection = rules.authorize_requester(catalog, request, ctx)
-    target = None
-    if rejection is None:
-        target, rejection = rules.validate_change(catalog, request, ctx, today)
-    if rejection is not None:
-        emit({"rejected": rejection.model_dump()})
+        answer = preview(session=session, catalog=default_catalog(), change=options.request)
+    if isinstance(answer, Rejection):
+        emit({"rejected": answer.model_dump()})
         return EXIT_FAILED
-    assert target and ctx.org and ctx.subscription
-    emit(build_quote(catalog=catalog, org=ctx.org, sub=ctx.subscription, request=request,
-                     target=target, change_date=today))
+    emit(answer)
     return EXIT_OK

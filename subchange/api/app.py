@@ -1,0 +1,58 @@
+"""The FastAPI application of SPEC section 12: its routes, problem details, and the services
+they share. `create_app(settings)` is what uvicorn serves (`python api.py`) and tests drive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import version
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+from temporalio.client import Client
+
+from subchange.api import problems
+from subchange.api.routes import changes, invoices, orgs, quotes
+from subchange.api.services import Services
+from subchange.settings import Settings
+
+DESCRIPTION = """Seat and plan changes of subscriptions, each run as a durable Temporal workflow
+(authorize, validate, quote, charge or route to sales, apply, email the invoice).
+
+Authenticate with `Authorization: Bearer <API key>` (`python starter.py api-key create`). Start
+a change with `POST /v1/changes` and an `Idempotency-Key` of your own, follow the `Location` it
+answers, and receive its events on your webhook endpoint. Errors are RFC 9457 problem details;
+a 503 asks you to retry after `Retry-After` seconds."""
+
+
+def create_app(settings: Settings, *, client: Client | None = None,
+               sessions: Callable[[], Session] | None = None) -> FastAPI:
+    api = Services(settings, client=client, sessions=sessions)
+
+    app = FastAPI(title="subchange", version=version("subchange"), description=DESCRIPTION,
+                  openapi_url="/openapi.json", docs_url="/docs",
+                  redoc_url=None)
+    app.state.services = api
+    problems.install(app)
+    for module in (quotes, changes, invoices, orgs):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        """Whether the API reaches Temporal and the database (for load balancers)."""
+        checks = {"temporal": False, "database": False}
+        try:
+            client = await api.client()
+            checks["temporal"] = await client.service_client.check_health()
+        except Exception as error:  # noqa: BLE001 - any failure is "not healthy"
+            problems.log.warning("health: Temporal: %s", error)
+        try:
+            with api.sessions() as session:
+                session.execute(sa.text("SELECT 1"))
+            checks["database"] = True
+        except Exception as error:  # noqa: BLE001
+            problems.log.warning("health: database: %s", type(error).__name__)
+        return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
+
+    return app

@@ -1,0 +1,95 @@
+"""The API's own bodies and answers. The change, its quote, status and result are the contracts
+of SPEC section 7 (subchange/domain/contracts.py), the same on every surface."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from subchange.domain.contracts import ChangeResult, Quote, Rejection, StepRecord
+
+ChangeOutcome = Literal["running", "completed", "rejected", "cancelled", "expired",
+                        "terminated", "timed_out", "failed"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class StartedChange(BaseModel):
+    workflow_id: str = Field(description="change-<request_id>")
+    request_id: str = Field(description="the Idempotency-Key the change was started with")
+
+
+class QuoteAnswer(BaseModel):
+    """What the change would cost today, or which rule refuses it (nothing is changed)."""
+
+    quote: Quote | None
+    rejection: Rejection | None
+
+
+class ChangeView(BaseModel):
+    """The `status` query (SPEC section 7) with the result once ended. `status` is how the change
+    stands: running, its result's status, or how its workflow was ended from outside
+    (terminated, timed_out), when `result` stays null and `last_state` says where it was."""
+
+    workflow_id: str
+    status: ChangeOutcome
+    state: str
+    last_state: str | None = None
+    step: str | None
+    waiting_for: str | None
+    history: list[StepRecord]
+    last_error: str | None
+    result: ChangeResult | None = None
+
+
+class ChangeSummary(BaseModel):
+    workflow_id: str
+    request_id: str
+    org_id: str | None
+    product: str | None
+    kind: str | None
+    step: str | None = Field(description="the lifecycle state the change is in (ChangeStep)")
+    status: ChangeOutcome
+    started_at: datetime | None
+    closed_at: datetime | None
+
+
+class ChangeList(BaseModel):
+    items: list[ChangeSummary]
+    next_page_token: str | None = Field(
+        description="pass as page_token for the next page; null on the last one")
+
+
+class RetryBody(Body):
+    pass
+
+
+class CancelBody(Body):
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class SalesDecisionBody(Body):
+    approved: StrictBool
+    note: str = Field(default="", max_length=2000)
+
+
+class UpdateAnswer(BaseModel):
+    state: str = Field(description="the change's lifecycle state when it accepted the update")
+    message: str
+    by: str = Field(description="the principal: the API key's owner")
+
+
+class CardBody(Body):
+    payment_method: str = Field(pattern=r"^pm_[A-Za-z0-9_]{1,250}$",
+                                description="a payment method your card form created at the "
+                                            "gateway (Stripe.js / Elements)")
+
+
+class CardAnswer(BaseModel):
+    org_id: str
+    payment_method: str
+    card_payers: list[str] = Field(description="the products now paid by this card")

@@ -1,0 +1,1 @@
+"""The routes of SPEC section 12, one module per resource."""
