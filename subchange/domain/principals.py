@@ -6,6 +6,9 @@ vendor's people, in the staff directory: `retry` and `cancel` of any change need
 `sales_decision` needs role `sales`, and a requester never decides their own sales case. The
 support command `starter.py release-claim` (not an update: it runs outside the workflow) needs
 role `support` too.
+
+Through the HTTP API (section 12) the principal is the API key's owner: a key's roles say what
+it may do, and a `support` or `sales` key's owner must hold that role in the staff directory.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 STAFF_ROLES = ("support", "sales")
+# What an API key may do: `backend` quotes, starts and follows changes; the staff roles do what
+# their namesakes in the staff directory do, and only their holders may own such a key.
+KEY_ROLES = ("backend", *STAFF_ROLES)
 
 
 class Action(StrEnum):

@@ -6,6 +6,10 @@ from sqlmodel import Session, select
 
 from subchange.store.tables import AuditLog
 
+# The org_id of an entry about the service itself (an API key made or revoked), which no
+# organisation's id can be (contracts.IDENTIFIER starts with a letter or digit).
+NO_ORG = "-"
+
 
 def _fit(column: str, value: str) -> str:
     """The value cut to its column's width: an entry is often written after the effect it

@@ -26,6 +26,7 @@ from subchange.app.cli.changes import (
 from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError, bad_input
 from subchange.app.cli.inputs import options_for
 from subchange.domain.catalog import PRODUCT_IDS
+from subchange.domain.principals import KEY_ROLES
 from subchange.settings import ConfigurationError, get_settings
 
 
@@ -90,7 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--by", required=True, metavar="EMAIL",
                          help="who asks: a member of support in the staff directory (recorded "
                               "in the audit log)")
+    add_api_key_commands(commands)
     return parser
+
+
+def add_api_key_commands(commands) -> None:
+    keys = commands.add_parser("api-key", help="create, list and revoke keys of the HTTP API")
+    actions = keys.add_subparsers(dest="key_command", required=True, parser_class=Parser,
+                                  metavar="{create,list,revoke}")
+    create = actions.add_parser("create", help="make a key; it is printed this once")
+    create.add_argument("--owner", required=True, metavar="EMAIL",
+                        help="the principal of whatever the key does; a support or sales key's "
+                             "owner must hold that role in the staff directory")
+    create.add_argument("--role", required=True, action="append", metavar="ROLE",
+                        help=f"what the key may do: {', '.join(KEY_ROLES)} (repeat for more)")
+    listing = actions.add_parser("list", help="every key, newest first (never a secret)")
+    revoke = actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id", metavar="ID", help="the key's id, as `api-key list` shows it")
+    for name, action in (("create", create), ("list", listing), ("revoke", revoke)):
+        action.set_defaults(command=f"api-key {name}")
 
 
 TEMPORAL_COMMANDS = {"change": cmd_change, "status": cmd_status, "retry": cmd_retry,
@@ -102,10 +121,12 @@ def command_for(name: str):
         return TEMPORAL_COMMANDS[name]
     # The commands that open the database need SQLAlchemy, Stripe and the rules, which the
     # Temporal commands (and `--help`) should not pay for at start-up.
-    from subchange.app.cli import claims, database
+    from subchange.app.cli import claims, database, keys
 
     return {"load": database.cmd_load, "quote": database.cmd_quote,
-            "release-claim": claims.cmd_release_claim}[name]
+            "release-claim": claims.cmd_release_claim,
+            "api-key create": keys.cmd_api_key_create, "api-key list": keys.cmd_api_key_list,
+            "api-key revoke": keys.cmd_api_key_revoke}[name]
 
 
 def main(argv: list[str] | None = None) -> int:

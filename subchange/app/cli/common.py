@@ -16,7 +16,8 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING = 0, 1, 2, 3
 CLI_FIELDS = {"org_id": "--org", "org": "--org", "requested_by": "--by",
               "request_id": "--request-id", "product": "--product", "by": "--by",
               "note": "--note", "reason": "--reason", "workflow_id": "WORKFLOW_ID",
-              "file": "FILE", "approved": "--approve/--reject"}
+              "file": "FILE", "approved": "--approve/--reject",
+              "owner": "--owner", "roles": "--role", "key_id": "ID"}
 
 
 class CommandError(Exception):

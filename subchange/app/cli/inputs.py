@@ -23,6 +23,7 @@ from subchange.domain.contracts import (
     SalesDecision,
     workflow_id_for,
 )
+from subchange.domain.principals import KEY_ROLES
 
 # A principal's `by` as the updates' contract bounds it (RetryRequest, CancelRequest).
 PRINCIPAL_MAX = RetryRequest.model_fields["by"].metadata[0].max_length
@@ -41,6 +42,26 @@ def _workflow_id(value: str) -> str:
     if WORKFLOW_ID.fullmatch(value) is None:
         raise ValueError("not a change's workflow id: expected change-<request id> (letters, "
                          "digits and . _ : -, at most 64 after change-), as `change` prints it")
+    return value
+
+
+def _key_role(value: str) -> str:
+    if value not in KEY_ROLES:
+        raise ValueError(f"unknown role {value!r}: expected {', '.join(KEY_ROLES)}")
+    return value
+
+
+def _each_once(values: list[str]) -> list[str]:
+    repeated = [value for index, value in enumerate(values) if value in values[:index]]
+    if repeated:
+        raise ValueError(f"{repeated[0]!r} is given more than once")
+    return values
+
+
+def _key_id(value: str) -> str:
+    if re.fullmatch(r"[0-9a-f]{12}", value) is None:
+        raise ValueError("not a key id: expected 12 lowercase hex characters, as `api-key "
+                         "create` and `api-key list` print it")
     return value
 
 
@@ -88,6 +109,20 @@ class ReleaseClaimOptions(Options):
     by: Principal
 
 
+class ApiKeyCreateOptions(Options):
+    owner: Principal  # the principal of whatever the key sends (SPEC section 9)
+    roles: Annotated[list[Annotated[str, AfterValidator(_key_role)]], Field(min_length=1),
+                     AfterValidator(_each_once)]
+
+
+class ApiKeyListOptions(Options):
+    pass
+
+
+class ApiKeyRevokeOptions(Options):
+    key_id: Annotated[str, AfterValidator(_key_id)]
+
+
 def _change(args: argparse.Namespace, request_id: str) -> dict[str, Any]:
     change = ({"kind": "seats", "seats": args.seats} if args.seats is not None
               else {"kind": "plan", "plan": args.plan})
@@ -112,6 +147,9 @@ OPTIONS: dict[str, tuple[type[Options], Callable[[argparse.Namespace], dict[str,
         "update": {"approved": a.approve, "by": a.by, "note": a.note or ""}}),
     "release-claim": (ReleaseClaimOptions, lambda a: {"org": a.org, "product": a.product,
                                                       "by": a.by}),
+    "api-key create": (ApiKeyCreateOptions, lambda a: {"owner": a.owner, "roles": a.role}),
+    "api-key list": (ApiKeyListOptions, lambda a: {}),
+    "api-key revoke": (ApiKeyRevokeOptions, lambda a: {"key_id": a.key_id}),
 }
 
 

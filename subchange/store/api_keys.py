@@ -1,0 +1,182 @@
+"""Keys of the HTTP API (SPEC section 12): created, listed and revoked by operators
+(`starter.py api-key`), presented by backends as `Authorization: Bearer sck_<id>_<secret>`.
+
+The id is public (it names the key in `api-key list` and the audit log); only a salted scrypt
+hash of the secret is stored, so the database never holds a usable key. Verifying a secret is
+deliberately slow, so the secrets verified lately are remembered in this process (by id and
+SHA-256 of the secret): a repeated request costs one primary-key lookup, which still sees a
+revocation at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from pydantic.networks import validate_email
+from sqlmodel import Session, select
+
+from subchange.domain.contracts import RetryRequest
+from subchange.domain.principals import KEY_ROLES, STAFF_ROLES
+from subchange.store.staff import roles_of
+from subchange.store.tables import ApiKey, utcnow
+
+ROLES = KEY_ROLES
+PREFIX = "sck"
+KEY_ID = re.compile(r"[0-9a-f]{12}")
+# secrets.token_urlsafe(32): 43 characters of the URL-safe alphabet, which has `_`: a key is
+# split at its first two underscores only, and the id (hex) never holds one.
+SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+# An owner is the principal of the updates sent with the key: as long as an update's `by` may be.
+OWNER_MAX = RetryRequest.model_fields["by"].metadata[0].max_length
+CACHE_SIZE = 1024
+
+
+class KeyRefused(ValueError):
+    """A key that can't be created: `field` (owner, roles) and the problem."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem = field, problem
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Who a presented key speaks for: the principal of section 9 and what the key may do."""
+
+    key_id: str
+    owner: str
+    roles: frozenset[str]
+
+
+def _hash(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(secret.encode("ascii"), salt=salt, **SCRYPT)
+
+
+def _owner(owner: str) -> str:
+    owner = owner.strip().lower()
+    if not owner or len(owner) > OWNER_MAX:
+        raise KeyRefused("owner", f"an email address of 1 to {OWNER_MAX} characters is needed "
+                                  f"(got {len(owner)})")
+    try:
+        validate_email(owner)
+    except ValueError as error:
+        why = str(error).removeprefix("value is not a valid email address: ")
+        raise KeyRefused("owner", f"{owner!r} is not an email address ({why})") from None
+    return owner
+
+
+def _roles(*, session: Session, owner: str, roles: list[str]) -> list[str]:
+    if not roles:
+        raise KeyRefused("roles", f"at least one is needed: {', '.join(ROLES)}")
+    unknown = [role for role in roles if role not in ROLES]
+    if unknown:
+        raise KeyRefused("roles", f"unknown role {unknown[0]!r}: expected {', '.join(ROLES)}")
+    repeated = [role for index, role in enumerate(roles) if role in roles[:index]]
+    if repeated:
+        raise KeyRefused("roles", f"{repeated[0]!r} is given more than once")
+    needed = [role for role in roles if role in STAFF_ROLES]
+    held = roles_of(session=session, email=owner) if needed else frozenset()
+    for role in needed:
+        if held is None:
+            raise KeyRefused("owner", f"{owner} is not in the staff directory: a {role} key "
+                                      f"needs an owner with role {role}")
+        if role not in held:
+            raise KeyRefused("owner", f"{owner} lacks role {role} in the staff directory: a "
+                                      f"{role} key needs it; their roles: "
+                                      f"{', '.join(sorted(held)) or 'none'}")
+    return [role for role in ROLES if role in roles]
+
+
+def create_key(*, session: Session, owner: str, roles: list[str]) -> tuple[ApiKey, str]:
+    """A new key of `owner` with `roles`, added to the caller's transaction (not committed),
+    and the full key, which nobody can read again. Raises KeyRefused naming the field."""
+    owner = _owner(owner)
+    roles = _roles(session=session, owner=owner, roles=list(roles))
+    key_id = secrets.token_hex(6)
+    while session.get(ApiKey, key_id) is not None:  # 2**48 ids: a clash is all but impossible
+        key_id = secrets.token_hex(6)
+    secret, salt = secrets.token_urlsafe(32), secrets.token_bytes(16)
+    row = ApiKey(id=key_id, owner=owner, roles=roles, salt=salt.hex(),
+                 secret_hash=_hash(secret, salt).hex())
+    session.add(row)
+    return row, f"{PREFIX}_{key_id}_{secret}"
+
+
+def list_keys(*, session: Session) -> list[ApiKey]:
+    """Every key, newest first, the revoked ones with their revoked_at."""
+    return list(session.exec(select(ApiKey).order_by(ApiKey.created_at.desc(),
+                                                     ApiKey.id.desc())))
+
+
+def revoke_key(*, session: Session, key_id: str) -> bool:
+    """Revoke a key in the caller's transaction; False when it is unknown or already revoked
+    (of two revocations racing, one wins)."""
+    done = session.execute(sa.update(ApiKey)
+                           .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+                           .values(revoked_at=utcnow())
+                           .execution_options(synchronize_session="evaluate"))
+    return done.rowcount == 1
+
+
+class _VerifiedSecrets:
+    """The (key id, SHA-256 of the secret) pairs verified lately, least recently used out."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.lock, self.pairs = size, threading.Lock(), OrderedDict()
+
+    def holds(self, pair: tuple[str, bytes], secret_hash: str) -> bool:
+        with self.lock:
+            if self.pairs.get(pair) != secret_hash:
+                return False
+            self.pairs.move_to_end(pair)
+            return True
+
+    def add(self, pair: tuple[str, bytes], secret_hash: str) -> None:
+        with self.lock:
+            self.pairs[pair] = secret_hash
+            self.pairs.move_to_end(pair)
+            while len(self.pairs) > self.size:
+                self.pairs.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.pairs.clear()
+
+
+_verified = _VerifiedSecrets(CACHE_SIZE)
+
+
+def parse_key(presented: str) -> tuple[str, str] | None:
+    """(id, secret) of a key as `create_key` makes them; None for anything else."""
+    parts = presented.strip().split("_", 2)
+    if (len(parts) != 3 or parts[0] != PREFIX or not KEY_ID.fullmatch(parts[1])
+            or not SECRET.fullmatch(parts[2])):
+        return None
+    return parts[1], parts[2]
+
+
+def authenticate(*, session: Session, presented: str) -> KeyOwner | None:
+    """Whom a presented key speaks for; None when it is malformed, unknown, revoked or its
+    secret is wrong. Use a fresh session (one per request): the row is read on every call."""
+    parsed = parse_key(presented)
+    if parsed is None:
+        return None
+    key_id, secret = parsed
+    row = session.get(ApiKey, key_id, populate_existing=True)
+    if row is None or row.revoked_at is not None:
+        return None
+    pair = (key_id, hashlib.sha256(secret.encode("ascii")).digest())
+    if not _verified.holds(pair, row.secret_hash):
+        if not hmac.compare_digest(_hash(secret, bytes.fromhex(row.salt)),
+                                   bytes.fromhex(row.secret_hash)):
+            return None
+        _verified.add(pair, row.secret_hash)
+    return KeyOwner(key_id=row.id, owner=row.owner, roles=frozenset(row.roles))
