@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from subchange.domain.contracts import describe_validation_error
 from subchange.domain.seller import Seller, registration_number_problem
@@ -25,6 +25,10 @@ DEVSTACK_ENV_FILE = "var/devstack.env"  # relative to the working directory, lik
 DATABASE_URL = re.compile(r"(?P<backend>[A-Za-z][A-Za-z0-9]*)(\+[A-Za-z0-9_]+)?://.*", re.DOTALL)
 DURATION_WITH_UNIT = re.compile(r"(?P<number>-?\d+(\.\d+)?)\s*(?P<unit>[smhdwSMHDW])")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+ISO_DURATION = TypeAdapter(timedelta)
+# SPEC section 13: 5 s, 5 min, 30 min, 2 h, 5 h, then every 10 h: the last retry about three
+# days after the first attempt.
+WEBHOOK_RETRY_SCHEDULE = "PT5S,PT5M,PT30M,PT2H,PT5H" + ",PT10H" * 6
 
 
 class Settings(BaseSettings):
@@ -70,6 +74,13 @@ class Settings(BaseSettings):
     # worker CPU per change) by leaning on temporalio's private API: false runs the plain sandbox
     # (subchange/app/sandbox.py).
     sandbox_context_shortcut: bool = True
+    # Webhooks (SPEC section 13): the waits between the attempts of a delivery (ISO 8601
+    # durations, comma separated; when they run out the endpoint is marked failing), how often a
+    # relay looks for events whose wake-up was lost, and how long a rotated secret still signs.
+    webhook_retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = Field(
+        default=WEBHOOK_RETRY_SCHEDULE, validate_default=True)
+    webhook_poll_every: timedelta = timedelta(seconds=30)
+    webhook_secret_overlap: timedelta = timedelta(hours=24)
     # Fault injection for the crash tests: pause at these named points (comma separated).
     fault_pause_points: str = ""
     fault_pause_seconds: float = 30.0
@@ -96,6 +107,45 @@ class Settings(BaseSettings):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be a positive duration, e.g. P14D or 14d")
+        return value
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _iso_durations(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        delays = []
+        for index, text in enumerate(value.split(","), start=1):
+            text = text.strip()
+            try:
+                if not text.upper().startswith("P"):
+                    raise ValueError
+                delay = ISO_DURATION.validate_python(text)
+            except (ValueError, ValidationError):
+                raise ValueError(f"item {index} ({text!r}) is not an ISO 8601 duration: expected "
+                                 "e.g. PT5S,PT5M,PT30M,PT2H") from None
+            delays.append(delay)
+        return tuple(delays)
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _some_positive_delays(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if not value or any(delay <= timedelta(0) for delay in value):
+            raise ValueError("every wait must be a positive duration, e.g. PT5S,PT5M,PT30M")
+        return value
+
+    @field_validator("webhook_poll_every", "webhook_secret_overlap", mode="before")
+    @classmethod
+    def _iso_duration(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().upper().startswith("P"):
+            raise ValueError("must be an ISO 8601 duration, e.g. PT30S or PT24H")
+        return value
+
+    @field_validator("webhook_poll_every", "webhook_secret_overlap")
+    @classmethod
+    def _positive_duration(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. PT30S or PT24H")
         return value
 
     @model_validator(mode="after")

@@ -286,6 +286,59 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where events are POSTed (SPEC section 13), configured by operators. The secrets sign each
+    delivery, so they are stored as given, not hashed, and kept out of reprs; during a rotation
+    the previous one signs too, until `previous_secret_until`."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: str = Field(primary_key=True, max_length=32)  # we_<hex>
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_column=_json_column())  # empty: all
+    secret: str = Field(max_length=100, repr=False)  # whsec_<base64>
+    previous_secret: str | None = Field(default=None, max_length=100, repr=False)
+    previous_secret_until: datetime | None = Field(default=None,
+                                                   sa_column=_timestamp(nullable=True))
+    status: str = Field(default="active", max_length=16)  # active | failing | disabled
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class OutboxEvent(SQLModel, table=True):
+    """An event for backends, written in the transaction of the state change it reports, so it
+    is never lost and never invented. `sequence` orders an endpoint's deliveries; `id` is the
+    Standard Webhooks `webhook-id`, the receiver's idempotency key."""
+
+    __tablename__ = "outbox_event"
+
+    sequence: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=40)  # evt_<hex>
+    workflow_id: str = Field(index=True, max_length=80)
+    type: str = Field(max_length=40)
+    payload: dict = Field(sa_column=sa.Column(sa.JSON, nullable=False))  # {type, timestamp, data}
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """An event owed to an endpoint, one row per (event, endpoint subscribed when the event was
+    written): pending until its relay delivers it, or failed once its retries ran out."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (sa.Index("ix_webhook_delivery_endpoint_status", "endpoint_id", "status"),)
+
+    event_id: str = Field(foreign_key="outbox_event.id", primary_key=True, max_length=40)
+    endpoint_id: str = Field(foreign_key="webhook_endpoint.id", primary_key=True, max_length=32)
+    status: str = Field(default="pending", max_length=16)  # pending | delivered | failed
+    attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False,
+                                                         server_default="0"))
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
 def sales_case_ref(case_id: int) -> str:
     return f"SC-{case_id:06d}"
 

@@ -226,3 +226,38 @@ def test_0012_adds_renewal_items_one_per_change_and_its_downgrade_takes_only_the
 
     downgrade(fresh_url, "0011")
     assert "renewal_item" not in tables_of(db) and org_ids(db) == ["acme"]
+
+
+def test_0014_adds_webhooks_one_delivery_per_event_and_endpoint_and_its_downgrade_takes_only_them(
+        fresh_url, db):
+    """0014 adds the webhook endpoints, the outbox and the deliveries; an event is owed to an
+    endpoint once (a second delivery row of the pair is refused), and an event id is unique."""
+    upgrade(fresh_url, "0013")
+    add_org(db, "acme")
+
+    upgrade(fresh_url)
+    with db.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO webhook_endpoint (id, url, events, secret, status, created_at, "
+            "updated_at) VALUES ('we_1', 'https://hooks.example/x', '[]', 'whsec_AAAA', "
+            "'active', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        connection.execute(sa.text(
+            "INSERT INTO outbox_event (id, workflow_id, type, payload, created_at) VALUES "
+            "('evt_1', 'change-r1', 'change.completed', '{}', CURRENT_TIMESTAMP)"))
+    delivery = sa.text("INSERT INTO webhook_delivery (event_id, endpoint_id, status, updated_at) "
+                       "VALUES ('evt_1', 'we_1', 'pending', CURRENT_TIMESTAMP)")
+    with db.begin() as connection:
+        connection.execute(delivery)
+    with pytest.raises(sa.exc.IntegrityError), db.begin() as connection:
+        connection.execute(delivery)
+    with pytest.raises(sa.exc.IntegrityError), db.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO outbox_event (id, workflow_id, type, payload, created_at) VALUES "
+            "('evt_1', 'change-r2', 'change.rejected', '{}', CURRENT_TIMESTAMP)"))
+    with db.connect() as connection:
+        assert connection.execute(sa.text(
+            "SELECT attempts FROM webhook_delivery")).scalars().all() == [0]
+
+    downgrade(fresh_url, "0013")
+    assert not {"webhook_endpoint", "outbox_event", "webhook_delivery"} & tables_of(db)
+    assert org_ids(db) == ["acme"]
