@@ -21,6 +21,7 @@ money (workflows/steps.py has the time budget).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -30,8 +31,10 @@ from subchange.adapters.gateway import CANCELLABLE, AmountTooSmall, CardDeclined
 from subchange.domain.contracts import PaymentRecord, Quote
 from subchange.domain.money import from_minor_units, round_money, to_minor_units
 from subchange.domain.step_io import ChargeInput, RefundChargeInput, RefundChargeOutput
+from subchange.domain.webhooks import money_of
 from subchange.faults import pause_point
 from subchange.store import changes, ledger, subscriptions
+from subchange.store.outbox import NewEvent
 from subchange.store.tables import GatewayCall
 
 # Keys of the gateway-call ledger, one row per change and kind of call.
@@ -66,13 +69,18 @@ class _Attempt:
         assert entry is not None
         return entry
 
-    def move(self, expected: tuple[str, ...], to: str, *, held: bool = True, **fields) -> bool:
+    def move(self, expected: tuple[str, ...], to: str, *, held: bool = True,
+             event: NewEvent | None = None, **fields) -> bool:
         """`held`: only while this attempt holds the entry; otherwise it records what the gateway
-        already did, which any attempt may."""
+        already did, which any attempt may. `event` reports the move (payment.succeeded, ...),
+        recorded in its transaction only when the entry moves, so a retry records none."""
         with self.deps.sessions() as session:
             return ledger.move(session=session, workflow_id=self.workflow_id, step=self.step,
                                holder=self.token if held else ledger.ANY_HOLDER,
-                               expected=expected, to=to, **fields)
+                               expected=expected, to=to, event=event, **fields)
+
+    def event(self, type: str, **data: Any) -> NewEvent:
+        return NewEvent(type, self.workflow_id, data)
 
     def hold(self, expected: tuple[str, ...], status: str) -> None:
         """Go on (the entry in `status`) only while this attempt still holds it in one of the
@@ -157,8 +165,12 @@ class PaymentActivities:
                     metadata={"workflow_id": attempt.workflow_id,
                               "reason": "charged by an earlier run for another quote"})
             currency = entry.currency or ""
+            amount = from_minor_units(made[1], currency)
             earlier.move(("started",), "succeeded", held=False, external_id=made[0],
-                         amount=from_minor_units(made[1], currency), currency=currency)
+                         amount=amount, currency=currency, event=earlier.event(
+                             "payment.refunded", refund=_refund_data(made[0], amount, currency,
+                                                                     entry.external_id),
+                             reason="charged by an earlier run for another quote"))
         attempt.move(("succeeded",), "declined", external_id=None,
                      generation=entry.generation + 1)
         return attempt.entry()
@@ -211,7 +223,10 @@ class PaymentActivities:
                 gateway.attach_card(customer_id=card.customer_id,
                                     method_id=card.payment_method_id)
             except CardDeclined as declined:
-                attempt.move(NO_INTENT, "declined")
+                # The entry moves to declined once: a retry declined again reports nothing new.
+                if not attempt.move(("started",), "declined", event=_failed(
+                        attempt, charge, None, declined.code, str(declined))):
+                    attempt.move(("declined",), "declined")
                 raise _card_declined(declined.code, str(declined)) from None
         attempt.checkpoint()
         try:
@@ -235,7 +250,10 @@ class PaymentActivities:
                 charge: ChargeInput) -> PaymentRecord:
         """Record the intent's outcome (any attempt may: it is the gateway's fact)."""
         if state.status == "succeeded":
-            attempt.move(("created", "pending"), "succeeded", held=False)
+            attempt.move(("created", "pending"), "succeeded", held=False,
+                         event=attempt.event("payment.succeeded", payment={
+                             "method": "card", "charge_id": state.charge_id,
+                             "intent_id": state.id, **money_of(charge.quote)}))
             activity.metric_meter().create_counter("subchange_charges", "cards charged").add(
                 1, {"currency": charge.quote.currency})
             activity.logger.info("charged %s %s (intent %s)", charge.quote.total_due,
@@ -256,7 +274,9 @@ class PaymentActivities:
         # Declined: the intent moved no money. Forget it, so a retry after a card update makes
         # a new one (under the next idempotency key).
         attempt.move(("created", "pending"), "declined", held=False, external_id=None,
-                     generation=entry.generation + 1)
+                     generation=entry.generation + 1, event=_failed(
+                         attempt, charge, state.id, state.decline_code,
+                         state.decline_message or state.status))
         raise _card_declined(state.decline_code, state.decline_message or state.status)
 
     @staticmethod
@@ -344,13 +364,30 @@ class PaymentActivities:
     def _refunded(self, attempt: _Attempt, refund: RefundChargeInput, refund_id: str | None,
                   amount_minor: int) -> RefundChargeOutput:
         amount = round_money(from_minor_units(amount_minor, refund.currency), refund.currency)
+        event = None if refund_id is None else attempt.event(
+            "payment.refunded", refund=_refund_data(refund_id, amount, refund.currency,
+                                                    refund.intent_id),
+            reason=refund.reason)
         attempt.move(("started",), "succeeded", held=False, external_id=refund_id, amount=amount,
-                     currency=refund.currency)
+                     currency=refund.currency, event=event)
         if refund_id is not None and activity.in_activity():
             activity.metric_meter().create_counter("subchange_refunds", "charges refunded").add(
                 1, {"currency": refund.currency})
             activity.logger.info("refunded %s %s (%s)", amount, refund.currency, refund_id)
         return RefundChargeOutput(refund_id=refund_id, amount=amount)
+
+
+def _failed(attempt: _Attempt, charge: ChargeInput, intent_id: str | None, code: str | None,
+            message: str) -> NewEvent:
+    return attempt.event("payment.failed", payment={
+        "method": "card", "intent_id": intent_id, **money_of(charge.quote)},
+        decline_code=code, reason=message)
+
+
+def _refund_data(refund_id: str, amount, currency: str, intent_id: str | None) -> dict:
+    """A refund as the gateway made it: its amount, tax included, and the charge it returns."""
+    return {"refund_id": refund_id, "amount": str(amount), "currency": currency,
+            "intent_id": intent_id}
 
 
 def _same_amount(entry: GatewayCall, quote) -> bool:

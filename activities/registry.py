@@ -11,6 +11,7 @@ from activities.payments import PaymentActivities
 from activities.principals import PrincipalActivities
 from activities.sales import SalesActivities
 from activities.subscriptions import SubscriptionActivities
+from activities.support import SupportActivities
 from activities.tickets import TicketActivities
 
 
@@ -18,7 +19,7 @@ def all_activities(deps: Dependencies) -> list[Callable]:
     admission, payments = AdmissionActivities(deps), PaymentActivities(deps)
     sales, subscriptions = SalesActivities(deps), SubscriptionActivities(deps)
     invoices, tickets = InvoiceActivities(deps), TicketActivities(deps)
-    principals = PrincipalActivities(deps)
+    principals, support = PrincipalActivities(deps), SupportActivities(deps)
     return [
         admission.open_change, admission.authorize_admin, admission.validate_change,
         admission.quote_change, admission.close_change,
@@ -28,4 +29,5 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         invoices.email_invoice,
         tickets.open_refund_ticket,
         principals.authorize_principal, principals.record_temporal_cancel,
+        support.record_awaiting_support,
     ]

@@ -7,7 +7,9 @@ from temporalio import activity
 from activities.dependencies import Dependencies
 from subchange.domain.money import format_money
 from subchange.domain.step_io import CloseSalesCaseInput, SalesCaseInput, SalesCaseOutput
+from subchange.domain.webhooks import awaiting_sales_data, change_ref
 from subchange.store import cases
+from subchange.store.outbox import NewEvent
 from subchange.store.tables import SalesCase, sales_case_ref
 
 
@@ -27,14 +29,21 @@ class SalesActivities:
                    + (f", {format_money(with_tax, quote.currency)} with tax"
                       if quote.tax is not None else "")
                    + f", asked by {request.requested_by}")
+        workflow_id, timeout = activity.info().workflow_id, self.deps.settings.sales_decision_timeout
+
+        def awaiting_sales(row: SalesCase) -> NewEvent:
+            assert row.id is not None
+            ref = change_ref(workflow_id=workflow_id, request_id=request.request_id,
+                             org_id=request.org_id, product=request.product)
+            return NewEvent("change.awaiting_sales", workflow_id, awaiting_sales_data(
+                ref, sales_case=sales_case_ref(row.id), quote=quote, decision_timeout=timeout))
+
         with self.deps.sessions() as session:
-            row = cases.open_sales_case(session=session, case=SalesCase(
-                workflow_id=activity.info().workflow_id, org_id=request.org_id,
-                product=request.product, summary=summary[:500], amount=with_tax,
-                currency=quote.currency))
+            row = cases.open_sales_case(session=session, event=awaiting_sales, case=SalesCase(
+                workflow_id=workflow_id, org_id=request.org_id, product=request.product,
+                summary=summary[:500], amount=with_tax, currency=quote.currency))
         assert row.id is not None
-        return SalesCaseOutput(case_id=sales_case_ref(row.id),
-                               decision_timeout=self.deps.settings.sales_decision_timeout)
+        return SalesCaseOutput(case_id=sales_case_ref(row.id), decision_timeout=timeout)
 
     @activity.defn(name="close_sales_case")
     def close_sales_case(self, close: CloseSalesCaseInput) -> None:

@@ -15,11 +15,12 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from state_machines.lifecycle import Trigger
-    from subchange.domain.step_io import Admission
+    from subchange.domain.step_io import Admission, ParkedChange
 
 from workflows.cancellation import Cancellation
 from workflows.state import ChangeRun
-from workflows.steps import Step
+from workflows.steps import RECORD_AWAITING_SUPPORT, Step
+from workflows.versions import AWAITING_SUPPORT_EVENT
 
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")
@@ -99,6 +100,10 @@ class StepRunner:
         state.lifecycle.fire(Trigger.PARK)
         state.progress.wait(now, "support", f"support to retry {step.name} or cancel the change")
         state.publish()
+        if AWAITING_SUPPORT_EVENT in state.patches:
+            state.parks += 1
+            await _execute(RECORD_AWAITING_SUPPORT,
+                           ParkedChange(step=step.name, error=message, park=state.parks))
         await workflow.wait_condition(
             lambda: state.retry_requested or (step.cancellable and self.cancels.pending()))
         retried = state.retry_requested

@@ -57,6 +57,7 @@ class ChangeRun:
     begun: set[str] = field(default_factory=set)  # the steps an attempt of which began
     retry_requested: bool = False
     last_parked: Step | None = None  # the step that failed for good last
+    parks: int = 0  # how many times it parked: each park's event is recorded once
     # The charge's last failure may have taken the money (its outcome is unknown): a cancel
     # refunds it. Only a step that takes money says so (the refund's own failures don't).
     money_at_risk: bool = False

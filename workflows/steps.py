@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         CloseSalesCaseInput,
         DatedRequest,
         OpenChangeOutput,
+        ParkedChange,
         PrincipalCheck,
         PrincipalVerdict,
         QuoteOutcome,
@@ -176,6 +177,13 @@ OPEN_REFUND_TICKET: Step[RefundTicketInput, RefundTicketRecord] = Step(
 CLOSE_CHANGE: Step[CloseChangeInput, None] = Step(
     "close_change", None, database(2, 10, 60),
     lambda _close: "close_change", cancellable=False, local=True)
+# Tells webhook subscribers that the change parked (change.awaiting_support). A database
+# outage can't lose the event: it is retried until the database answers, the change meanwhile
+# parked as it would be (the patch awaiting_support_event, workflows/versions.py).
+RECORD_AWAITING_SUPPORT: Step[ParkedChange, None] = Step(
+    "record_awaiting_support", None, database(2, 0, 60),
+    lambda parked: f"tell webhook subscribers that {parked.step} waits for support",
+    cancellable=False, local=True)
 
 RECORD_TEMPORAL_CANCEL: Step[TemporalCancelRecord, None] = Step(
     "record_temporal_cancel", None,
@@ -192,4 +200,5 @@ AUTHORIZE_PRINCIPAL: Step[PrincipalCheck, PrincipalVerdict] = Step(
 STEPS: tuple[Step, ...] = (
     OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,
     CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, FIND_APPLIED_CHANGE, EMAIL_INVOICE,
-    OPEN_REFUND_TICKET, CLOSE_CHANGE, RECORD_TEMPORAL_CANCEL, AUTHORIZE_PRINCIPAL)
+    OPEN_REFUND_TICKET, CLOSE_CHANGE, RECORD_AWAITING_SUPPORT, RECORD_TEMPORAL_CANCEL,
+    AUTHORIZE_PRINCIPAL)

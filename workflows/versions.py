@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from temporalio import workflow
 
-# Patches since v1.0.0, oldest first, each with a comment saying what it changes. None yet.
-PATCHES: tuple[str, ...] = ()
+# A change that parks for support records a change.awaiting_support event for webhooks (SPEC
+# section 13): one more local step, record_awaiting_support, as it parks.
+AWAITING_SUPPORT_EVENT = "awaiting_support_event"
+
+# Patches since v1.0.0, oldest first, each with a comment saying what it changes.
+PATCHES: tuple[str, ...] = (AWAITING_SUPPORT_EVENT,)
 # Patches whose old branch is gone: still marked, so histories that have them replay.
 DEPRECATED: tuple[str, ...] = ()
 

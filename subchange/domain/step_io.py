@@ -123,6 +123,15 @@ class CloseChangeInput(Contract):
     result: ChangeResult
 
 
+class ParkedChange(Contract):
+    """Input of record_awaiting_support: the change parked for support, for the `park`-th time
+    in this run, after `step` failed with `error`."""
+
+    step: str
+    error: str
+    park: int
+
+
 class PrincipalCheck(Contract):
     """Input of authorize_principal: may `by` do `action` (an update) on this change?"""
 

@@ -3,16 +3,23 @@ for the payments team (R11)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import Session, select
 
 from subchange.store.once import insert_once
+from subchange.store.outbox import NewEvent
 from subchange.store.tables import RefundTicket, SalesCase, utcnow
 
 
-def open_sales_case(*, session: Session, case: SalesCase) -> SalesCase:
-    """The change's sales case: `case`, unless its workflow id already has one."""
+def open_sales_case(*, session: Session, case: SalesCase,
+                    event: Callable[[SalesCase], NewEvent] | None = None) -> SalesCase:
+    """The change's sales case: `case`, unless its workflow id already has one. `event` makes
+    the event reporting the case opened (change.awaiting_sales), recorded with it, only when it
+    is opened now."""
     return insert_once(session=session, row=case,
-                       find=lambda: _sales_case(session, case.workflow_id))
+                       find=lambda: _sales_case(session, case.workflow_id),
+                       also=None if event is None else lambda row: event(row).record(session))
 
 
 def close_sales_case(*, session: Session, workflow_id: str, outcome: str, by: str | None,

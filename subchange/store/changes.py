@@ -15,6 +15,8 @@ from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatus
+from subchange.domain.webhooks import ended_data, ended_event
+from subchange.store import outbox
 from subchange.store.once import insert_once
 from subchange.store.tables import AppliedChange, ChangeRecord, SubscriptionClaim, utcnow
 
@@ -43,7 +45,8 @@ def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
 
 
 def close_change(*, session: Session, workflow_id: str, result: ChangeResult) -> None:
-    """Store the result (the first one wins) and release the change's claim."""
+    """Store the result (the first one wins), with its event (change.completed, ...), and
+    release the change's claim."""
     record = session.get(ChangeRecord, workflow_id)
     if record is not None and record.result is None:
         record.status = result.status.value
@@ -52,6 +55,9 @@ def close_change(*, session: Session, workflow_id: str, result: ChangeResult) ->
         session.add(record)
         if result.status is not ChangeStatus.COMPLETED:  # a straggling apply can't commit now
             settle(session=session, workflow_id=workflow_id, outcome=WITHDRAWN)
+        outbox.record_event(session=session, type=ended_event(result), workflow_id=workflow_id,
+                            data=ended_data(result, org_id=record.org_id,
+                                            product=record.product))
     for claim in session.exec(select(SubscriptionClaim)
                               .where(SubscriptionClaim.workflow_id == workflow_id)):
         session.delete(claim)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from subchange.store.once import insert_once
+from subchange.store.outbox import NewEvent
 from subchange.store.tables import GatewayCall, utcnow
 
 ANY_HOLDER = None  # a move any attempt may make (it records what the gateway already did)
@@ -47,15 +48,18 @@ def take(*, session: Session, workflow_id: str, step: str, holder: str, status: 
 
 
 def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
-         expected: Collection[str], to: str, **fields: Any) -> bool:
+         expected: Collection[str], to: str, event: NewEvent | None = None,
+         **fields: Any) -> bool:
     """Move the entry from one of the `expected` states to `to` (setting `fields`), only while
     `holder` holds it (ANY_HOLDER: whoever does); False when it was elsewhere, and then nothing
-    changed."""
+    changed. `event` reports the move: recorded in its transaction, only when it moves."""
     conditions = [*_key(workflow_id, step), GatewayCall.status.in_(list(expected))]
     if holder is not ANY_HOLDER:
         conditions.append(GatewayCall.holder == holder)
     moved = session.execute(_UPDATE.where(*conditions)
                             .values(status=to, updated_at=utcnow(), **fields))
+    if moved.rowcount == 1 and event is not None:
+        event.record(session)
     session.commit()
     return moved.rowcount == 1
 
