@@ -1,6 +1,7 @@
 """Run the subscription-change worker against the configured Temporal server.
 
-Creates missing database tables and registers missing search attributes first (idempotent).
+Creates missing database tables and registers missing search attributes first, and starts the
+relay of every webhook endpoint whose relay is not running (idempotent).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 
 from subchange.app.client import connect, ensure_search_attributes
 from subchange.app.logs import configure_logging
+from subchange.app.relays import start_relays
 from subchange.app.wiring import build_dependencies, build_worker
 from subchange.settings import ConfigurationError, get_settings
 
@@ -27,6 +29,7 @@ async def main() -> None:
     if added:
         log.info("registered search attributes: %s", ", ".join(added))
     worker = build_worker(client, deps)
+    await start_relays(client, deps.sessions, task_queue=settings.task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

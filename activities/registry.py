@@ -1,4 +1,5 @@
-"""Every activity of the change pipeline, bound to one set of dependencies, for a worker."""
+"""Every activity of the change pipeline and of the webhook relays, bound to one set of
+dependencies, for a worker."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from activities.sales import SalesActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.support import SupportActivities
 from activities.tickets import TicketActivities
+from activities.webhooks import WebhookActivities
 
 
 def all_activities(deps: Dependencies) -> list[Callable]:
@@ -20,6 +22,7 @@ def all_activities(deps: Dependencies) -> list[Callable]:
     sales, subscriptions = SalesActivities(deps), SubscriptionActivities(deps)
     invoices, tickets = InvoiceActivities(deps), TicketActivities(deps)
     principals, support = PrincipalActivities(deps), SupportActivities(deps)
+    webhooks = WebhookActivities(deps)
     return [
         admission.open_change, admission.authorize_admin, admission.validate_change,
         admission.quote_change, admission.close_change,
@@ -30,4 +33,5 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         tickets.open_refund_ticket,
         principals.authorize_principal, principals.record_temporal_cancel,
         support.record_awaiting_support,
+        webhooks.pending, webhooks.deliver,
     ]

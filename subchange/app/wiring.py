@@ -1,5 +1,6 @@
 """Wiring of a worker: its dependencies (database, gateway, catalog) and the Temporal worker that
-runs the workflow and the activities. Used by worker.py, the replayer and the tests."""
+runs the workflows (changes, webhook relays) and the activities. Used by worker.py, the replayer
+and the tests."""
 
 from __future__ import annotations
 
@@ -18,13 +19,16 @@ import workflows
 from activities.dependencies import Dependencies
 from activities.registry import all_activities
 from subchange.adapters.gateway import Gateway
+from subchange.adapters.relays import RelayWaker
 from subchange.adapters.workflows import ChangeWorkflows
 from subchange.app.sandbox import sandboxed_runner
 from subchange.domain.catalog import default_catalog
 from subchange.settings import Settings
+from subchange.store import outbox
 from subchange.store.db import make_engine, session_factory
 from subchange.store.migrate import upgrade
 from workflows.subscription_change import SubscriptionChange
+from workflows.webhook_relay import WebhookRelay
 
 
 def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dependencies:
@@ -37,21 +41,35 @@ def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dep
                         catalog=default_catalog(), gateway=Gateway(settings))
 
 
-# The workflow's helper modules (every module of the workflows package but the workflow's own):
+# The workflow's helper modules (every module of the workflows package but the workflows' own):
 # loaded once per process and shared by every run, instead of being executed again in each run's
 # sandbox (about 15-30 ms of CPU per change). They hold no state between runs and call nothing
 # non-deterministic, which tests/unit/test_workflow_helpers_are_deterministic.py checks, since
 # the sandbox no longer does for them.
 WORKFLOW_MODULE = "workflows.subscription_change"
+WORKFLOW_MODULES = (WORKFLOW_MODULE, "workflows.webhook_relay")
 WORKFLOW_HELPERS = tuple(
     f"workflows.{module.name}" for module in pkgutil.iter_modules(workflows.__path__)
-    if f"workflows.{module.name}" != WORKFLOW_MODULE)
+    if f"workflows.{module.name}" not in WORKFLOW_MODULES)
 
 
 def workflow_runner(data_converter: DataConverter, *, context_shortcut: bool) -> WorkflowRunner:
     """The sandbox for workers and replayers (subchange/app/sandbox.py), sharing the helpers;
     `context_shortcut` is the setting SANDBOX_CONTEXT_SHORTCUT."""
     return sandboxed_runner(data_converter, *WORKFLOW_HELPERS, context_shortcut=context_shortcut)
+
+
+def with_temporal(deps: Dependencies, client: Client, *, task_queue: str) -> Dependencies:
+    """The dependencies of a worker's activities, which reach Temporal through `client`: they
+    ask whether a claim's holder has ended, and after a commit that owes webhook endpoints an
+    event they wake those endpoints' relays (on `task_queue`, this worker's). Unchanged when
+    they reach it already."""
+    if deps.workflows is not None:
+        return deps
+    loop = asyncio.get_running_loop()
+    waker = RelayWaker(client, loop, task_queue=task_queue, settings=deps.settings)
+    return replace(deps, workflows=ChangeWorkflows(client, loop),
+                   sessions=outbox.waking(deps.sessions, waker))
 
 
 def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
@@ -63,12 +81,12 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
     deployed under a stuck change. `activities` replaces the real ones (workflow-logic tests);
     `max_cached_workflows=0` (tests) sends every workflow task to the shared queue, not to this
     worker's sticky one."""
-    if deps.workflows is None:  # activities ask this client whether a claim's holder has ended
-        deps = replace(deps, workflows=ChangeWorkflows(client, asyncio.get_running_loop()))
+    task_queue = task_queue or deps.settings.task_queue
+    deps = with_temporal(deps, client, task_queue=task_queue)
     return Worker(
         client,
-        task_queue=task_queue or deps.settings.task_queue,
-        workflows=[SubscriptionChange],
+        task_queue=task_queue,
+        workflows=[SubscriptionChange, WebhookRelay],
         workflow_runner=workflow_runner(
             client.data_converter, context_shortcut=deps.settings.sandbox_context_shortcut),
         activities=activities if activities is not None else all_activities(deps),

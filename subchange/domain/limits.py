@@ -18,6 +18,7 @@ from datetime import timedelta
 GATEWAY_REQUEST = timedelta(seconds=10)  # one payment-gateway request, connecting included
 DATABASE_WAIT = timedelta(seconds=10)  # one transaction, waiting for a lock included
 MAIL_COMMAND = timedelta(seconds=10)  # one SMTP command (connect, EHLO, ..., DATA, QUIT)
+WEBHOOK_REQUEST = timedelta(seconds=10)  # one POST of an event to an endpoint, connecting included
 HEARTBEAT_MARGIN = timedelta(seconds=5)
 # The invoice email's lease outlives its last renewal by a heartbeat timeout.
 MAIL_LEASE = max(GATEWAY_REQUEST, DATABASE_WAIT, MAIL_COMMAND) + HEARTBEAT_MARGIN

@@ -174,7 +174,7 @@ class PendingDeliveries(Contract):
     """Output of webhook_pending: the endpoint's undelivered events, oldest first."""
 
     endpoint_status: Literal["active", "failing", "disabled", "removed"]
-    event_ids: list[str] = []
+    event_ids: list[str] = Field(default_factory=list)
     poll_every: timedelta = timedelta(seconds=30)
 
 

@@ -127,7 +127,7 @@ def _wake_relays(session: Session) -> None:
     if endpoints and wake is not None:
         try:
             wake(frozenset(endpoints))
-        except Exception:  # noqa: BLE001 - the commit stands; each relay polls as well
+        except Exception:  # the commit stands; each relay polls as well
             log.warning("waking the webhook relays of %s failed", sorted(endpoints),
                         exc_info=True)
 

@@ -117,14 +117,17 @@ def failed_events(*, session: Session) -> list[FailedDelivery]:
 
 
 def replay_event(*, session: Session, event_id: str) -> bool:
-    """Deliver the event again, with the same webhook-id, to every endpoint it was owed to that
-    is not disabled (failed or delivered: pending again, its attempts counted afresh). False
-    when there is no such event or no such endpoint left."""
-    endpoints = list(session.execute(
-        select(WebhookDelivery.endpoint_id)
+    """Deliver the event again, with the same webhook-id: to each endpoint whose delivery of it
+    failed, or, when none failed, to each endpoint it was delivered to (one that lost it);
+    never to a disabled endpoint. Each is pending again, its attempts counted afresh. False
+    when there is no such event or nothing to send it to."""
+    owed = list(session.execute(
+        select(WebhookDelivery.endpoint_id, WebhookDelivery.status, WebhookEndpoint.status)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .where(WebhookDelivery.event_id == event_id, WebhookEndpoint.status != "disabled"))
-        .scalars())
+        .where(WebhookDelivery.event_id == event_id)))
+    wanted = "failed" if any(status == "failed" for _, status, _ in owed) else "delivered"
+    endpoints = [endpoint_id for endpoint_id, status, endpoint_status in owed
+                 if status == wanted and endpoint_status != "disabled"]
     if not endpoints:
         return False
     session.execute(

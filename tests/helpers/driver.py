@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
@@ -28,8 +27,7 @@ from temporalio.worker import Worker
 
 from activities.dependencies import Dependencies
 from activities.registry import all_activities
-from subchange.adapters.workflows import ChangeWorkflows
-from subchange.app.wiring import build_worker
+from subchange.app.wiring import build_worker, with_temporal
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatusView
 from subchange.domain.search_attributes import initial_search_attributes
 from tests.helpers.documents import (
@@ -51,9 +49,8 @@ async def worker_with_stand_ins(env: WorkflowEnvironment, deps: Dependencies, ta
     """A worker of the real workflow and activities, except the activities named, replaced by
     stand-ins that wrap the real ones to produce a failure or a moment the real parts can't on
     demand (tests about workflow logic only)."""
-    if deps.workflows is None:  # as build_worker does: a claim's holder is asked about
-        deps = dataclasses.replace(deps, workflows=ChangeWorkflows(env.client,
-                                                                   asyncio.get_running_loop()))
+    # As build_worker does: a claim's holder is asked about, webhook relays are woken.
+    deps = with_temporal(deps, env.client, task_queue=task_queue)
     real = {activity._Definition.must_from_callable(a).name: a for a in all_activities(deps)}
     assert set(stand_ins) <= set(real), f"no such activity: {set(stand_ins) - set(real)}"
     async with build_worker(env.client, deps, task_queue=task_queue, fail_workflows_on_bugs=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from subchange.app.wiring import WORKFLOW_HELPERS, WORKFLOW_MODULE
+from subchange.app.wiring import WORKFLOW_HELPERS, WORKFLOW_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_IMPORTS = ("__future__", "asyncio", "collections.abc", "dataclasses", "datetime", "enum",
@@ -28,10 +28,10 @@ def helper_sources() -> dict[str, ast.Module]:
             for name in WORKFLOW_HELPERS}
 
 
-def test_the_helpers_are_every_module_of_the_package_but_the_workflow():
+def test_the_helpers_are_every_module_of_the_package_but_the_workflows():
     files = {f"workflows.{p.stem}" for p in (ROOT / "workflows").glob("*.py")
              if p.stem != "__init__"}
-    assert set(WORKFLOW_HELPERS) == files - {WORKFLOW_MODULE}
+    assert set(WORKFLOW_HELPERS) == files - set(WORKFLOW_MODULES)
 
 
 @pytest.mark.parametrize("name", WORKFLOW_HELPERS)

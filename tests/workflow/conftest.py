@@ -1,10 +1,11 @@
-"""The workflow room: the real workflow and activities in a worker of this process, against the
+"""The workflow room: the real workflows and activities in a worker of this process, against the
 time-skipping test server shared by the session (days of waiting are skipped), with the real
-database, localstripe and SMTP sink of tests/conftest.py."""
+database, localstripe and SMTP sink of tests/conftest.py, and real webhook receivers."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -17,6 +18,7 @@ from activities.dependencies import Dependencies
 from subchange.app.wiring import build_worker
 from tests.helpers.driver import ChangeDriver, worker_with_stand_ins
 from tests.helpers.services import time_skipping_server
+from tests.helpers.webhooks import FAST_WEBHOOKS, WebhookRoom
 
 
 @pytest.fixture(scope="session")
@@ -71,5 +73,28 @@ async def driver_with_stand_ins(request: pytest.FixtureRequest,
                 worker_with_stand_ins(env, deps, task_queue, **stand_ins))
             made.append(ChangeDriver(env.client, worker.task_queue, env, load))
             return made[0]
+
+        yield make
+
+
+@pytest.fixture
+async def webhook_room(time_skipping_env: WorkflowEnvironment, deps: Dependencies,
+                       task_queue: str, load) -> AsyncIterator[Callable[..., Awaitable[WebhookRoom]]]:
+    """Makes this test's webhook room (tests/helpers/webhooks.py): a worker of the real
+    workflows and activities whose settings take `**settings` (webhook retries in seconds by
+    default), its change driver, and endpoints on real receivers. Everything it added is removed
+    when the test ends: the database is the session's, and other tests' events are owed only
+    to the endpoints that exist."""
+    async with contextlib.AsyncExitStack() as running:
+        async def make(**settings) -> WebhookRoom:
+            room_deps = dataclasses.replace(deps, settings=deps.settings.model_copy(
+                update={**FAST_WEBHOOKS, **settings}))
+            worker = await running.enter_async_context(build_worker(
+                time_skipping_env.client, room_deps, task_queue=task_queue,
+                fail_workflows_on_bugs=True))
+            room = WebhookRoom(ChangeDriver(time_skipping_env.client, worker.task_queue,
+                                            time_skipping_env, load), room_deps)
+            running.push_async_callback(room.close)
+            return room
 
         yield make
