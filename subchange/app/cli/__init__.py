@@ -27,6 +27,7 @@ from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError, 
 from subchange.app.cli.inputs import options_for
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.domain.principals import KEY_ROLES
+from subchange.domain.webhooks import EVENT_TYPES
 from subchange.settings import ConfigurationError, get_settings
 
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="who asks: a member of support in the staff directory (recorded "
                               "in the audit log)")
     add_api_key_commands(commands)
+    add_webhook_commands(commands)
     return parser
 
 
@@ -112,6 +114,29 @@ def add_api_key_commands(commands) -> None:
         action.set_defaults(command=f"api-key {name}")
 
 
+def add_webhook_commands(commands) -> None:
+    hooks = commands.add_parser("webhook", help="the endpoints events are POSTed to (webhooks)")
+    actions = hooks.add_subparsers(dest="webhook_command", required=True, parser_class=Parser,
+                                   metavar="{add,list,rotate,remove,failed,replay}")
+    add = actions.add_parser("add", help="add an endpoint; its secret is printed")
+    add.add_argument("--url", required=True, help="where events are POSTed (http or https)")
+    add.add_argument("--events", metavar="TYPE,TYPE",
+                     help=f"the event types it receives (default: all): {', '.join(EVENT_TYPES)}")
+    listing = actions.add_parser("list", help="every endpoint and its status (never a secret)")
+    rotate = actions.add_parser("rotate", help="a new secret; the old one signs too for "
+                                               "WEBHOOK_SECRET_OVERLAP")
+    rotate.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (webhook list)")
+    remove = actions.add_parser("remove", help="remove an endpoint; it is sent nothing more")
+    remove.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (webhook list)")
+    failed = actions.add_parser("failed", help="the events that could not be delivered")
+    replay = actions.add_parser("replay", help="deliver an event again, with the same "
+                                               "webhook-id")
+    replay.add_argument("event_id", metavar="EVENT_ID", help="the event's id (webhook failed)")
+    for name, action in (("add", add), ("list", listing), ("rotate", rotate),
+                         ("remove", remove), ("failed", failed), ("replay", replay)):
+        action.set_defaults(command=f"webhook {name}")
+
+
 TEMPORAL_COMMANDS = {"change": cmd_change, "status": cmd_status, "retry": cmd_retry,
                      "cancel": cmd_cancel, "sales-decision": cmd_sales_decision}
 
@@ -121,12 +146,14 @@ def command_for(name: str):
         return TEMPORAL_COMMANDS[name]
     # The commands that open the database need SQLAlchemy, Stripe and the rules, which the
     # Temporal commands (and `--help`) should not pay for at start-up.
-    from subchange.app.cli import claims, database, keys
+    from subchange.app.cli import claims, database, keys, webhooks
 
     return {"load": database.cmd_load, "quote": database.cmd_quote,
             "release-claim": claims.cmd_release_claim,
             "api-key create": keys.cmd_api_key_create, "api-key list": keys.cmd_api_key_list,
-            "api-key revoke": keys.cmd_api_key_revoke}[name]
+            "api-key revoke": keys.cmd_api_key_revoke,
+            **{f"webhook {action}": command
+               for action, command in webhooks.WEBHOOK_COMMANDS.items()}}[name]
 
 
 def main(argv: list[str] | None = None) -> int:

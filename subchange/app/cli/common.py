@@ -17,7 +17,8 @@ CLI_FIELDS = {"org_id": "--org", "org": "--org", "requested_by": "--by",
               "request_id": "--request-id", "product": "--product", "by": "--by",
               "note": "--note", "reason": "--reason", "workflow_id": "WORKFLOW_ID",
               "file": "FILE", "approved": "--approve/--reject",
-              "owner": "--owner", "roles": "--role", "key_id": "ID"}
+              "owner": "--owner", "roles": "--role", "key_id": "ID",
+              "url": "--url", "events": "--events", "endpoint_id": "ID", "event_id": "EVENT_ID"}
 
 
 class CommandError(Exception):

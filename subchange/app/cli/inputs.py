@@ -11,9 +11,17 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from pydantic.networks import validate_email
 
+from subchange.domain import webhooks as webhook_rules
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.domain.contracts import (
     IDENTIFIER,
@@ -123,6 +131,61 @@ class ApiKeyRevokeOptions(Options):
     key_id: Annotated[str, AfterValidator(_key_id)]
 
 
+def _endpoint_url(value: str) -> str:
+    try:
+        return webhook_rules.endpoint_url(value)
+    except webhook_rules.EndpointRefused as refused:
+        raise ValueError(refused.problem) from None
+
+
+def _event_types(value: object) -> list[str]:
+    """--events: types separated by commas; none given, every type."""
+    if isinstance(value, list):
+        return value
+    types = [t.strip() for t in str(value or "").split(",") if t.strip()]
+    if value is not None and not types:
+        raise ValueError(f"name at least one event type, or leave --events out for all: "
+                         f"{', '.join(webhook_rules.EVENT_TYPES)}")
+    try:
+        return webhook_rules.event_types(types)
+    except webhook_rules.EndpointRefused as refused:
+        raise ValueError(refused.problem) from None
+
+
+def _pattern(pattern: str, what: str, where: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if re.fullmatch(pattern, value) is None:
+            raise ValueError(f"not {what}: expected {where}")
+        return value
+
+    return check
+
+
+EndpointId = Annotated[str, AfterValidator(_pattern(
+    r"we_[0-9a-f]{24}", "an endpoint id", "we_ and 24 hex digits, as `webhook add` and `webhook "
+    "list` print it"))]
+EventId = Annotated[str, AfterValidator(_pattern(
+    r"evt_[0-9a-f]{32}", "an event id", "evt_ and 32 hex digits, as `webhook failed` prints it "
+    "(the webhook-id header)"))]
+
+
+class WebhookAddOptions(Options):
+    url: Annotated[str, AfterValidator(_endpoint_url)]
+    events: Annotated[list[str], BeforeValidator(_event_types)] = Field(default_factory=list)
+
+
+class WebhookListOptions(Options):
+    pass
+
+
+class WebhookEndpointOptions(Options):
+    endpoint_id: EndpointId
+
+
+class WebhookReplayOptions(Options):
+    event_id: EventId
+
+
 def _change(args: argparse.Namespace, request_id: str) -> dict[str, Any]:
     change = ({"kind": "seats", "seats": args.seats} if args.seats is not None
               else {"kind": "plan", "plan": args.plan})
@@ -150,6 +213,12 @@ OPTIONS: dict[str, tuple[type[Options], Callable[[argparse.Namespace], dict[str,
     "api-key create": (ApiKeyCreateOptions, lambda a: {"owner": a.owner, "roles": a.role}),
     "api-key list": (ApiKeyListOptions, lambda a: {}),
     "api-key revoke": (ApiKeyRevokeOptions, lambda a: {"key_id": a.key_id}),
+    "webhook add": (WebhookAddOptions, lambda a: {"url": a.url, "events": a.events}),
+    "webhook list": (WebhookListOptions, lambda a: {}),
+    "webhook rotate": (WebhookEndpointOptions, lambda a: {"endpoint_id": a.endpoint_id}),
+    "webhook remove": (WebhookEndpointOptions, lambda a: {"endpoint_id": a.endpoint_id}),
+    "webhook failed": (WebhookListOptions, lambda a: {}),
+    "webhook replay": (WebhookReplayOptions, lambda a: {"event_id": a.event_id}),
 }
 
 
