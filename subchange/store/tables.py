@@ -329,7 +329,9 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_webhook_delivery_endpoint_status", "endpoint_id", "status"),)
 
     event_id: str = Field(foreign_key="outbox_event.id", primary_key=True, max_length=40)
-    endpoint_id: str = Field(foreign_key="webhook_endpoint.id", primary_key=True, max_length=32)
+    # No foreign key: an endpoint removed while an event is being written must not fail the
+    # state change's transaction (a delivery left for a removed endpoint is never read).
+    endpoint_id: str = Field(primary_key=True, max_length=32)
     status: str = Field(default="pending", max_length=16)  # pending | delivered | failed
     attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False,
                                                          server_default="0"))

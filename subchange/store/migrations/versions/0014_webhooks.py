@@ -57,7 +57,6 @@ def upgrade() -> None:
         sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoint.id']),
         sa.ForeignKeyConstraint(['event_id'], ['outbox_event.id']),
         sa.PrimaryKeyConstraint('event_id', 'endpoint_id'),
     )
