@@ -177,8 +177,8 @@ def test_a_staff_role_key_belongs_to_staff_with_that_role(deps, owner, roles):
     (SUPPORT, ["sales"], f"owner: {SUPPORT} lacks role sales in the staff directory"),
     (SALES, ["support", "backend"], f"owner: {SALES} lacks role support"),
     ("stranger@shop.example", ["support"],
-     "owner: stranger@shop.example is not in the staff directory: a support key needs an "
-     "owner with role support"),
+     ("owner: stranger@shop.example is not in the staff directory: a support key needs an "
+     "owner with role support")),
     ("stranger@shop.example", ["sales"], "owner: stranger@shop.example is not in the staff"),
     ("not an address", ["backend"], "owner: 'not an address' is not an email address"),
     ("", ["backend"], "owner: an email address of 1 to 200 characters"),
