@@ -126,7 +126,7 @@ def revoke_key(*, session: Session, key_id: str) -> bool:
     return done.rowcount == 1
 
 
-class _VerifiedSecrets:
+class VerifiedSecrets:
     """The (key id, SHA-256 of the secret) pairs verified lately, least recently used out."""
 
     def __init__(self, size: int) -> None:
@@ -151,7 +151,7 @@ class _VerifiedSecrets:
             self.pairs.clear()
 
 
-_verified = _VerifiedSecrets(CACHE_SIZE)
+_verified = VerifiedSecrets(CACHE_SIZE)
 
 
 def parse_key(presented: str) -> tuple[str, str] | None:
