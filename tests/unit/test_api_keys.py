@@ -23,6 +23,8 @@ KEY = re.compile(r"sck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 def fresh_cache(monkeypatch):
     """Each test starts with nothing verified in this process."""
     monkeypatch.setattr(api_keys, "_verified", api_keys.VerifiedSecrets(api_keys.CACHE_SIZE))
+    monkeypatch.setattr(api_keys, "_guesses", api_keys.FailedGuesses(api_keys.GUESS_LIMIT,
+                                                                     api_keys.GUESS_WINDOW))
 
 
 def a_backend() -> str:
@@ -114,6 +116,25 @@ def test_a_repeated_request_costs_no_second_slow_hash(deps, monkeypatch):
     key_id, secret = parts(key)
     assert authenticate(deps, f"sck_{key_id}_{secret[::-1]}") is None
     assert len(calls) == 2  # a different secret is hashed, never taken from the cache
+
+
+def test_guessing_a_keys_secret_stops_costing_slow_hashes_but_its_user_goes_on(deps,
+                                                                             monkeypatch):
+    """Past GUESS_LIMIT wrong secrets for one key id within the window, wrong secrets are refused
+    without hashing; the key's own secret, already verified, still passes."""
+    key = make_key(deps)
+    assert authenticate(deps, key) is not None  # its backend is using it
+    key_id, secret = parts(key)
+    calls = []
+    scrypt = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: calls.append(1) or scrypt(*a, **k))
+    guesses = [f"sck_{key_id}_{uuid.uuid4().hex}{uuid.uuid4().hex[:11]}" for _ in range(30)]
+    assert all(authenticate(deps, guess) is None for guess in guesses)
+    assert len(calls) == api_keys.GUESS_LIMIT
+    assert authenticate(deps, key) is not None
+    other = make_key(deps)  # another key's first use is hashed as usual
+    calls.clear()
+    assert authenticate(deps, other) is not None and len(calls) == 1
 
 
 def test_the_cache_of_verified_secrets_is_bounded():
