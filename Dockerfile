@@ -12,7 +12,7 @@ COPY subchange ./subchange
 COPY workflows ./workflows
 COPY activities ./activities
 COPY state_machines ./state_machines
-COPY worker.py starter.py ./
+COPY worker.py starter.py api.py ./
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 subchange
 USER subchange
 CMD ["python", "worker.py"]

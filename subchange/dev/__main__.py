@@ -28,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Temporal Web UI: {stack.web_ui}\n"
               f"Codec server:    {stack.codec_endpoint} (sign in with the token "
               f"{stack.secrets['CODEC_SERVER_TOKEN']} to read payloads in the Web UI)\n"
-              f"Emails land in:  {stack.maildir}/new/", file=sys.stderr, flush=True)
+              f"Emails land in:  {stack.maildir}/new/\n"
+              f"HTTP API:        {stack.api} (interactive docs: {stack.api}/docs; OpenAPI: "
+              f"{stack.api}/openapi.json)\n"
+              + "".join(f"  demo key, role {role:<8} {key}\n"
+                        for role, key in stack.api_keys.items())
+              + f"  (kept in {stack.env_file}; send as Authorization: Bearer <key>)",
+              file=sys.stderr, flush=True)
         if stack.env_file != ROOT / DEVSTACK_ENV_FILE:
             print(f"Payloads are encrypted: export the variables in {stack.env_file} before "
                   "running starter.py", file=sys.stderr, flush=True)

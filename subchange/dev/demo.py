@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from dateutil.relativedelta import relativedelta
 
 from subchange.app.client import connect
@@ -181,6 +182,8 @@ class Demo:
         self.change("kaede", "one", "admin@kaede.example", "--seats", "35",
                     request_id=request_id)
 
+        self.over_http()
+
         self.say("A reduction below the active users is rejected (30 people still active)")
         self.change("acme", "one", "admin@acme.example", "--seats", "28", expect=1)
 
@@ -212,6 +215,48 @@ class Demo:
         parked = self.change("globex", "one", "admin@globex.example", "--seats", "8", expect=3)
         self.finale(parked.get("workflow_id"))
         return 1 if self.failures else 0
+
+    def over_http(self) -> None:
+        """What a backend in any language does (SPEC section 12): start a change with an
+        Idempotency-Key, send it again, follow its Location, fetch the invoice's PDF."""
+        self.say("A backend over HTTP: POST /v1/changes with an Idempotency-Key (sent twice)")
+        key = f"demo-{self.run_id}-http"
+        body = {"org_id": "kaede", "product": "one", "requested_by": "admin@kaede.example",
+                "change": {"kind": "seats", "seats": 38}}
+        headers = {"Authorization": f"Bearer {self.stack.api_keys['backend']}"}
+        with httpx.Client(base_url=self.stack.api, headers=headers, timeout=30) as http:
+            for _ in range(2):
+                print(f"\n$ curl -X POST {self.stack.api}/v1/changes -H 'Authorization: Bearer "
+                      f"$KEY' -H 'Idempotency-Key: {key}' -d '{json.dumps(body)}'", flush=True)
+                answer = http.post("/v1/changes", json=body, headers={"Idempotency-Key": key})
+                print(f"  {answer.status_code}, Location: {answer.headers.get('location')}"
+                      f"  {answer.text}", flush=True)
+                if answer.status_code not in (200, 202):
+                    self.failures.append(f"POST /v1/changes answered {answer.status_code}")
+                    return
+            location = answer.headers["location"]
+            print(f"\n$ curl {self.stack.api}{location} -H 'Authorization: Bearer $KEY'")
+            deadline, view = time.monotonic() + 30, {}
+            while time.monotonic() < deadline:
+                view = http.get(location).json()
+                if view.get("result"):
+                    break
+                time.sleep(0.3)
+            for record in view.get("history", []):
+                print(f"  {record['step']:<24} {record['outcome']}", flush=True)
+            result = view.get("result") or {}
+            self.outcome(result)
+            if result.get("status") != "completed":
+                self.failures.append(f"{location} did not complete over HTTP: {view}")
+                return
+            number = result["invoice"]["number"]
+            pdf = http.get(f"/v1/invoices/{number}")
+            saved = self.stack.var / "invoices" / f"{number}-from-api.pdf"
+            saved.parent.mkdir(exist_ok=True)
+            saved.write_bytes(pdf.content)
+            print(f"\n$ curl {self.stack.api}/v1/invoices/{number} -H 'Authorization: Bearer "
+                  f"$KEY'\n  {pdf.status_code} {pdf.headers.get('content-type')}, "
+                  f"{len(pdf.content)} bytes → {saved}", flush=True)
 
     def show_invoice(self, result: dict[str, Any]) -> None:
         """The invoice email of a change as its billing contact reads it (a qualified invoice in
@@ -266,6 +311,8 @@ class Demo:
   Decrypted payloads: sign in at {self.stack.codec_endpoint} with the token
     {self.stack.secrets.get("CODEC_SERVER_TOKEN", "")} (also in {self.stack.env_file}),
     then point the Web UI at it (README, "Watching changes in the Web UI")
+  HTTP API:         {self.stack.api}/docs   (keys of each role printed above, kept in
+    {self.stack.env_file})
   Emails (Maildir): {self.stack.maildir}/new/   (one file per invoice email)
   Logs:             {self.stack.var}/logs/""", flush=True)
         if parked_id:

@@ -161,6 +161,50 @@ def start_worker(env: dict[str, str], log: Path, timeout: float = 60) -> subproc
     raise TimeoutError(f"the worker did not start polling within {timeout}s; see {log}")
 
 
+def start_api(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """`python api.py` on 127.0.0.1:port (after the worker has migrated the database)."""
+    process = spawn([sys.executable, str(ROOT / "api.py")], log,
+                    {**env, "API_HOST": "127.0.0.1", "API_PORT": str(port)})
+    wait_for_port(port, process, "HTTP API")
+    return process
+
+
+# Who the embedded stack's demo API keys belong to: the demo's staff (subchange/dev/demo.py) and
+# a backend of the vendor's.
+DEMO_KEY_OWNERS = {"backend": "backend@subchange.example",
+                   "support": "support@subchange.example",
+                   "sales": "sales@subchange.example"}
+
+
+def demo_api_keys(env: dict[str, str], env_file: Path) -> dict[str, str]:
+    """A key of each role for the embedded stack, kept in env_file (DEMO_API_KEY_<ROLE>) and made
+    again when the database no longer knows it; the support and sales owners are put in the
+    staff directory, as SPEC 12 asks of their keys."""
+    from subchange.store import api_keys, staff
+    from subchange.store.db import make_engine, session_factory
+
+    saved = dotenv_values(env_file) if env_file.exists() else {}
+    sessions = session_factory(make_engine(env["DATABASE_URL"]))
+    keys: dict[str, str] = {}
+    with sessions() as session:
+        for role, owner in DEMO_KEY_OWNERS.items():
+            if role != "backend" and role not in (staff.roles_of(session=session, email=owner)
+                                                  or ()):
+                staff.put_member(session=session, email=owner, roles=[role])
+                session.flush()
+            key = saved.get(f"DEMO_API_KEY_{role.upper()}") or ""
+            if not (key and api_keys.authenticate(session=session, presented=key)):
+                key = api_keys.create_key(session=session, owner=owner, roles=[role])[1]
+            keys[role] = key
+        session.commit()
+    if any(saved.get(f"DEMO_API_KEY_{r.upper()}") != k for r, k in keys.items()):
+        lines = [line for line in env_file.read_text().splitlines()
+                 if not line.startswith("DEMO_API_KEY_")] if env_file.exists() else []
+        lines += [f"DEMO_API_KEY_{r.upper()}={k}" for r, k in keys.items()]
+        env_file.write_text("\n".join(lines) + "\n")
+    return keys
+
+
 @dataclass
 class Stack:
     var: Path
@@ -169,9 +213,15 @@ class Stack:
     stripe_port: int = 8420
     smtp_port: int = 8025
     codec_port: int = 8081
+    api_port: int = 8000
     root: Path = ROOT
     processes: list[subprocess.Popen] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
+    api_keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
 
     @property
     def maildir(self) -> Path:
@@ -212,7 +262,7 @@ class Stack:
         logs.mkdir(parents=True, exist_ok=True)
         for port, name in ((self.temporal_port, "Temporal"), (self.ui_port, "Web UI"),
                            (self.stripe_port, "localstripe"), (self.smtp_port, "SMTP"),
-                           (self.codec_port, "codec server")):
+                           (self.codec_port, "codec server"), (self.api_port, "HTTP API")):
             if port_open(port):
                 raise RuntimeError(f"port {port} ({name}) is already in use: is a stack running?")
         self.secrets = stack_secrets(self.env_file)
@@ -225,6 +275,8 @@ class Stack:
                                                 state=self.var / "localstripe.pickle")[0])
         self.processes.append(start_smtp(self.maildir, self.smtp_port, logs / "smtp.log")[0])
         self.processes.append(start_worker(self.env, logs / "worker.log"))
+        self.api_keys = demo_api_keys(self.env, self.env_file)
+        self.processes.append(start_api(self.env, self.api_port, logs / "api.log"))
 
     def stop(self) -> None:
         for process in reversed(self.processes):

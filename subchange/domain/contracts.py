@@ -73,7 +73,7 @@ class ChangeInput(Contract):
         return _lower_email(value)
 
     def with_request_id(self, request_id: str) -> ChangeRequest:
-        return ChangeRequest(request_id=request_id, **self.model_dump())
+        return ChangeRequest(request_id=request_id, **self.model_dump(exclude={"request_id"}))
 
     def describe(self) -> str:
         what = (f"seats → {self.change.seats}" if isinstance(self.change, SeatChange)

@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -126,7 +127,7 @@ def revoke_key(*, session: Session, key_id: str) -> bool:
     return done.rowcount == 1
 
 
-class _VerifiedSecrets:
+class VerifiedSecrets:
     """The (key id, SHA-256 of the secret) pairs verified lately, least recently used out."""
 
     def __init__(self, size: int) -> None:
@@ -151,7 +152,39 @@ class _VerifiedSecrets:
             self.pairs.clear()
 
 
-_verified = _VerifiedSecrets(CACHE_SIZE)
+_verified = VerifiedSecrets(CACHE_SIZE)
+
+
+class FailedGuesses:
+    """Wrong secrets presented for each key id lately. Past GUESS_LIMIT within GUESS_WINDOW
+    seconds, a key id's unverified secrets are refused without hashing: guessing costs the
+    guesser, not the API's CPU (scrypt is slow on purpose). A secret already verified (cached)
+    still passes, so a backend that is using its key is not locked out by someone else's
+    guesses."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window, self.lock = limit, window, threading.Lock()
+        self.seen: dict[str, list[float]] = {}
+
+    def exhausted(self, key_id: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            recent = [t for t in self.seen.get(key_id, ()) if now - t < self.window]
+            if recent:
+                self.seen[key_id] = recent
+            else:
+                self.seen.pop(key_id, None)
+            return len(recent) >= self.limit
+
+    def add(self, key_id: str) -> None:
+        with self.lock:
+            if len(self.seen) > CACHE_SIZE:  # bounded: forget the oldest ids
+                self.seen.pop(next(iter(self.seen)))
+            self.seen.setdefault(key_id, []).append(time.monotonic())
+
+
+GUESS_LIMIT, GUESS_WINDOW = 10, 60.0
+_guesses = FailedGuesses(GUESS_LIMIT, GUESS_WINDOW)
 
 
 def parse_key(presented: str) -> tuple[str, str] | None:
@@ -175,8 +208,11 @@ def authenticate(*, session: Session, presented: str) -> KeyOwner | None:
         return None
     pair = (key_id, hashlib.sha256(secret.encode("ascii")).digest())
     if not _verified.holds(pair, row.secret_hash):
+        if _guesses.exhausted(key_id):
+            return None
         if not hmac.compare_digest(_hash(secret, bytes.fromhex(row.salt)),
                                    bytes.fromhex(row.secret_hash)):
+            _guesses.add(key_id)
             return None
         _verified.add(pair, row.secret_hash)
     return KeyOwner(key_id=row.id, owner=row.owner, roles=frozenset(row.roles))

@@ -15,7 +15,7 @@ from subchange.settings import Settings
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, Any] = COMPOSE["services"]
-APP_SERVICES = ["worker", "migrate", "codec-server"]
+APP_SERVICES = ["worker", "migrate", "codec-server", "api"]
 
 
 def published(service: str) -> dict[int, int]:
@@ -49,6 +49,20 @@ def test_workers_start_after_migrations_and_a_healthy_temporal():
         worker["environment"]["DATABASE_URL"])
     assert worker["deploy"]["replicas"] >= 2
     assert "ports" not in worker and "container_name" not in worker  # replicas would clash
+
+
+def test_the_api_serves_the_workers_changes_after_migrations():
+    api, worker = SERVICES["api"], SERVICES["worker"]
+    assert api["command"] == ["python", "api.py"]
+    assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert api["depends_on"]["temporal"]["condition"] == "service_healthy"
+    environment = api["environment"]
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TASK_QUEUE", "DATABASE_URL",
+                 "PAYLOAD_KEYS", "STRIPE_API_KEY", "STRIPE_API_BASE"):
+        assert environment[name] == worker["environment"][name], name  # the same changes
+    assert environment["API_HOST"] == "0.0.0.0"
+    assert published("api") == {int(environment["API_PORT"]): 8000}
+    assert f":{environment['API_PORT']}/healthz" in " ".join(api["healthcheck"]["test"])
 
 
 def test_temporal_runs_on_postgresql():

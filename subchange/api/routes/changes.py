@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from state_machines.lifecycle import ChangeState
 from subchange.api.auth import ApiServices, Backend, Reader, Sales, Support, SupportOrBackend
@@ -44,6 +45,7 @@ from subchange.domain.search_attributes import (
     ORG_ID,
     PRODUCT,
 )
+from subchange.settings import Settings
 from subchange.store.api_keys import KeyOwner
 
 router = APIRouter(prefix="/v1", tags=["changes"])
@@ -182,27 +184,41 @@ async def list_changes(
         filters.append(f"{CHANGE_STEP.name} = '{step.value}'")
     if status is not None:
         filters.append(STATUS_FILTERS[status])
-    token = _decode_token(page_token) if page_token else None
+    query, tokens = " AND ".join(filters), PageTokens(api.settings)
+    token = tokens.open(query, page_token) if page_token else None
     client = await api.client()
-    pages = client.list_workflows(" AND ".join(filters), page_size=page_size,
-                                  next_page_token=token)
-    try:
-        await pages.fetch_next_page(page_size=page_size)
-    except RPCError as error:
-        if error.status == RPCStatusCode.INVALID_ARGUMENT and token is not None:
-            raise bad_field("page_token", "not a token this list gave") from None
-        raise
+    pages = client.list_workflows(query, page_size=page_size, next_page_token=token)
+    await pages.fetch_next_page(page_size=page_size)
     items = [_summary(execution) for execution in pages.current_page or []]
-    next_token = (base64.urlsafe_b64encode(pages.next_page_token).decode()
-                  if pages.next_page_token else None)
+    next_token = tokens.seal(query, pages.next_page_token) if pages.next_page_token else None
     return ChangeList(items=items, next_page_token=next_token)
 
 
-def _decode_token(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text.encode("ascii"))
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise bad_field("page_token", "not a token this list gave") from None
+class PageTokens:
+    """Visibility's page tokens, handed out signed and bound to the list's filter: a token the
+    API did not give, or gave for another filter, is a 422 at once, never sent to Temporal
+    (which would retry a token it can't parse for seconds). The key is derived from settings
+    every API process of a deployment shares."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.key = hashlib.sha256(f"page-token:{settings.temporal_namespace}:"
+                                  f"{settings.database_url}".encode()).digest()
+
+    def _mac(self, query: str, token: bytes) -> bytes:
+        return hmac.new(self.key, query.encode() + b"\0" + token, "sha256").digest()[:16]
+
+    def seal(self, query: str, token: bytes) -> str:
+        return base64.urlsafe_b64encode(self._mac(query, token) + token).decode().rstrip("=")
+
+    def open(self, query: str, text: str) -> bytes:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        mac, token = raw[:16], raw[16:]
+        if not token or not hmac.compare_digest(mac, self._mac(query, token)):
+            raise bad_field("page_token", "not a token this list gave for these filters")
+        return token
 
 
 def _summary(execution: WorkflowExecution) -> ChangeSummary:
