@@ -21,16 +21,16 @@ from subchange.app.cli.inputs import (
     WebhookReplayOptions,
 )
 from subchange.app.client import connect
+from subchange.app.relays import noting_wakes
 from subchange.settings import Settings
-from subchange.store import outbox, webhooks
+from subchange.store import webhooks
 from subchange.store.db import SessionFactory
 from subchange.store.tables import OutboxEvent, WebhookEndpoint
 
 
 def _sessions(settings: Settings) -> tuple[SessionFactory, set[str]]:
     """Sessions on the database, and the endpoints whose relays their commits owe a wake."""
-    woken: set[str] = set()
-    return outbox.waking(open_database(settings), woken.update), woken
+    return noting_wakes(open_database(settings))
 
 
 async def _wake(settings: Settings, endpoint_ids: Collection[str]) -> None:
