@@ -48,11 +48,13 @@ def close_change(*, session: Session, workflow_id: str, result: ChangeResult) ->
     """Store the result (the first one wins), with its event (change.completed, ...), and
     release the change's claim."""
     record = session.get(ChangeRecord, workflow_id)
-    if record is not None and record.result is None:
-        record.status = result.status.value
-        record.result = result.model_dump(mode="json")
-        record.updated_at = utcnow()
-        session.add(record)
+    if record is not None and record.result is None and session.execute(
+            update(ChangeRecord)  # compare-and-set: of two attempts at once, one stores it
+            .where(col(ChangeRecord.workflow_id) == workflow_id,
+                   col(ChangeRecord.status) == ChangeStatus.RUNNING.value)
+            .values(status=result.status.value, result=result.model_dump(mode="json"),
+                    updated_at=utcnow())
+            .execution_options(synchronize_session=False)).rowcount == 1:
         if result.status is not ChangeStatus.COMPLETED:  # a straggling apply can't commit now
             settle(session=session, workflow_id=workflow_id, outcome=WITHDRAWN)
         outbox.record_event(session=session, type=ended_event(result), workflow_id=workflow_id,

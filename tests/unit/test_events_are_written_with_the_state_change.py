@@ -17,7 +17,7 @@ from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatus
 from subchange.domain.webhooks import EndpointRefused, scrubbed
 from subchange.store import changes, ledger, outbox, webhooks
 from subchange.store.outbox import NewEvent
-from subchange.store.tables import GatewayCall, OutboxEvent, WebhookDelivery
+from subchange.store.tables import ChangeRecord, GatewayCall, OutboxEvent, WebhookDelivery
 
 
 @pytest.fixture
@@ -81,6 +81,22 @@ def test_a_change_closed_twice_reports_its_ending_once_with_its_result(deps):
     assert event.payload["data"] == {
         **rejected(workflow_id).model_dump(mode="json"), "org_id": "acme-events",
         "product": "one"}
+
+
+def test_of_two_attempts_closing_a_change_at_once_one_stores_it_and_reports_it(deps):
+    workflow_id = opened_change(deps)
+    with deps.sessions() as late:
+        looked = late.get(ChangeRecord, workflow_id)  # it read the record before the other
+        assert looked is not None and looked.result is None
+        with deps.sessions() as first:
+            changes.close_change(session=first, workflow_id=workflow_id,
+                                 result=rejected(workflow_id))
+        cancelled = rejected(workflow_id).model_copy(update={"status": ChangeStatus.CANCELLED})
+        changes.close_change(session=late, workflow_id=workflow_id, result=cancelled)
+
+    assert [event.type for event in events_of(deps, workflow_id)] == ["change.rejected"]
+    with deps.sessions() as session:
+        assert session.get(ChangeRecord, workflow_id).status == "rejected"
 
 
 def test_a_rolled_back_state_change_leaves_no_event_and_wakes_no_relay(deps, endpoints):
