@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     @field_validator("webhook_poll_every", "webhook_secret_overlap", mode="before")
     @classmethod
     def _iso_duration(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().upper().startswith("P"):
+        if isinstance(value, str) and not value.strip().upper().lstrip("-").startswith("P"):
             raise ValueError("must be an ISO 8601 duration, e.g. PT30S or PT24H")
         return value
 

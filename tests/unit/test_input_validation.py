@@ -278,6 +278,11 @@ def test_test_cards_are_refused_against_a_live_gateway(deps):
     ("SELLER_REGISTRATION_NUMBER", "T7000012050003", "fails the National Tax Agency's check"),
     ("SELLER_REGISTRATION_NUMBER", "7000012050002", "must be T followed by 13 digits"),
     ("SELLER_REGISTRATION_NUMBER", "T70000120500", "must be T followed by 13 digits"),
+    ("WEBHOOK_RETRY_SCHEDULE", "5s,5m", "item 1 ('5s') is not an ISO 8601 duration"),
+    ("WEBHOOK_RETRY_SCHEDULE", "PT5S,,PT5M", "item 2 ('') is not an ISO 8601 duration"),
+    ("WEBHOOK_RETRY_SCHEDULE", "PT5S,PT0S", "every wait must be a positive duration"),
+    ("WEBHOOK_POLL_EVERY", "30", "must be an ISO 8601 duration"),
+    ("WEBHOOK_SECRET_OVERLAP", "-PT1H", "must be a positive duration"),
 ])
 def test_a_bad_setting_names_the_variable(environment, name, value, problem):
     environment.setenv(name, value)
@@ -303,6 +308,14 @@ def test_good_settings_are_read_from_the_environment(environment):
     assert settings.smtp_port == 2525
     assert settings.sales_decision_timeout == timedelta(days=3)
     assert settings.task_queue == "changes-eu"
+
+
+def test_the_webhook_retry_schedule_is_read_as_iso_durations(environment):
+    assert sum(get_settings().webhook_retry_schedule, timedelta()) > timedelta(days=2.5)
+    get_settings.cache_clear()
+    environment.setenv("WEBHOOK_RETRY_SCHEDULE", " PT5S, PT5M,P1D ")
+    assert get_settings().webhook_retry_schedule == (
+        timedelta(seconds=5), timedelta(minutes=5), timedelta(days=1))
 
 
 @pytest.mark.parametrize(("value", "duration"), [
