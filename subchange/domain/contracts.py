@@ -54,7 +54,9 @@ class ChangeInput(Contract):
     whose request id is its Idempotency-Key header, and a quote's question."""
 
     org_id: Annotated[str, Field(pattern=IDENTIFIER, description="the organisation's id")]
-    product: str = Field(description=f"one of {', '.join(PRODUCT_IDS)}")
+    # An enum in the JSON schema (and so in the OpenAPI document), checked by the validator below.
+    product: str = Field(description=f"one of {', '.join(PRODUCT_IDS)}",
+                         json_schema_extra={"enum": list(PRODUCT_IDS)})
     requested_by: EmailStr = Field(description="the requester: a user of the organisation")
     change: Annotated[SeatChange | PlanChange, Field(discriminator="kind")]
     request_refund: StrictBool = Field(

@@ -1,0 +1,39 @@
+"""What schemathesis found (tests/api/test_schema_conformance.py), each kept as a plain test of
+the OpenAPI document or of the app in this process: the document says what the app accepts, and
+the app accepts what the document says. None of these needs Temporal or a database: the app
+answers them before it authenticates."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from subchange.api.app import create_app
+from subchange.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def bare_app() -> FastAPI:
+    return create_app(Settings(_env_file=None, database_url="sqlite://"))
+
+
+@pytest.fixture
+async def client(bare_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bare_app),
+                                 base_url="http://api.test") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def document(bare_app: FastAPI) -> dict:
+    return bare_app.openapi()
+
+
+def test_a_change_names_its_product_from_the_catalog(document: dict):
+    """Found: any string was a valid `product` by the document; the app answers 422 but for
+    `one` and `desk`."""
+    product = document["components"]["schemas"]["ChangeInput"]["properties"]["product"]
+    assert product["enum"] == ["one", "desk"]
