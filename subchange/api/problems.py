@@ -118,6 +118,10 @@ def install(app: FastAPI) -> None:
 
     async def on_http(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a JSON body that is not UTF-8 text: bad input like any other
+            # body that is not JSON (422 naming `body`), not an undocumented 400.
+            return problem_response(bad_field("body", "not valid JSON: not UTF-8 text"))
         kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
         detail = error.detail if isinstance(error.detail, str) else TITLES.get(error.status_code,
                                                                                "error")

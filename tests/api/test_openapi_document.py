@@ -37,3 +37,19 @@ def test_a_change_names_its_product_from_the_catalog(document: dict):
     `one` and `desk`."""
     product = document["components"]["schemas"]["ChangeInput"]["properties"]["product"]
     assert product["enum"] == ["one", "desk"]
+
+
+@pytest.mark.parametrize("path", ["/v1/quotes", "/v1/changes", "/v1/changes/change-x/cancel",
+                                  "/v1/changes/change-x/retry",
+                                  "/v1/changes/change-x/sales-decision", "/v1/orgs/x/card"])
+async def test_a_body_that_is_not_utf8_text_is_bad_input_naming_the_body(
+        client: httpx.AsyncClient, path: str):
+    """Found: FastAPI answered such a body with a 400 no operation documents ("There was an
+    error parsing the body"), where a body that is not JSON is a 422 naming `body`."""
+    answer = await client.post(path, content=b"\xff\xfe{", headers={
+        "Content-Type": "application/json", "Authorization": "Bearer sk_nobody",
+        "Idempotency-Key": "k-1"})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"] == [{"field": "body",
+                                        "problem": "not valid JSON: not UTF-8 text"}]
