@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -35,9 +36,16 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
+def _whole_number(value: object) -> object:
+    """JSON has one kind of number, and JSON Schema's `integer` takes 35.0 as 35: so does a
+    count. Strings, booleans and fractions stay refused (StrictInt)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class SeatChange(Contract):
     kind: Literal["seats"]
-    seats: Annotated[StrictInt, Field(ge=0, description="the new number of seats")]
+    seats: Annotated[StrictInt, Field(ge=0, description="the new number of seats"),
+                     BeforeValidator(_whole_number)]
 
 
 class PlanChange(Contract):
