@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from subchange.api.app import create_app
+from subchange.domain.contracts import IDENTIFIER
 from subchange.settings import Settings
 
 
@@ -53,3 +54,13 @@ async def test_a_body_that_is_not_utf8_text_is_bad_input_naming_the_body(
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["errors"] == [{"field": "body",
                                         "problem": "not valid JSON: not UTF-8 text"}]
+
+
+def test_the_idempotency_key_is_a_required_header_of_a_start(document: dict):
+    """Found: the document made the header optional and any string, so a generated start
+    without one, or with a space in it, got a 400 the document did not lead anyone to expect.
+    The app still answers both with 400, as the IETF draft says (test_changes_over_http)."""
+    [header] = document["paths"]["/v1/changes"]["post"]["parameters"]
+    assert (header["name"], header["in"], header["required"]) == ("Idempotency-Key", "header",
+                                                                  True)
+    assert header["schema"] == {"type": "string", "pattern": IDENTIFIER}
