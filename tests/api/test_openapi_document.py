@@ -64,3 +64,19 @@ def test_the_idempotency_key_is_a_required_header_of_a_start(document: dict):
     assert (header["name"], header["in"], header["required"]) == ("Idempotency-Key", "header",
                                                                   True)
     assert header["schema"] == {"type": "string", "pattern": IDENTIFIER}
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("OPTIONS", "/v1/changes", "GET, HEAD, POST"),
+    ("DELETE", "/v1/changes", "GET, HEAD, POST"),
+    ("PUT", "/v1/changes/change-x", "GET, HEAD"),
+    ("GET", "/v1/changes/change-x/cancel", "POST"),
+])
+async def test_a_method_the_path_does_not_have_is_405_naming_every_method_it_has(
+        client: httpx.AsyncClient, method: str, path: str, allowed: str):
+    """Found: `Allow` named only the methods of the first route on the path (POST for
+    /v1/changes, which has GET too)."""
+    answer = await client.request(method, path)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+    assert answer.headers["content-type"] == "application/problem+json"
