@@ -65,7 +65,9 @@ class ChangeInput(Contract):
     # An enum in the JSON schema (and so in the OpenAPI document), checked by the validator below.
     product: str = Field(description=f"one of {', '.join(PRODUCT_IDS)}",
                          json_schema_extra={"enum": list(PRODUCT_IDS)})
-    requested_by: EmailStr = Field(description="the requester: a user of the organisation")
+    requested_by: EmailStr = Field(
+        description="the requester: a user of the organisation; a deliverable address (not of "
+                    "a special-use domain such as .test, .local or .invalid)")
     change: Annotated[SeatChange | PlanChange, Field(discriminator="kind")]
     request_refund: StrictBool = Field(
         default=False, description="open a refund ticket for a decrease's unused value (R11)")
