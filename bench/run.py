@@ -13,6 +13,12 @@ CPU is read from /proc (user + system time of each process) before and after eac
 phase's "worker CPU per change" is what the workers of that kind spent on it, divided by its
 changes. It prints a table and writes the JSON (`--json`). Run `make bench` or
 `python -m bench --help`.
+
+With `--api` it also starts `python api.py` (the HTTP API of SPEC section 12) beside the stack
+and starts the same burst over HTTP (`POST /v1/changes`, an Idempotency-Key each) as through the
+Temporal client, alternating, then single starts each way: the API's added latency to a
+change's start, the HTTP burst's throughput against the client burst's, and the API process's
+CPU per request and RSS.
 """
 
 from __future__ import annotations
@@ -63,6 +69,13 @@ def cpu_seconds(pid: int) -> float:
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -133,6 +146,10 @@ def fixture(orgs: int, *, big_org_users: int) -> dict[str, Any]:
             + [org("solo", 10), org("big", big_org_users)]}
 
 
+def quantiles(values: list[float]) -> dict[str, float]:
+    return {f"p{q}": round(percentile(values, q / 100), 2) for q in (50, 95, 99)}
+
+
 @dataclass
 class Phase:
     name: str
@@ -142,6 +159,8 @@ class Phase:
     cpu: dict[str, float]
     failures: list[str]
     worker_cpu_each: list[float]  # singles: the workers' CPU around each change, in turn
+    # --api: how long each start took to answer (start_workflow returned, or POST answered)
+    starts_ms: list[float] = field(default_factory=list)
 
     def summary(self, worker_role: str) -> dict[str, Any]:
         return {"changes": self.changes, "seconds": round(self.seconds, 3),
@@ -155,6 +174,9 @@ class Phase:
                 "smtp_cpu_ms_per_change": round(1000 * self.cpu["smtp"] / self.changes, 1),
                 **({"worker_cpu_ms_median": round(1000 * statistics.median(self.worker_cpu_each),
                                                   1)} if self.worker_cpu_each else {}),
+                **({"start_latency_ms": quantiles(self.starts_ms)} if self.starts_ms else {}),
+                **({"api_cpu_ms_per_change": round(1000 * self.cpu["api"] / self.changes, 2)}
+                   if "api" in self.cpu else {}),
                 "failures": self.failures[:5], "failed": len(self.failures)}
 
 
@@ -198,6 +220,41 @@ class Bench:
                              BARE_QUEUE], log)
             wait_for_line(process, log, b"worker polling task queue")
             self.processes.add("bare_worker", process)
+        if self.args.api:
+            self.start_api(logs / "api.log")
+
+    def start_api(self, log: Path) -> None:
+        """`python api.py` as operators run it, and a backend key made with `starter.py`."""
+        import httpx  # only for --api
+
+        created = subprocess.run(
+            [sys.executable, "starter.py", "api-key", "create", "--owner", "bench@vendor.example",
+             "--role", "backend"], cwd=ROOT, check=True, env={**os.environ, **self.env},
+            capture_output=True, text=True)
+        self.api_key = json.loads(created.stdout)["key"]
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        process = spawn([sys.executable, str(ROOT / "api.py")], log,
+                        {**self.env, "API_HOST": "127.0.0.1", "API_PORT": str(port)})
+        self.processes.add("api", process)
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"api.py exited with code {process.returncode}")
+            try:
+                if httpx.get(f"{self.api_url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("api.py not healthy within 60s")
+            time.sleep(0.1)
+        # One request with the key first, as the workers' warm-up changes: the key's secret is
+        # verified (scrypt, 16 MB and some 50 ms) once, then found in the API's cache. Without
+        # it, every request of the first burst verifies it at once (bench/README.md).
+        answer = httpx.get(f"{self.api_url}/v1/changes", params={"page_size": 1}, timeout=30,
+                           headers={"Authorization": f"Bearer {self.api_key}"})
+        answer.raise_for_status()
 
     def database_url(self) -> str:
         if self.args.database == "sqlite":
@@ -243,19 +300,31 @@ class Bench:
         self.settings = Settings()
         self.client = await connect(self.settings)
         self.bare_client = await Client.connect(self.env["TEMPORAL_ADDRESS"])
+        if self.args.api:
+            import httpx
+            self.http = httpx.AsyncClient(
+                base_url=self.api_url, timeout=120,
+                headers={"Authorization": f"Bearer {self.api_key}"},
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
 
-    async def full_change(self, org_id: str) -> str | None:
-        """One seat more for org_id, as `starter.py change` starts it; None when it completed."""
+    def next_change(self, org_id: str) -> dict[str, Any]:
+        """One seat more for org_id: the change's body (section 7's input without its id)."""
+        self.seats[org_id] += 1
+        return {"org_id": org_id, "product": "one", "requested_by": f"admin@{org_id}.example",
+                "change": {"kind": "seats", "seats": self.seats[org_id]}}
+
+    async def full_change(self, org_id: str, starts: list[float] | None = None) -> str | None:
+        """One seat more for org_id, as `starter.py change` starts it; None when it completed.
+        `starts` gets how long start_workflow took to return (ms)."""
         from temporalio.common import WorkflowIDReusePolicy
 
         from subchange.app.changes import static_details
         from subchange.domain.contracts import WORKFLOW_TYPE, ChangeRequest, ChangeResult
         from subchange.domain.search_attributes import initial_search_attributes
-        self.seats[org_id] += 1
+        body = self.next_change(org_id)
         request = ChangeRequest.model_validate({
-            "request_id": f"bench-{org_id}-{self.seats[org_id]}-{os.getpid()}", "org_id": org_id,
-            "product": "one", "requested_by": f"admin@{org_id}.example",
-            "change": {"kind": "seats", "seats": self.seats[org_id]}})
+            "request_id": f"bench-{org_id}-{self.seats[org_id]}-{os.getpid()}", **body})
+        started = time.perf_counter()
         handle = await self.client.start_workflow(
             WORKFLOW_TYPE, request.model_dump(mode="json"), id=request.workflow_id,
             result_type=ChangeResult, task_queue=self.settings.task_queue,
@@ -263,6 +332,27 @@ class Bench:
             search_attributes=initial_search_attributes(request),
             static_summary=f"{request.describe()} (by {request.requested_by})",
             static_details=static_details(request))
+        if starts is not None:
+            starts.append(1000 * (time.perf_counter() - started))
+        return await self.settled(org_id, handle)
+
+    async def full_change_over_http(self, org_id: str, starts: list[float]) -> str | None:
+        """The same change started as a backend does: `POST /v1/changes` with an
+        Idempotency-Key; its end read through the Temporal client, as the client burst's is."""
+        from subchange.domain.contracts import ChangeResult
+        body = self.next_change(org_id)
+        key = f"bench-{org_id}-{self.seats[org_id]}-{os.getpid()}"
+        started = time.perf_counter()
+        answer = await self.http.post("/v1/changes", json=body,
+                                      headers={"Idempotency-Key": key})
+        starts.append(1000 * (time.perf_counter() - started))
+        if answer.status_code != 202:
+            return f"{org_id}: POST /v1/changes answered {answer.status_code}: {answer.text[:200]}"
+        handle = self.client.get_workflow_handle(answer.json()["workflow_id"],
+                                                 result_type=ChangeResult)
+        return await self.settled(org_id, handle)
+
+    async def settled(self, org_id: str, handle: Any) -> str | None:
         result = await handle.result()
         if result.status != "completed" or result.invoice is None:
             return f"{org_id}: {result.status} {result.reason_code or ''}"
@@ -275,7 +365,8 @@ class Bench:
         return None if result == name else f"{name}: returned {result!r}"
 
     async def phase(self, name: str, runs: list[Callable[[], Awaitable[str | None]]], *,
-                    concurrent: bool, role: str = "worker") -> Phase:
+                    concurrent: bool, role: str = "worker",
+                    starts: list[float] | None = None) -> Phase:
         self.processes.check_alive()
         latencies: list[float] = []
         failures: list[str] = []
@@ -304,7 +395,8 @@ class Bench:
         await asyncio.sleep(0.5)  # let the last heartbeats and task completions settle
         after = self.processes.cpu()
         phase = Phase(name, len(runs), seconds, latencies,
-                      {role: after[role] - before[role] for role in after}, failures, each)
+                      {role: after[role] - before[role] for role in after}, failures, each,
+                      starts if starts is not None else [])
         print(f"{name}: {len(runs)} in {seconds:.1f}s, {len(failures)} failed",
               file=sys.stderr, flush=True)
         return phase
@@ -333,7 +425,38 @@ class Bench:
                 f"full singles, {a.big_org_users} users", [lambda: self.full_change("big")]
                 * a.singles, concurrent=False),
         }
-        return self.report(phases, self.starter_change_seconds(a.starter_runs))
+        api = await self.api_phases(burst) if a.api else None
+        return self.report(phases, self.starter_change_seconds(a.starter_runs), api)
+
+    async def api_phases(self, burst: list[str]) -> dict[str, Phase]:
+        """The same burst through the client and over HTTP, alternating (client, HTTP, client,
+        HTTP), on the organisations of the full burst; then single starts, alternating, each
+        change ended before the next starts."""
+        phases: dict[str, Phase] = {}
+        for round_ in range(1, self.args.api_rounds + 1):
+            starts: list[float] = []
+            phases[f"client_burst_{round_}"] = await self.phase(
+                f"client burst {round_}", [lambda o=o, s=starts: self.full_change(o, s)
+                                           for o in burst], concurrent=True, starts=starts)
+            starts = []
+            phases[f"api_burst_{round_}"] = await self.phase(
+                f"HTTP burst {round_}", [lambda o=o, s=starts: self.full_change_over_http(o, s)
+                                         for o in burst], concurrent=True, starts=starts)
+        client_starts: list[float] = []
+        api_starts: list[float] = []
+        runs = []
+        for _ in range(self.args.singles):
+            runs += [lambda: self.full_change("solo", client_starts),
+                     lambda: self.full_change_over_http("solo", api_starts)]
+        singles = await self.phase("single starts, client and HTTP in turn", runs,
+                                   concurrent=False)
+        phases["client_single_starts"] = Phase("client single starts", len(client_starts),
+                                               singles.seconds, [], {}, [], [], client_starts)
+        phases["api_single_starts"] = Phase("HTTP single starts", len(api_starts),
+                                            singles.seconds, [], singles.cpu, singles.failures,
+                                            [], api_starts)
+        await self.http.aclose()
+        return phases
 
     def starter_change_seconds(self, runs: int = 5) -> float:
         """Median wall time of `starter.py change` without --wait, as a backend's script runs
@@ -349,7 +472,45 @@ class Bench:
             times.append(time.perf_counter() - started)
         return round(statistics.median(times), 3)
 
-    def report(self, phases: dict[str, Phase], starter_seconds: float) -> dict[str, Any]:
+    def api_report(self, phases: dict[str, Phase]) -> dict[str, Any]:
+        """The API's cost: added latency to a start (in the bursts and alone), the HTTP
+        bursts' throughput against the client bursts', the api.py process's CPU per request
+        (over the HTTP bursts) and its RSS."""
+        rounds = range(1, self.args.api_rounds + 1)
+        client = [phases[f"client_burst_{n}"] for n in rounds]
+        http = [phases[f"api_burst_{n}"] for n in rounds]
+
+        def starts(group: list[Phase]) -> list[float]:
+            return [ms for phase in group for ms in phase.starts_ms]
+
+        def throughput(group: list[Phase]) -> float:
+            return sum(p.changes for p in group) / sum(p.seconds for p in group)
+
+        burst = {"client": quantiles(starts(client)), "api": quantiles(starts(http))}
+        alone = {"client": quantiles(phases["client_single_starts"].starts_ms),
+                 "api": quantiles(phases["api_single_starts"].starts_ms)}
+        [api] = self.processes.roles["api"]
+        return {
+            "rounds": self.args.api_rounds,
+            "start_latency_ms": {"burst": burst, "alone": alone},
+            "added_start_latency_ms": {
+                where: {q: round(figures["api"][q] - figures["client"][q], 2)
+                        for q in ("p50", "p99")}
+                for where, figures in (("burst", burst), ("alone", alone))},
+            "throughput_per_s": {"client": round(throughput(client), 2),
+                                 "api": round(throughput(http), 2)},
+            "throughput_api_to_client": ratio(throughput(http), throughput(client)),
+            "api_cpu_ms_per_request": round(1000 * sum(p.cpu["api"] for p in http)
+                                            / sum(p.changes for p in http), 2),
+            "api_rss_mb": {"peak": round(peak_rss_mb(api.pid), 1),
+                           "now": round(rss_mb(api.pid), 1)},
+            "phases": {name: phases[name].summary("worker")
+                       for n in rounds for name in (f"client_burst_{n}", f"api_burst_{n}")},
+            "failed": sum(len(phase.failures) for phase in phases.values()),
+        }
+
+    def report(self, phases: dict[str, Phase], starter_seconds: float,
+               api: dict[str, Phase] | None = None) -> dict[str, Any]:
         roles = {"bare_burst": "bare_worker", "bare_single": "bare_worker"}
         summary = {name: phase.summary(roles.get(name, "worker")) for name, phase in
                    phases.items()}
@@ -362,7 +523,8 @@ class Bench:
             "setup": {"changes": a.changes, "singles": a.singles, "workers": a.workers,
                       "database": a.database, "temporal": "in-memory" if a.in_memory else "file",
                       "big_org_users": a.big_org_users, "cpus": os.cpu_count(),
-                      "sandbox_context_shortcut": a.sandbox_context_shortcut},
+                      "sandbox_context_shortcut": a.sandbox_context_shortcut,
+                      "api": a.api},
             "phases": summary,
             "ratios": {
                 "throughput_full_to_bare": ratio(full["throughput_per_s"],
@@ -379,6 +541,7 @@ class Bench:
             "worker_peak_rss_mb": [round(peak_rss_mb(p.pid), 1)
                                    for p in self.processes.roles["worker"]],
             "starter_change_seconds": starter_seconds,
+            **({"api": self.api_report(api)} if api is not None else {}),
         }
 
 
@@ -422,6 +585,30 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"\n{s['changes']} changes at once, {s['singles']} singles, {s['workers']} "
                  f"worker(s), {s['database']}, {s['temporal']} Temporal server, {s['cpus']} CPUs"
                  f"{'' if s['sandbox_context_shortcut'] else ', plain sandbox'}; {failed} failed")
+    if "api" in result:
+        lines.append("\n" + api_table(result["api"]))
+    return "\n".join(lines)
+
+
+def api_table(api: dict[str, Any]) -> str:
+    """--api: the API against the client, in the same run."""
+    rows = [("the API (--api)", "Temporal client", "HTTP (api.py)", "added / ratio")]
+    for where in ("burst", "alone"):
+        figures = api["start_latency_ms"][where]
+        for q in ("p50", "p99"):
+            added = round(figures["api"][q] - figures["client"][q], 2)
+            rows.append((f"start latency {q}, {where}", f"{figures['client'][q]} ms",
+                         f"{figures['api'][q]} ms", f"{added:+} ms"))
+    rows.append(("throughput (changes/s), bursts", str(api["throughput_per_s"]["client"]),
+                 str(api["throughput_per_s"]["api"]), str(api["throughput_api_to_client"])))
+    rows.append(("api.py CPU per request", "", f"{api['api_cpu_ms_per_request']} ms", ""))
+    rows.append(("api.py RSS, peak / at the end", "",
+                 f"{api['api_rss_mb']['peak']} / {api['api_rss_mb']['now']} MB", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+             for r in rows]
+    lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
+    lines.append(f"\n{api['rounds']} bursts of each kind, alternating; {api['failed']} failed")
     return "\n".join(lines)
 
 
@@ -445,6 +632,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sandbox-context-shortcut", dest="sandbox_context_shortcut",
                         action="store_false",
                         help="workers run the plain sandbox (SANDBOX_CONTEXT_SHORTCUT=false)")
+    parser.add_argument("--api", action="store_true",
+                        help="also start api.py and the same burst over HTTP, alternating with "
+                             "the client burst; then single starts each way")
+    parser.add_argument("--api-rounds", type=int, default=2,
+                        help="--api: client and HTTP bursts of each kind (2)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs)")
     args = parser.parse_args(argv)
@@ -465,4 +657,5 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     failed = sum(phase["failed"] for phase in result["phases"].values())
+    failed += result.get("api", {}).get("failed", 0)
     return 1 if failed else 0

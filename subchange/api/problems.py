@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from temporalio.service import RPCError, RPCStatusCode
 
 PROBLEM_JSON = "application/problem+json"
@@ -25,6 +26,8 @@ TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not f
           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict",
           415: "Unsupported media type", 422: "Unprocessable content",
           500: "Internal server error", 503: "Service unavailable"}
+
+HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"}
 
 log = logging.getLogger("subchange.api")
 
@@ -107,6 +110,18 @@ def _validation_problem(error: RequestValidationError) -> ProblemError:
     return ProblemError(422, "validation-error", f"invalid input: {detail}", errors=errors)
 
 
+def allowed_methods(request: Request) -> str | None:
+    """Every method of the request's path, as the OpenAPI document lists them (and HEAD with
+    GET). Starlette's 405 names only the methods of the first route on the path (GET and POST
+    /v1/changes are two routes), where `Allow` must list them all (RFC 9110, 15.5.6)."""
+    path = request.scope["path"]
+    for template, item in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods = {method.upper() for method in item} & HTTP_METHODS
+            return ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+    return None  # a path outside the document (/healthz, /docs): Starlette's own answer
+
+
 def install(app: FastAPI) -> None:
     async def on_problem(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ProblemError)
@@ -116,13 +131,19 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, RequestValidationError)
         return problem_response(_validation_problem(error))
 
-    async def on_http(_: Request, error: Exception) -> JSONResponse:
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's answer to a JSON body that is not UTF-8 text: bad input like any other
+            # body that is not JSON (422 naming `body`), not an undocumented 400.
+            return problem_response(bad_field("body", "not valid JSON: not UTF-8 text"))
         kind = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
         detail = error.detail if isinstance(error.detail, str) else TITLES.get(error.status_code,
                                                                                "error")
-        return problem_response(ProblemError(error.status_code, kind, detail,
-                                             headers=getattr(error, "headers", None)))
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405 and (allowed := allowed_methods(request)) is not None:
+            headers = {**(headers or {}), "Allow": allowed}
+        return problem_response(ProblemError(error.status_code, kind, detail, headers=headers))
 
     async def on_rpc(_: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RPCError)

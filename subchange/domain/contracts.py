@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -35,9 +36,16 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
+def _whole_number(value: object) -> object:
+    """JSON has one kind of number, and JSON Schema's `integer` takes 35.0 as 35: so does a
+    count. Strings, booleans and fractions stay refused (StrictInt)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class SeatChange(Contract):
     kind: Literal["seats"]
-    seats: Annotated[StrictInt, Field(ge=0, description="the new number of seats")]
+    seats: Annotated[StrictInt, Field(ge=0, description="the new number of seats"),
+                     BeforeValidator(_whole_number)]
 
 
 class PlanChange(Contract):
@@ -54,8 +62,12 @@ class ChangeInput(Contract):
     whose request id is its Idempotency-Key header, and a quote's question."""
 
     org_id: Annotated[str, Field(pattern=IDENTIFIER, description="the organisation's id")]
-    product: str = Field(description=f"one of {', '.join(PRODUCT_IDS)}")
-    requested_by: EmailStr = Field(description="the requester: a user of the organisation")
+    # An enum in the JSON schema (and so in the OpenAPI document), checked by the validator below.
+    product: str = Field(description=f"one of {', '.join(PRODUCT_IDS)}",
+                         json_schema_extra={"enum": list(PRODUCT_IDS)})
+    requested_by: EmailStr = Field(
+        description="the requester: a user of the organisation; a deliverable address (not of "
+                    "a special-use domain such as .test, .local or .invalid)")
     change: Annotated[SeatChange | PlanChange, Field(discriminator="kind")]
     request_refund: StrictBool = Field(
         default=False, description="open a refund ticket for a decrease's unused value (R11)")

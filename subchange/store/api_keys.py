@@ -17,6 +17,8 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -183,6 +185,26 @@ class FailedGuesses:
             self.seen.setdefault(key_id, []).append(time.monotonic())
 
 
+@contextmanager
+def _verifying(pair: tuple[str, bytes]) -> Iterator[None]:
+    with _verifying_lock:
+        lock, users = _in_flight.get(pair, (threading.Lock(), 0))
+        _in_flight[pair] = (lock, users + 1)
+    try:
+        with lock:
+            yield
+    finally:
+        with _verifying_lock:
+            lock, users = _in_flight[pair]
+            if users == 1:
+                del _in_flight[pair]
+            else:
+                _in_flight[pair] = (lock, users - 1)
+
+
+_verifying_lock = threading.Lock()
+_in_flight: dict[tuple[str, bytes], tuple[threading.Lock, int]] = {}
+
 GUESS_LIMIT, GUESS_WINDOW = 10, 60.0
 _guesses = FailedGuesses(GUESS_LIMIT, GUESS_WINDOW)
 
@@ -208,11 +230,16 @@ def authenticate(*, session: Session, presented: str) -> KeyOwner | None:
         return None
     pair = (key_id, hashlib.sha256(secret.encode("ascii")).digest())
     if not _verified.holds(pair, row.secret_hash):
-        if _guesses.exhausted(key_id):
-            return None
-        if not hmac.compare_digest(_hash(secret, bytes.fromhex(row.salt)),
-                                   bytes.fromhex(row.secret_hash)):
-            _guesses.add(key_id)
-            return None
-        _verified.add(pair, row.secret_hash)
+        # One verification of a secret at a time: requests arriving together with a key this
+        # process has not verified yet wait for the first one's verdict instead of each paying
+        # scrypt's 16 MB and tens of milliseconds.
+        with _verifying(pair):
+            if not _verified.holds(pair, row.secret_hash):
+                if _guesses.exhausted(key_id):
+                    return None
+                if not hmac.compare_digest(_hash(secret, bytes.fromhex(row.salt)),
+                                           bytes.fromhex(row.secret_hash)):
+                    _guesses.add(key_id)
+                    return None
+                _verified.add(pair, row.secret_hash)
     return KeyOwner(key_id=row.id, owner=row.owner, roles=frozenset(row.roles))

@@ -142,3 +142,60 @@ def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
     started = run_cli(env, *change_args(org, "one", "--seats", "12", "--wait"))
     assert started.code == 3, started
     return org, started.json["workflow_id"]
+
+
+class ApiProcess:
+    """`python api.py` on API_HOST:API_PORT of `env`, with its log in a file; `base_url` once
+    started. `running()` waits until /healthz answers 200 (Temporal and the database reached)."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.base_url = f"http://{env.get('API_HOST', '127.0.0.1')}:{env['API_PORT']}"
+        self.process: subprocess.Popen | None = None
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+    def start(self) -> ApiProcess:
+        with open(self.log, "ab") as output:
+            self.process = subprocess.Popen([sys.executable, "api.py"], cwd=ROOT, env=self.env,
+                                            stdout=output, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        return self
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        answer: object = None
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"api.py exited ({self.process.returncode}):\n"
+                                     f"{self.output()}")
+            try:
+                answer = httpx.get(f"{self.base_url}/healthz", timeout=5)
+                if answer.status_code == 200:
+                    return
+            except httpx.TransportError as error:
+                answer = error
+            time.sleep(0.1)
+        raise AssertionError(f"api.py never healthy ({answer}):\n{self.output()}")
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ApiProcess]:
+        try:
+            self.start().wait_healthy()
+            yield self
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

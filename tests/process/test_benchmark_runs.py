@@ -1,5 +1,6 @@
 """`make bench` at a tiny N: the benchmark starts its own stack, runs every phase to the end and
-reports each. A benchmark is not a test: nothing here asserts a time (bench/README.md)."""
+reports each, in API mode (`--api`: api.py beside the stack, the burst started over HTTP too).
+A benchmark is not a test: nothing here asserts a time (bench/README.md)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def test_the_benchmark_runs_every_phase_and_reports_it(tmp_path: Path) -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--changes", "3", "--singles", "2", "--warmup", "0",
          "--big-org-users", "12", "--starter-runs", "1", "--database", database,
-         "--json", str(out)],
+         "--api", "--api-rounds", "1", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -37,3 +38,16 @@ def test_the_benchmark_runs_every_phase_and_reports_it(tmp_path: Path) -> None:
     assert all(rss > 0 for rss in result["worker_peak_rss_mb"])
     assert result["starter_change_seconds"] > 0
     assert "| throughput (changes/s), burst" in run.stderr
+
+    api = result["api"]
+    assert api["failed"] == 0
+    for name in ("client_burst_1", "api_burst_1"):
+        assert api["phases"][name]["changes"] == 3 and api["phases"][name]["failed"] == 0
+    for where in ("burst", "alone"):
+        for kind in ("client", "api"):
+            figures = api["start_latency_ms"][where][kind]
+            assert 0 < figures["p50"] <= figures["p99"], (where, kind, figures)
+    assert api["throughput_api_to_client"] > 0
+    assert api["api_cpu_ms_per_request"] > 0
+    assert api["api_rss_mb"]["peak"] >= api["api_rss_mb"]["now"] > 0
+    assert "| start latency p50, alone" in run.stderr

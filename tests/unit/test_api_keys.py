@@ -124,7 +124,7 @@ def test_guessing_a_keys_secret_stops_costing_slow_hashes_but_its_user_goes_on(d
     without hashing; the key's own secret, already verified, still passes."""
     key = make_key(deps)
     assert authenticate(deps, key) is not None  # its backend is using it
-    key_id, secret = parts(key)
+    key_id, _ = parts(key)
     calls = []
     scrypt = hashlib.scrypt
     monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: calls.append(1) or scrypt(*a, **k))
@@ -135,6 +135,30 @@ def test_guessing_a_keys_secret_stops_costing_slow_hashes_but_its_user_goes_on(d
     other = make_key(deps)  # another key's first use is hashed as usual
     calls.clear()
     assert authenticate(deps, other) is not None and len(calls) == 1
+
+
+def test_requests_arriving_at_once_with_a_new_key_verify_it_once(deps, monkeypatch):
+    """A burst right after the API starts: one request verifies the secret (16 MB and tens of
+    milliseconds of scrypt), the others wait for its verdict instead of each hashing."""
+    import threading
+
+    key = make_key(deps)
+    calls = []
+    scrypt = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **k: calls.append(1) or scrypt(*a, **k))
+    answers, start = [], threading.Barrier(12)
+
+    def call() -> None:
+        start.wait()
+        answers.append(authenticate(deps, key))
+
+    threads = [threading.Thread(target=call) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == 12 and all(answers)
+    assert len(calls) == 1
 
 
 def test_the_cache_of_verified_secrets_is_bounded():
