@@ -13,7 +13,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from subchange.api import problems
-from subchange.api.routes import changes, invoices, orgs, quotes
+from subchange.api.routes import changes, invoices, orgs, quotes, webhook_endpoints
 from subchange.api.services import Services
 from subchange.settings import Settings
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
                   redoc_url=None)
     app.state.services = api
     problems.install(app)
-    for module in (quotes, changes, invoices, orgs):
+    for module in (quotes, changes, invoices, orgs, webhook_endpoints):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -93,3 +93,55 @@ class CardAnswer(BaseModel):
     org_id: str
     payment_method: str
     card_payers: list[str] = Field(description="the products now paid by this card")
+
+
+class WebhookEndpointBody(Body):
+    url: str = Field(max_length=2000, description="https://... where events are POSTed")
+    events: list[str] = Field(default_factory=list, max_length=20,
+                              description="the event types to send; empty: every type")
+
+
+class WebhookEndpointView(BaseModel):
+    id: str
+    url: str
+    events: list[str] = Field(description="empty: every type")
+    status: Literal["active", "failing", "disabled"]
+    created_at: str | None
+    previous_secret_until: str | None = Field(
+        description="while a rotation's previous secret still signs too, until when")
+
+
+class WebhookEndpointCreated(WebhookEndpointView):
+    secret: str = Field(description="whsec_...: verify the webhook-signature with it; shown "
+                                    "this once")
+
+
+class WebhookEndpointList(BaseModel):
+    endpoints: list[WebhookEndpointView]
+
+
+class RotatedSecret(BaseModel):
+    id: str
+    secret: str = Field(description="the new whsec_ secret; shown this once")
+    previous_secret_until: str | None
+
+
+class FailedEvent(BaseModel):
+    event_id: str
+    type: str
+    workflow_id: str
+    created_at: str | None
+    endpoint_id: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    failed_at: str | None
+
+
+class FailedEventList(BaseModel):
+    failed: list[FailedEvent]
+
+
+class ReplayedEvent(BaseModel):
+    event_id: str
+    replayed_to: list[str] = Field(description="the endpoints it is sent to again")

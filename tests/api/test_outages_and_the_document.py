@@ -58,7 +58,9 @@ def test_the_openapi_document_describes_every_operation_for_a_client_generator(d
                   for method, op in methods.items()}
     assert {op["operationId"] for op in operations.values()} == {
         "quoteChange", "startChange", "getChange", "listChanges", "retryChange", "cancelChange",
-        "decideChange", "getInvoice", "useCard"}
+        "decideChange", "getInvoice", "useCard", "addWebhookEndpoint", "listWebhookEndpoints",
+        "getWebhookEndpoint", "rotateWebhookSecret", "removeWebhookEndpoint",
+        "listFailedWebhookEvents", "replayWebhookEvent"}
     for (path, method), op in operations.items():
         responses = op["responses"]
         for status in ("401", "403", "503"):
