@@ -9,6 +9,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from subchange.domain.contracts import ChangeResult, Quote, Rejection, StepRecord
+from subchange.domain.webhooks import EVENT_TYPES, URL_MAX
+
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 ChangeOutcome = Literal["running", "completed", "rejected", "cancelled", "expired",
                         "terminated", "timed_out", "failed"]
@@ -95,10 +98,16 @@ class CardAnswer(BaseModel):
     card_payers: list[str] = Field(description="the products now paid by this card")
 
 
+PORT = r"(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
+ENDPOINT_URL = rf"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:{PORT})?([/?#]\S*)?$"
+
+
 class WebhookEndpointBody(Body):
-    url: str = Field(max_length=2000, description="https://... where events are POSTed")
-    events: list[str] = Field(default_factory=list, max_length=20,
-                              description="the event types to send; empty: every type")
+    url: str = Field(max_length=URL_MAX, pattern=ENDPOINT_URL,
+                     description="http(s)://host[:port]/path where events are POSTed")
+    events: list[EventType] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=len(EVENT_TYPES),
+        description="the event types to send; empty: every type")
 
 
 class WebhookEndpointView(BaseModel):

@@ -28,6 +28,7 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from subchange.dev.devstack import free_port
 from subchange.domain.contracts import IDENTIFIER
+from subchange.store import webhooks
 from tests.api.conftest import BACKEND, Keys, make_key
 from tests.api.helpers import bearer, change_body
 from tests.helpers.documents import (
@@ -49,7 +50,11 @@ STATEFUL_SCENARIOS = 15
 STATEFUL_STEPS = 4
 REQUEST_TIMEOUT = 30.0
 # Which key a staff operation is sent with; every other operation goes with the backend key.
-STAFF_ROLES = {"retryChange": "support", "cancelChange": "support", "decideChange": "sales"}
+STAFF_ROLES = {"retryChange": "support", "cancelChange": "support", "decideChange": "sales",
+               **{operation: "support" for operation in (
+                   "addWebhookEndpoint", "listWebhookEndpoints", "getWebhookEndpoint",
+                   "rotateWebhookSecret", "removeWebhookEndpoint", "listFailedWebhookEvents",
+                   "replayWebhookEvent")}}
 READS = ["getChange", "listChanges", "quoteChange", "getInvoice"]
 # positive_data_acceptance's own list of answers to a schema-valid request.
 ACCEPTED = ["2xx", "401", "403", "404", "409", "5xx"]
@@ -123,9 +128,20 @@ def running_api(dev_env, database_url, engine, localstripe_url, smtp, deps, gate
         assert completed["status"] == "completed", completed
         for workflow_id in ids[1:]:
             _follow(client, keys.backend, f"/v1/changes/{workflow_id}", waiting=True)
+        endpoints_before = _endpoint_ids(deps)
         yield Fixtures(base_url=api.base_url, keys=keys, orgs=[paying, parked, offline],
                        changes=ids, invoice=completed["result"]["invoice"]["number"],
                        payment_method=method.id)
+    # Endpoints the generator added would be owed every later event of the suite's database.
+    with deps.sessions() as session:
+        for endpoint_id in _endpoint_ids(deps) - endpoints_before:
+            webhooks.remove_endpoint(session=session, endpoint_id=endpoint_id)
+        session.commit()
+
+
+def _endpoint_ids(deps) -> set[str]:
+    with deps.sessions() as session:
+        return {row.id for row in webhooks.list_endpoints(session=session)}
 
 
 def schema_config(fixtures: Fixtures) -> schemathesis.Config:
