@@ -15,9 +15,10 @@ import mailbox
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -93,6 +94,53 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
         {"email": SUPPORT, "roles": ["support"]},
         {"email": SALES, "roles": ["sales"]},
     ]}
+
+
+class Receiver:
+    """A backend's webhook endpoint for the demo: verifies each delivery with the
+    standardwebhooks package and keeps what it got."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from standardwebhooks import Webhook, WebhookVerificationError
+
+        self.secret, self.got = "", []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                try:
+                    Webhook(receiver.secret).verify(body, dict(self.headers))
+                    verified = True
+                except WebhookVerificationError:
+                    verified = False
+                event = json.loads(body)
+                receiver.got.append((event["type"], event["data"].get("workflow_id"), verified))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/subchange"
+
+    def __enter__(self) -> Self:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+
+    def wait_for(self, workflow_id: str, last: str, timeout: float = 20
+                 ) -> list[tuple[str, bool]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not any(
+                t == last and w == workflow_id for t, w, _ in self.got):
+            time.sleep(0.2)
+        return [(t, v) for t, w, v in self.got if w == workflow_id]
 
 
 class Demo:
@@ -217,46 +265,71 @@ class Demo:
         return 1 if self.failures else 0
 
     def over_http(self) -> None:
-        """What a backend in any language does (SPEC section 12): start a change with an
-        Idempotency-Key, send it again, follow its Location, fetch the invoice's PDF."""
+        """What a backend in any language does (SPEC sections 12 and 13): its endpoint added by
+        support, a change started with an Idempotency-Key and sent again, followed by its
+        Location, the invoice's PDF fetched, the change's events received and verified."""
         self.say("A backend over HTTP: POST /v1/changes with an Idempotency-Key (sent twice)")
         key = f"demo-{self.run_id}-http"
         body = {"org_id": "kaede", "product": "one", "requested_by": "admin@kaede.example",
                 "change": {"kind": "seats", "seats": 38}}
         headers = {"Authorization": f"Bearer {self.stack.api_keys['backend']}"}
-        with httpx.Client(base_url=self.stack.api, headers=headers, timeout=30) as http:
-            for _ in range(2):
-                print(f"\n$ curl -X POST {self.stack.api}/v1/changes -H 'Authorization: Bearer "
-                      f"$KEY' -H 'Idempotency-Key: {key}' -d '{json.dumps(body)}'", flush=True)
-                answer = http.post("/v1/changes", json=body, headers={"Idempotency-Key": key})
-                print(f"  {answer.status_code}, Location: {answer.headers.get('location')}"
-                      f"  {answer.text}", flush=True)
-                if answer.status_code not in (200, 202):
-                    self.failures.append(f"POST /v1/changes answered {answer.status_code}")
-                    return
-            location = answer.headers["location"]
-            print(f"\n$ curl {self.stack.api}{location} -H 'Authorization: Bearer $KEY'")
-            deadline, view = time.monotonic() + 30, {}
-            while time.monotonic() < deadline:
-                view = http.get(location).json()
-                if view.get("result"):
-                    break
-                time.sleep(0.3)
-            for record in view.get("history", []):
-                print(f"  {record['step']:<24} {record['outcome']}", flush=True)
-            result = view.get("result") or {}
-            self.outcome(result)
-            if result.get("status") != "completed":
-                self.failures.append(f"{location} did not complete over HTTP: {view}")
+        support = {"Authorization": f"Bearer {self.stack.api_keys['support']}"}
+        with httpx.Client(base_url=self.stack.api, headers=headers, timeout=30) as http, \
+                Receiver() as receiver:
+            print(f"\n$ curl -X POST {self.stack.api}/v1/webhook-endpoints -H 'Authorization: "
+                  f"Bearer $SUPPORT_KEY' -d '{{\"url\": \"{receiver.url}\"}}'", flush=True)
+            endpoint = http.post("/v1/webhook-endpoints", json={"url": receiver.url},
+                                 headers=support)
+            print(f"  {endpoint.status_code} {endpoint.json().get('id')} (a receiver of this "
+                  "demo that verifies each delivery's signature)", flush=True)
+            receiver.secret = endpoint.json().get("secret", "")
+            try:
+                self._change_over_http(http, key, body, receiver)
+            finally:
+                http.delete(f"/v1/webhook-endpoints/{endpoint.json().get('id')}",
+                            headers=support)
+
+    def _change_over_http(self, http: httpx.Client, key: str, body: dict[str, Any],
+                          receiver: Receiver) -> None:
+        for _ in range(2):
+            print(f"\n$ curl -X POST {self.stack.api}/v1/changes -H 'Authorization: Bearer "
+                  f"$KEY' -H 'Idempotency-Key: {key}' -d '{json.dumps(body)}'", flush=True)
+            answer = http.post("/v1/changes", json=body, headers={"Idempotency-Key": key})
+            print(f"  {answer.status_code}, Location: {answer.headers.get('location')}"
+                  f"  {answer.text}", flush=True)
+            if answer.status_code not in (200, 202):
+                self.failures.append(f"POST /v1/changes answered {answer.status_code}")
                 return
-            number = result["invoice"]["number"]
-            pdf = http.get(f"/v1/invoices/{number}")
-            saved = self.stack.var / "invoices" / f"{number}-from-api.pdf"
-            saved.parent.mkdir(exist_ok=True)
-            saved.write_bytes(pdf.content)
-            print(f"\n$ curl {self.stack.api}/v1/invoices/{number} -H 'Authorization: Bearer "
-                  f"$KEY'\n  {pdf.status_code} {pdf.headers.get('content-type')}, "
-                  f"{len(pdf.content)} bytes → {saved}", flush=True)
+        location = answer.headers["location"]
+        print(f"\n$ curl {self.stack.api}{location} -H 'Authorization: Bearer $KEY'")
+        deadline, view = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            view = http.get(location).json()
+            if view.get("result"):
+                break
+            time.sleep(0.3)
+        for record in view.get("history", []):
+            print(f"  {record['step']:<24} {record['outcome']}", flush=True)
+        result = view.get("result") or {}
+        self.outcome(result)
+        if result.get("status") != "completed":
+            self.failures.append(f"{location} did not complete over HTTP: {view}")
+            return
+        number = result["invoice"]["number"]
+        pdf = http.get(f"/v1/invoices/{number}")
+        saved = self.stack.var / "invoices" / f"{number}-from-api.pdf"
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_bytes(pdf.content)
+        print(f"\n$ curl {self.stack.api}/v1/invoices/{number} -H 'Authorization: Bearer "
+              f"$KEY'\n  {pdf.status_code} {pdf.headers.get('content-type')}, "
+              f"{len(pdf.content)} bytes → {saved}", flush=True)
+        events = receiver.wait_for(result["workflow_id"], "change.completed")
+        print("\n  the endpoint received, in order:", flush=True)
+        for event_type, verified in events:
+            print(f"    {event_type:<20} signature {'verified' if verified else 'BAD'}",
+                  flush=True)
+        if not events or not all(v for _, v in events):
+            self.failures.append(f"the webhook endpoint got {events}")
 
     def show_invoice(self, result: dict[str, Any]) -> None:
         """The invoice email of a change as its billing contact reads it (a qualified invoice in
