@@ -237,6 +237,11 @@ def test_same_request_twice_is_one_change_charged_once(worker, loaded, cli_env, 
     assert again.code == 0, again
     assert (again.json["workflow_id"], again.json["request_id"]) == (workflow_id, request_id)
 
+    other = run_cli(cli_env, *change_args(REPEAT, "desk", "--seats", "4", "--request-id",
+                                          request_id))
+    assert other.code == 2 and other.stdout == "", other  # another request under its id
+    assert "--request-id" in other.stderr and "another change" in other.stderr
+
     followed = run_cli(cli_env, *change_args(REPEAT, "desk", "--seats", "5", "--request-id",
                                              request_id, "--wait"))
     assert followed.code == 0, followed
