@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from subchange.dev.devstack import ROOT
 from tests.helpers.documents import (
@@ -74,22 +74,45 @@ def change_args(org: str, product: str, *what: str, by: str | None = None) -> li
     return ["change", "--org", org, "--product", product, "--by", by or admin_email(org), *what]
 
 
-class WorkerProcess:
-    """`python worker.py` with its log in a file the test can read."""
+class ServiceProcess:
+    """One of the service's programs (`script`) with its log in a file the test can read."""
+
+    script = ""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> WorkerProcess:
+    def start(self) -> Self:
         with open(self.log, "ab") as output:
-            self.process = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT,
+            self.process = subprocess.Popen([sys.executable, self.script], cwd=ROOT,
                                             env=self.env, stdout=output,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL, as when a machine dies: no cleanup, no graceful shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+class WorkerProcess(ServiceProcess):
+    """`python worker.py`."""
+
+    script = "worker.py"
 
     def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
@@ -112,21 +135,6 @@ class WorkerProcess:
         finally:
             self.stop()
 
-    def kill(self) -> None:
-        """SIGKILL, as when a machine dies: no cleanup, no graceful shutdown."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
 
 def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
                   ) -> tuple[str, str]:
@@ -144,24 +152,15 @@ def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
     return org, started.json["workflow_id"]
 
 
-class ApiProcess:
-    """`python api.py` on API_HOST:API_PORT of `env`, with its log in a file; `base_url` once
-    started. `running()` waits until /healthz answers 200 (Temporal and the database reached)."""
+class ApiProcess(ServiceProcess):
+    """`python api.py` on API_HOST:API_PORT of `env`; `running()` waits until /healthz answers
+    200 (Temporal and the database reached)."""
+
+    script = "api.py"
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
+        super().__init__(env, log)
         self.base_url = f"http://{env.get('API_HOST', '127.0.0.1')}:{env['API_PORT']}"
-        self.process: subprocess.Popen | None = None
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
-
-    def start(self) -> ApiProcess:
-        with open(self.log, "ab") as output:
-            self.process = subprocess.Popen([sys.executable, "api.py"], cwd=ROOT, env=self.env,
-                                            stdout=output, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        return self
 
     def wait_healthy(self, timeout: float = 60) -> None:
         import httpx
@@ -189,13 +188,3 @@ class ApiProcess:
             yield self
         finally:
             self.stop()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
