@@ -99,7 +99,9 @@ class CardAnswer(BaseModel):
 
 
 PORT = r"(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"
-ENDPOINT_URL = rf"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:{PORT})?([/?#]\S*)?$"
+# Printable ASCII after the host (anything else is percent-encoded in a URL): \S would let
+# control characters through, which the app refuses as it refuses spaces.
+ENDPOINT_URL = rf"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:{PORT})?([/?#][!-~]*)?$"
 
 
 class WebhookEndpointBody(Body):

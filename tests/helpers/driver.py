@@ -22,6 +22,7 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -88,8 +89,22 @@ async def start_change(client: Client, task_queue: str, request: ChangeRequest,
 
 # --- waiting for a state -----------------------------------------------------------------------
 
+TRANSIENT_QUERY_SECONDS = 30  # a workflow task's timeout (10 s) and its retry, with room
+
+
 async def status_of(handle: WorkflowHandle) -> ChangeStatusView:
-    return await handle.query(SubscriptionChange.status)
+    """The `status` query. While a workflow task of the change has failed and waits to be tried
+    again (timed out on a machine too busy to answer within its 10 s, say), the server answers
+    no query; a person asks again, and so does this, for at most a few seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TRANSIENT_QUERY_SECONDS
+    while True:
+        try:
+            return await handle.query(SubscriptionChange.status)
+        except RPCError as error:
+            if "Workflow Task in failed state" not in error.message or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.2)
 
 
 async def wait_for(handle: WorkflowHandle, condition: Callable[[ChangeStatusView], bool],
