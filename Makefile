@@ -24,12 +24,13 @@ up: $(BIN)/.installed
 
 # The suite on SQLite and, when one answers at 127.0.0.1:5432, on PostgreSQL: the two passes
 # side by side (TEST_JOBS=1 runs them one after the other). Each pass keeps about one core busy;
-# its output is printed whole when it ends (--output-sync), so the two don't interleave.
+# its output is printed whole when it ends (--output-sync), so the two don't interleave. Side by
+# side (TEST_PASSES=both), a test marked one_pass(on=...) runs in that pass only (tests/conftest.py).
 TEST_JOBS ?= 2
 test: $(BIN)/.installed
 	@if $(BIN)/python -c "import socket, sys; h, _, p = sys.argv[1].rpartition(':'); \
 	socket.create_connection((h or '127.0.0.1', int(p or 5432)), 1)" "$(POSTGRES_HOST_PORT)" 2>/dev/null; \
-	then $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-sqlite test-postgres; \
+	then TEST_PASSES=both $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-sqlite test-postgres; \
 	else $(MAKE) --no-print-directory test-sqlite && \
 	echo "PostgreSQL is not reachable at $(POSTGRES_HOST_PORT): ran the SQLite suite only"; fi
 

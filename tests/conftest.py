@@ -13,6 +13,7 @@ codec server and Chromium; deploy/ reads files and needs nothing.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -39,6 +40,21 @@ from tests.helpers.services import (
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"database: {database_kind()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """When `make test` runs the SQLite and the PostgreSQL pass side by side (TEST_PASSES=both),
+    a test marked one_pass(on=...) runs in that pass only: what it checks does not depend on the
+    database, and the two passes share two cores. Alone, a pass runs every test."""
+    if os.environ.get("TEST_PASSES") != "both":
+        return
+    kind, keep, other_pass = database_kind(), [], []
+    for item in items:
+        marker = item.get_closest_marker("one_pass")
+        (other_pass if marker is not None and marker.kwargs["on"] != kind else keep).append(item)
+    if other_pass:
+        config.hook.pytest_deselected(items=other_pass)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

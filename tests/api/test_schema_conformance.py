@@ -44,6 +44,8 @@ from tests.helpers.documents import (
 )
 from tests.helpers.processes import ApiProcess, WorkerProcess, service_env
 
+pytestmark = pytest.mark.one_pass(on="postgresql")
+
 # Bounds that keep this file near a minute and a half on a 2-core machine.
 STATELESS_EXAMPLES = 12
 STATEFUL_SCENARIOS = 15

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from subchange.dev.devstack import ROOT
+
+pytestmark = pytest.mark.one_pass(on="postgresql")
 
 PHASES = ("bare_burst", "full_burst", "bare_single", "full_single", "full_single_big_org")
 

@@ -17,7 +17,7 @@ from tests.helpers.processes import change_args, park_a_change, run_cli
 from tests.helpers.web_ui import chromium
 
 CHROMIUM = chromium()
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(
+pytestmark = [pytest.mark.integration, pytest.mark.one_pass(on="sqlite"), pytest.mark.skipif(
     CHROMIUM is None, reason="the browser tests need Chromium: apt install chromium")]
 
 
