@@ -58,8 +58,10 @@ def test_an_operator_finds_reads_and_cancels_a_stuck_change(stack, operator, tmp
     operator.use_codec_server()
     page.reload()
 
-    # 4. Read why it stopped: the input, the activity summaries, the user metadata.
-    expect(main).to_contain_text(f'"requested_by": "{admin}"')
+    # 4. Read why it stopped: the input, the activity summaries, the user metadata. The page
+    # asks the codec server to open every payload of the history (more since the webhook step
+    # joined it); on a machine running the other pass beside it that can take over 5 s.
+    expect(main).to_contain_text(f'"requested_by": "{admin}"', timeout=30_000)
     expect(main).to_contain_text("JPY to the card")
     expect(main).not_to_contain_text("Codec Server could not connect")
     operator.tab("User Metadata")
