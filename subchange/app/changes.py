@@ -109,16 +109,18 @@ async def request_of(client: Client, workflow_id: str) -> ChangeRequest | None:
     return None
 
 
-async def existing_handle(client: Client, workflow_id: str) -> WorkflowHandle:
-    """The change's handle; UnknownChange when the server has no such workflow."""
+async def existing_handle(client: Client, workflow_id: str
+                          ) -> tuple[WorkflowHandle, WorkflowExecutionStatus | None]:
+    """The change's handle and its run's status; UnknownChange when the server has no such
+    workflow."""
     handle = client.get_workflow_handle(workflow_id, result_type=ChangeResult)
     try:
-        await handle.describe()
+        description = await handle.describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise UnknownChange(workflow_id) from None
         raise
-    return handle
+    return handle, description.status
 
 
 async def look(handle: WorkflowHandle) -> tuple[ChangeStatusView | None, Exception | None]:
@@ -141,9 +143,8 @@ class Report:
 
 
 async def report(client: Client, workflow_id: str) -> Report:
-    handle = await existing_handle(client, workflow_id)
+    handle, status = await existing_handle(client, workflow_id)
     view, unanswered = await look(handle)
-    status = (await handle.describe()).status
     ended = (None if status in (None, WorkflowExecutionStatus.RUNNING,
                                 WorkflowExecutionStatus.COMPLETED)
              else status.name.lower())
@@ -154,7 +155,7 @@ async def send_update(client: Client, workflow_id: str, name: str, argument: obj
     """One of the updates of SPEC section 7; UnknownChange, or UpdateRefused with the change's
     own words."""
     assert name in UPDATES
-    handle = await existing_handle(client, workflow_id)
+    handle, _ = await existing_handle(client, workflow_id)
     try:
         return await handle.execute_update(name, argument, result_type=UpdateAck)
     except WorkflowUpdateFailedError as error:
