@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities.dependencies import Dependencies
 from subchange.adapters.gateway import CANCELLABLE, AmountTooSmall, CardDeclined, IntentState
 from subchange.domain.contracts import PaymentRecord, Quote
+from subchange.domain.declines import AUTHENTICATION_REQUIRED, NO_PAYMENT_METHOD, classify
 from subchange.domain.money import from_minor_units, round_money, to_minor_units
 from subchange.domain.step_io import ChargeInput, RefundChargeInput, RefundChargeOutput
 from subchange.domain.webhooks import money_of
@@ -126,8 +127,9 @@ class PaymentActivities:
             if _same_amount(entry, quote) or self._applied(attempt.workflow_id):
                 return self._record(entry, gateway.intent_state(entry.external_id))
             entry = self._refund_an_earlier_run(attempt, entry)
-        if entry.external_id is not None and entry.amount is not None and round_money(
-                entry.amount, quote.currency) != quote.total_due:
+        if entry.external_id is not None and entry.amount is not None and (round_money(
+                entry.amount, quote.currency) != quote.total_due
+                or self._card_replaced(charge, entry.external_id)):
             entry = self._supersede(attempt, entry)
         intent_id = entry.external_id
         if entry.status in NO_INTENT or intent_id is None:
@@ -140,6 +142,19 @@ class PaymentActivities:
             state = gateway.confirm_intent(intent_id)
         pause_point(settings, "charge.after_confirm")
         return self._settle(attempt, entry, state, charge)
+
+    def _card_replaced(self, charge: ChargeInput, intent_id: str) -> bool:
+        """The intent was made for a card that is no longer the one on file (a new card came
+        while the change waited for payment, or for the payer's 3-D Secure): a new intent is
+        made for the new card, once this one is cancelled, if it took nothing."""
+        with self.deps.sessions() as session:
+            card = subscriptions.card_on_file(session=session, org_id=charge.request.org_id,
+                                              product=charge.request.product)
+        if card is None:
+            return False
+        _Attempt.checkpoint()
+        return self.deps.gateway.intent_state(intent_id).method_id not in (
+            None, card.payment_method_id)
 
     def _applied(self, workflow_id: str) -> bool:
         with self.deps.sessions() as session:
@@ -176,8 +191,9 @@ class PaymentActivities:
         return attempt.entry()
 
     def _supersede(self, attempt: _Attempt, entry: GatewayCall) -> GatewayCall:
-        """The change was quoted again (the day moved while it waited): an intent of the old
-        amount that took nothing is cancelled, and the new amount gets a new one."""
+        """The change was quoted again (the day moved while it waited), or its card replaced:
+        an intent of the old amount or card that took nothing is cancelled, and the new amount
+        or card gets a new one."""
         assert entry.external_id is not None
         attempt.checkpoint()
         state = self.deps.gateway.intent_state(entry.external_id)
@@ -212,9 +228,10 @@ class PaymentActivities:
                 "was charged; cancel the change and request it again", type="StaleSubscription",
                 non_retryable=True)
         if card is None:
-            raise ApplicationError(f"{request.org_id} has no card on file for "
-                                   f"{request.product}", type="NoPaymentMethod",
-                                   non_retryable=True)
+            raise ApplicationError(
+                f"{request.org_id} has no card on file for {request.product}",
+                _decline_details(NO_PAYMENT_METHOD, None), type="NoPaymentMethod",
+                non_retryable=True)
         attempt.checkpoint()
         if not gateway.card_attached(customer_id=card.customer_id,
                                      method_id=card.payment_method_id):
@@ -227,7 +244,8 @@ class PaymentActivities:
                 if not attempt.move(("started",), "declined", event=_failed(
                         attempt, charge, None, declined.code, str(declined))):
                     attempt.move(("declined",), "declined")
-                raise _card_declined(declined.code, str(declined)) from None
+                raise _card_declined(declined.code, str(declined),
+                                     card.payment_method_id) from None
         attempt.checkpoint()
         try:
             intent_id = gateway.create_intent(
@@ -267,8 +285,10 @@ class PaymentActivities:
             attempt.move(("created",), "pending", held=False)
             raise ApplicationError(
                 f"the card needs the payer's authentication (3-D Secure) for intent {state.id}: "
-                "retry once they completed it, or cancel the change (the intent is then "
-                "voided)", type="CardNeedsAuthentication", non_retryable=True)
+                "retry once they completed it, replace the card, or cancel the change (the "
+                "intent is then voided)",
+                _decline_details(AUTHENTICATION_REQUIRED, state.method_id),
+                type="CardNeedsAuthentication", non_retryable=True)
         if state.status == "canceled":
             raise attempt.lost()
         # Declined: the intent moved no money. Forget it, so a retry after a card update makes
@@ -277,7 +297,8 @@ class PaymentActivities:
                      generation=entry.generation + 1, event=_failed(
                          attempt, charge, state.id, state.decline_code,
                          state.decline_message or state.status))
-        raise _card_declined(state.decline_code, state.decline_message or state.status)
+        raise _card_declined(state.decline_code, state.decline_message or state.status,
+                             state.method_id)
 
     @staticmethod
     def _record(entry: GatewayCall, state: IntentState) -> PaymentRecord:
@@ -405,6 +426,14 @@ def _below_minimum(quote: Quote, why: str) -> ApplicationError:
         type="BelowMinimumCharge", non_retryable=True)
 
 
-def _card_declined(code: str | None, message: str) -> ApplicationError:
+def _card_declined(code: str | None, message: str, method_id: str | None) -> ApplicationError:
     return ApplicationError(f"card declined ({code or 'unknown'}): {message}",
-                            {"decline_code": code}, type="CardDeclined", non_retryable=True)
+                            _decline_details(code, method_id), type="CardDeclined",
+                            non_retryable=True)
+
+
+def _decline_details(code: str | None, method_id: str | None) -> dict[str, Any]:
+    """What payment recovery needs of a decline (workflows/payment_recovery.py): its code, soft
+    or hard by the table (subchange/domain/declines.json; judged here, so the history keeps the
+    verdict and a changed table never changes a replay), and the card it was declined on."""
+    return {"decline_code": code, "decline_class": classify(code).value, "method_id": method_id}

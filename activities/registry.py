@@ -8,6 +8,7 @@ from collections.abc import Callable
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
+from activities.payment_recovery import PaymentRecoveryActivities
 from activities.payments import PaymentActivities
 from activities.principals import PrincipalActivities
 from activities.sales import SalesActivities
@@ -22,7 +23,7 @@ def all_activities(deps: Dependencies) -> list[Callable]:
     sales, subscriptions = SalesActivities(deps), SubscriptionActivities(deps)
     invoices, tickets = InvoiceActivities(deps), TicketActivities(deps)
     principals, support = PrincipalActivities(deps), SupportActivities(deps)
-    webhooks = WebhookActivities(deps)
+    webhooks, recovery = WebhookActivities(deps), PaymentRecoveryActivities(deps)
     return [
         admission.open_change, admission.authorize_admin, admission.validate_change,
         admission.quote_change, admission.close_change,
@@ -33,5 +34,6 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         tickets.open_refund_ticket,
         principals.authorize_principal, principals.record_temporal_cancel,
         support.record_awaiting_support,
+        recovery.record_awaiting_payment, recovery.email_payment_failed,
         webhooks.pending, webhooks.deliver,
     ]

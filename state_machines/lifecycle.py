@@ -25,6 +25,7 @@ class ChangeState(StrEnum):
     COMPLETED = "completed"
     REJECTED = "rejected"
     AWAITING_SUPPORT = "awaiting_support"
+    AWAITING_PAYMENT = "awaiting_payment"  # the card was declined: a retry, a new card or support
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     COMPENSATED = "compensated"
@@ -44,6 +45,8 @@ class Trigger(StrEnum):
     EXPIRE = "expire"
     PARK = "park"
     RESUME = "resume"
+    AWAIT_PAYMENT = "await_payment"
+    RESUME_PAYMENT = "resume_payment"
     CANCEL = "cancel"
     COMPENSATE = "compensate"
 
@@ -84,6 +87,10 @@ TRANSITIONS: list[dict] = [
             conditions=f"_parked_from_{state.value}") for state in PARKABLE],
     _move(Trigger.CANCEL, list(CANCELLABLE), ChangeState.CANCELLED),
     _move(Trigger.COMPENSATE, ChangeState.CHARGED, ChangeState.COMPENSATED),
+    # Payment recovery (SPEC section 11): a declined charge waits for its next attempt, a new
+    # card or support; the wait ends with the charge tried again, or with a cancel, from QUOTED.
+    _move(Trigger.AWAIT_PAYMENT, ChangeState.QUOTED, ChangeState.AWAITING_PAYMENT),
+    _move(Trigger.RESUME_PAYMENT, ChangeState.AWAITING_PAYMENT, ChangeState.QUOTED),
 ]
 
 
@@ -122,6 +129,10 @@ class ChangeLifecycle:
     @property
     def is_parked(self) -> bool:
         return self.current is ChangeState.AWAITING_SUPPORT
+
+    @property
+    def is_awaiting_payment(self) -> bool:
+        return self.current is ChangeState.AWAITING_PAYMENT
 
     @property
     def effective(self) -> ChangeState:

@@ -29,6 +29,9 @@ ISO_DURATION = TypeAdapter(timedelta)
 # SPEC section 13: 5 s, 5 min, 30 min, 2 h, 5 h, then every 10 h: the last retry about three
 # days after the first attempt.
 WEBHOOK_RETRY_SCHEDULE = "PT5S,PT5M,PT30M,PT2H,PT5H" + ",PT10H" * 6
+# SPEC section 11: a soft decline is tried again after 1, then 2, 2 and 2 more days: four
+# retries within a week (docs/payment-recovery.md says why).
+PAYMENT_RETRY_SCHEDULE = "P1D,P2D,P2D,P2D"
 
 
 class Settings(BaseSettings):
@@ -81,6 +84,10 @@ class Settings(BaseSettings):
         default=WEBHOOK_RETRY_SCHEDULE, validate_default=True)
     webhook_poll_every: timedelta = timedelta(seconds=30)
     webhook_secret_overlap: timedelta = timedelta(hours=24)
+    # Payment recovery (SPEC section 11): the waits between a declined charge's attempts (ISO 8601
+    # durations, comma separated); when they run out the change waits for support.
+    payment_retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = Field(
+        default=PAYMENT_RETRY_SCHEDULE, validate_default=True)
     # Fault injection for the crash tests: pause at these named points (comma separated).
     fault_pause_points: str = ""
     fault_pause_seconds: float = 30.0
@@ -109,7 +116,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive duration, e.g. P14D or 14d")
         return value
 
-    @field_validator("webhook_retry_schedule", mode="before")
+    @field_validator("webhook_retry_schedule", "payment_retry_schedule", mode="before")
     @classmethod
     def _iso_durations(cls, value: object) -> object:
         if not isinstance(value, str):
@@ -127,7 +134,7 @@ class Settings(BaseSettings):
             delays.append(delay)
         return tuple(delays)
 
-    @field_validator("webhook_retry_schedule")
+    @field_validator("webhook_retry_schedule", "payment_retry_schedule")
     @classmethod
     def _some_positive_delays(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
         if not value or any(delay <= timedelta(0) for delay in value):

@@ -38,7 +38,14 @@ class ChangeMessages:
         return ChangeStatusView(
             workflow_id=workflow.info().workflow_id, state=self.state.lifecycle.current.value,
             step=progress.current_step, waiting_for=progress.waiting_for,
-            history=progress.history, last_error=progress.last_error, result=self.state.result)
+            history=progress.history, last_error=progress.last_error, result=self.state.result,
+            next_attempt_at=self.state.next_payment_attempt)
+
+    @workflow.signal(name="card_updated")
+    def card_updated(self) -> None:
+        """The organisation has a new card (subchange/app/payments.py): a change waiting for
+        payment tries its charge at once (workflows/payment_recovery.py)."""
+        self.state.card_updates += 1
 
     @workflow.update(name="retry")
     async def retry(self, request: RetryRequest) -> UpdateAck:

@@ -34,6 +34,11 @@ class Progress:
             record.detail = detail
         self.waiting_for = None
 
+    def note(self, now: datetime, step: str, detail: str) -> None:
+        """Something that happened at once, without a step: a card replaced, say."""
+        self.history.append(StepRecord(step=step, started_at=now, finished_at=now,
+                                       outcome="ok", detail=detail))
+
     def fail(self, now: datetime, message: str) -> None:
         self.done(now, "failed", message)
         self.last_error = f"{self.current_step}: {message}"

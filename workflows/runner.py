@@ -40,10 +40,13 @@ class StepRunner:
         return result
 
     async def run_refreshed(self, step: Step[ArgT, ResultT], arg: ArgT, *, advance: bool = True,
-                            refresh: Callable[[ArgT], Awaitable[ArgT]] | None = None
+                            refresh: Callable[[ArgT], Awaitable[ArgT]] | None = None,
+                            recover: Callable[[FailureError], Awaitable[bool]] | None = None
                             ) -> tuple[ResultT, ArgT]:
         """The step's result and the argument it succeeded with: `refresh` makes the argument
-        again after the change waited for support, before the step is tried again."""
+        again after the change waited (for support, or for payment), before the step is tried
+        again. `recover` may take a failure over before the change parks: True when the step is
+        to be tried again (payment recovery, workflows/payment_recovery.py), False to park."""
         state = self.state
         while True:
             if step.cancellable:
@@ -54,7 +57,7 @@ class StepRunner:
             state.progress.begin(started, step.name)
             state.publish()
             try:
-                result = await _execute(step, arg)
+                result = await execute(step, arg)
             except asyncio.CancelledError:
                 # A Temporal cancel that reached the workflow together with the attempt's end
                 # (one workflow task): the SDK raises the cancel and keeps the outcome from us.
@@ -68,7 +71,10 @@ class StepRunner:
                     # decides, knowing whether this attempt may have taken money.
                     _judge_money(state, step, error)
                     raise asyncio.CancelledError from error
-                retried = await self._park(step, error, workflow.now() - started)
+                if recover is not None and await recover(error):
+                    retried = True
+                else:
+                    retried = await self._park(step, error, workflow.now() - started)
                 if retried and refresh is not None and not self.cancels.pending():
                     arg = await refresh(arg)  # (a cancel takes effect first)
                 continue
@@ -82,9 +88,9 @@ class StepRunner:
     def retry_refusal(self) -> str | None:
         """Why the `retry` update is refused now, or None when it is accepted."""
         lifecycle = self.state.lifecycle
-        if not lifecycle.is_parked:
+        if not (lifecycle.is_parked or lifecycle.is_awaiting_payment):
             return (f"nothing to retry: the change is {lifecycle.current.value}; retry applies "
-                    "only to a change awaiting support")
+                    "only to a change awaiting support or payment")
         if self.state.retry_requested:
             return "a retry is already under way"
         return None
@@ -102,7 +108,7 @@ class StepRunner:
         state.publish()
         if AWAITING_SUPPORT_EVENT in state.patches:
             state.parks += 1
-            await _execute(RECORD_AWAITING_SUPPORT,
+            await execute(RECORD_AWAITING_SUPPORT,
                            ParkedChange(step=step.name, error=message, park=state.parks))
         await workflow.wait_condition(
             lambda: state.retry_requested or (step.cancellable and self.cancels.pending()))
@@ -113,7 +119,7 @@ class StepRunner:
         return retried
 
 
-async def _execute(step: Step[ArgT, ResultT], arg: ArgT) -> ResultT:
+async def execute(step: Step[ArgT, ResultT], arg: ArgT) -> ResultT:
     """One run of the step's activity, with its retries: a local activity for a local step, a
     regular one otherwise. When Temporal cancels the change, a running attempt is waited for, so
     what it did is known (a charge may have gone through)."""

@@ -6,6 +6,7 @@ update handlers, for what a message brings) write it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -61,6 +62,11 @@ class ChangeRun:
     # The charge's last failure may have taken the money (its outcome is unknown): a cancel
     # refunds it. Only a step that takes money says so (the refund's own failures don't).
     money_at_risk: bool = False
+    # --- payment recovery (workflows/payment_recovery.py) -----------------------------------
+    payment_declines: int = 0  # declined charges so far
+    first_decline_at: datetime | None = None
+    next_payment_attempt: datetime | None = None  # while it waits for a scheduled attempt
+    card_updates: int = 0  # `card_updated` signals received: a new card of the organisation
     # --- a cancel (workflows/cancellation.py) ------------------------------------------------
     cancel: CancelRequest | None = None  # accepted, not yet taken effect or refused
     cancel_outcome: CancelOutcome | None = None

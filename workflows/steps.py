@@ -32,12 +32,15 @@ with workflow.unsafe.imports_passed_through():
         AppliedOutcome,
         ApplyInput,
         ApplyOutput,
+        AwaitingPayment,
         ChargeInput,
         CloseChangeInput,
         CloseSalesCaseInput,
         DatedRequest,
         OpenChangeOutput,
         ParkedChange,
+        PaymentFailedNotice,
+        PaymentPlan,
         PrincipalCheck,
         PrincipalVerdict,
         QuoteOutcome,
@@ -185,6 +188,21 @@ RECORD_AWAITING_SUPPORT: Step[ParkedChange, None] = Step(
     lambda parked: f"tell webhook subscribers that {parked.step} waits for support",
     cancellable=False, local=True)
 
+# Payment recovery (SPEC section 11, workflows/payment_recovery.py): the change waits for payment,
+# recorded so a new card wakes it, with its change.awaiting_payment event; retried until the
+# database answers, like the park's record. And the one notice to the billing contact.
+RECORD_AWAITING_PAYMENT: Step[AwaitingPayment, PaymentPlan] = Step(
+    "record_awaiting_payment", PaymentPlan, database(3, 0, 60),
+    lambda waiting: f"wait for payment after decline {waiting.declines} "
+                    f"({waiting.decline.code or 'no code'}, {waiting.decline.decline_class})",
+    cancellable=False, local=True)
+EMAIL_PAYMENT_FAILED: Step[PaymentFailedNotice, None] = Step(
+    "email_payment_failed", None,
+    # is it sent?, read the organisation, mark it sent; the SMTP session.
+    policy(limits.Budget(transactions=2, mail_commands=8), 8, 60, heartbeats=True),
+    lambda notice: f"tell the billing contact that {notice.quote.total_due} "
+                   f"{notice.quote.currency} was declined")
+
 RECORD_TEMPORAL_CANCEL: Step[TemporalCancelRecord, None] = Step(
     "record_temporal_cancel", None,
     # ask the server who sent the cancel (one request, counted as a gateway's), record it (2)
@@ -200,5 +218,5 @@ AUTHORIZE_PRINCIPAL: Step[PrincipalCheck, PrincipalVerdict] = Step(
 STEPS: tuple[Step, ...] = (
     OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,
     CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, FIND_APPLIED_CHANGE, EMAIL_INVOICE,
-    OPEN_REFUND_TICKET, CLOSE_CHANGE, RECORD_AWAITING_SUPPORT, RECORD_TEMPORAL_CANCEL,
-    AUTHORIZE_PRINCIPAL)
+    OPEN_REFUND_TICKET, CLOSE_CHANGE, RECORD_AWAITING_SUPPORT, RECORD_AWAITING_PAYMENT,
+    EMAIL_PAYMENT_FAILED, RECORD_TEMPORAL_CANCEL, AUTHORIZE_PRINCIPAL)

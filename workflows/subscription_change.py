@@ -3,8 +3,9 @@
 authorize admin → validate → quote → settle payment (charge, sales, or nothing) → apply → email
 invoice → refund ticket. Business rejections end the workflow with status `rejected`; a step that
 fails for good parks the change in `awaiting_support` until the `retry` or `cancel` update
-(workflows/runner.py). The steps are in workflows/steps.py, the endings in workflows/endings.py,
-the query and the updates in workflows/messages.py.
+(workflows/runner.py); a declined card waits for payment first (workflows/payment_recovery.py).
+The steps are in workflows/steps.py, the endings in workflows/endings.py, the query and the
+updates in workflows/messages.py.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows.cancellation import Cancellation, CancelRequested, Cost
 from workflows.endings import Endings
 from workflows.messages import ChangeMessages
+from workflows.payment_recovery import PaymentRecovery
 from workflows.principals import Principals
 from workflows.requote import QuoteNoLongerValid, Requote
 from workflows.runner import StepRunner
@@ -71,6 +73,7 @@ class SubscriptionChange(ChangeMessages):
         self.sales = SalesApproval(self.state, self.runner, self.cancels, self.end)
         self.principals = Principals(self.state)
         self.requote = Requote(self.state, self.runner)
+        self.payments = PaymentRecovery(self.state, self.runner, self.cancels)
 
     @workflow.run
     async def run(self, *arguments: Any) -> ChangeResult:
@@ -134,7 +137,8 @@ class SubscriptionChange(ChangeMessages):
                 return _carried(quote), quote
             try:
                 payment, charged = await self.runner.run_refreshed(
-                    CHARGE, ChargeInput(request=request, quote=quote), refresh=self._charge_again)
+                    CHARGE, ChargeInput(request=request, quote=quote), refresh=self._charge_again,
+                    recover=self.payments.after_failure)
             except _CarriedAfterAWait as waited:
                 return _carried(waited.quote), waited.quote
             return payment, charged.quote

@@ -21,8 +21,13 @@ from temporalio import workflow
 # section 13): one more local step, record_awaiting_support, as it parks.
 AWAITING_SUPPORT_EVENT = "awaiting_support_event"
 
+# A declined charge waits for payment (SPEC section 11: retried on a schedule, at once on a new
+# card) instead of parking for support: record_awaiting_payment, email_payment_failed and a timer
+# where a run without it parks (workflows/payment_recovery.py).
+PAYMENT_RECOVERY = "payment_recovery"
+
 # Patches since v1.0.0, oldest first, each with a comment saying what it changes.
-PATCHES: tuple[str, ...] = (AWAITING_SUPPORT_EVENT,)
+PATCHES: tuple[str, ...] = (AWAITING_SUPPORT_EVENT, PAYMENT_RECOVERY)
 # Patches whose old branch is gone: still marked, so histories that have them replay.
 DEPRECATED: tuple[str, ...] = ()
 

@@ -29,6 +29,13 @@ class IntentState:
     charge_id: str | None
     decline_code: str | None
     decline_message: str | None
+    method_id: str | None = None  # the payment method it was confirmed with
+
+
+def _decline_code(error: object) -> str | None:
+    """A decline's most precise code: Stripe's `decline_code` (insufficient_funds, ...) when it
+    gives one, else the error's `code` (card_declined, expired_card, ...)."""
+    return getattr(error, "decline_code", None) or getattr(error, "code", None)
 
 
 class CardDeclined(Exception):
@@ -120,7 +127,8 @@ class Gateway:
         try:
             self.client.v1.payment_methods.attach(method_id, params={"customer": customer_id})
         except stripe.CardError as error:
-            raise CardDeclined(error.code, error.user_message or str(error)) from None
+            raise CardDeclined(_decline_code(getattr(error, "error", None)) or error.code,
+                               error.user_message or str(error)) from None
 
     def create_intent(self, *, amount_minor: int, currency: str, customer_id: str,
                       method_id: str, metadata: dict[str, str], idempotency_key: str) -> str:
@@ -162,10 +170,12 @@ class Gateway:
         charge = intent.latest_charge
         charge_id = charge if isinstance(charge, str) or charge is None else charge.id
         error = intent.last_payment_error
+        method = intent.payment_method
         return IntentState(
             id=intent.id, status=intent.status, charge_id=charge_id,
-            decline_code=getattr(error, "code", None) if error else None,
+            decline_code=_decline_code(error) if error else None,
             decline_message=getattr(error, "message", None) if error else None,
+            method_id=method if isinstance(method, str) or method is None else method.id,
         )
 
     # -- refunds (compensation) --------------------------------------------------------------

@@ -96,6 +96,10 @@ class CardAnswer(BaseModel):
     org_id: str
     payment_method: str
     card_payers: list[str] = Field(description="the products now paid by this card")
+    retried_changes: list[str] = Field(
+        default_factory=list,
+        description="the organisation's changes that were waiting for payment (a declined "
+                    "card) and now try their charge again, at once (SPEC section 11)")
 
 
 PORT = r"(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})"

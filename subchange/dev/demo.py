@@ -84,7 +84,8 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
          "users": [{"email": "admin@minato.example", "role": "admin", "products": ["one"]},
                    *staff("minato.example", 9, ["one"])],
          "subscriptions": [sub("one", "enterprise", 10, payment_method="offline", card=None)]},
-        # A USD customer whose card is declined at charge time: the change waits for support.
+        # A USD customer whose card is declined at charge time: the change waits for payment
+        # until the card is replaced (SPEC section 11).
         {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD", "country": "US",
          "billing_email": "billing@globex.example",
          "users": [{"email": "admin@globex.example", "role": "admin", "products": ["one"]}],
@@ -256,12 +257,26 @@ class Demo:
             self.outcome(approved)
             self.show_invoice(approved)
 
-        self.say("A card declined at charge time: the change waits for support")
+        self.say("A card declined at charge time: the change waits for payment (retried in "
+                 "1, 2, 2, 2 days; the billing contact is told once)")
         for workflow_id in self.still_waiting("globex"):
             print(f"  (cancelling {workflow_id}, left waiting by an earlier demo run)")
             self.starter("cancel", workflow_id, "--by", SUPPORT)
-        parked = self.change("globex", "one", "admin@globex.example", "--seats", "8", expect=3)
-        self.finale(parked.get("workflow_id"))
+        declined = self.change("globex", "one", "admin@globex.example", "--seats", "8",
+                               expect=3)
+        if declined.get("workflow_id"):
+            self.say("The customer replaces the card (a fixture with a new card): the change "
+                     "is told and tries again at once")
+            new_card = self.stack.var / "demo-new-card.json"
+            document = demo_fixture()
+            document["orgs"] = [self.replace_card(org) for org in document["orgs"]
+                                if org["id"] == "globex"]
+            new_card.write_text(json.dumps(document, indent=2), encoding="utf-8")
+            self.starter("load", str(new_card))
+            recovered = self.wait_for_result(declined["workflow_id"])
+            self.outcome(recovered)
+            self.show_invoice(recovered)
+        self.finale()
         return 1 if self.failures else 0
 
     def over_http(self) -> None:
@@ -352,6 +367,11 @@ class Demo:
             return
         self.failures.append(f"no email of invoice {number} in {self.stack.maildir}")
 
+    @staticmethod
+    def replace_card(org: dict[str, Any]) -> dict[str, Any]:
+        return {**org, "subscriptions": [{**sub, "card": GOOD_CARD}
+                                         for sub in org["subscriptions"]]}
+
     def still_waiting(self, org: str) -> list[str]:
         """Running changes of an org, found the way an operator filters the Web UI list."""
         async def running() -> list[str]:
@@ -374,13 +394,14 @@ class Demo:
         self.failures.append(f"{workflow_id} did not finish within {timeout}s")
         return view
 
-    def finale(self, parked_id: str | None) -> None:
+    def finale(self) -> None:
         ui = f"http://localhost:{self.stack.ui_port}"
         print(f"""
 === Where to look
   Temporal Web UI:  {ui}/namespaces/default/workflows
     every change is a SubscriptionChange workflow; filter with
-    ChangeStep="awaiting_support" (changes waiting for a person) or OrgId="acme"
+    ChangeStep="awaiting_support" (changes waiting for a person),
+    ChangeStep="awaiting_payment" (a declined card) or OrgId="acme"
   Decrypted payloads: sign in at {self.stack.codec_endpoint} with the token
     {self.stack.secrets.get("CODEC_SERVER_TOKEN", "")} (also in {self.stack.env_file}),
     then point the Web UI at it (README, "Watching changes in the Web UI")
@@ -388,11 +409,6 @@ class Demo:
     {self.stack.env_file})
   Emails (Maildir): {self.stack.maildir}/new/   (one file per invoice email)
   Logs:             {self.stack.var}/logs/""", flush=True)
-        if parked_id:
-            print(f"""  Waiting for support: {parked_id}
-    python starter.py status {parked_id}
-    python starter.py cancel {parked_id} --by {SUPPORT}
-      (or retry --by {SUPPORT} once the card is fixed)""", flush=True)
         if self.failures:
             print("\nThe demo did not go as expected:\n  " + "\n  ".join(self.failures),
                   flush=True)

@@ -269,6 +269,8 @@ class ChangeStatusView(Contract):
     history: list[StepRecord]
     last_error: str | None
     result: ChangeResult | None = None
+    next_attempt_at: datetime | None = Field(
+        default=None, description="awaiting payment: when the declined charge is tried again")
 
 
 # --- updates ---------------------------------------------------------------------------------

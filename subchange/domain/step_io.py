@@ -132,6 +132,51 @@ class ParkedChange(Contract):
     park: int
 
 
+class Decline(Contract):
+    """A declined charge, as the charge step judged it (subchange/domain/declines.json): soft
+    declines are retried on the schedule, hard ones wait for a new card or support."""
+
+    code: str | None = None
+    decline_class: Literal["soft", "hard"] = "soft"
+    method_id: str | None = Field(default=None, description="the card declined (pm_...)")
+    message: str = ""
+
+
+class AwaitingPayment(Contract):
+    """Input of record_awaiting_payment: the change's `declines`-th declined charge, the first
+    `since_first` ago."""
+
+    org_id: str
+    product: str
+    decline: Decline
+    declines: int = Field(ge=1)
+    since_first: timedelta
+
+
+class PaymentPlan(Contract):
+    """Output of record_awaiting_payment: when to try the charge again (PAYMENT_RETRY_SCHEDULE),
+    or how long to wait for a new card before support (a hard decline); neither: the schedule
+    is exhausted, the change waits for support. `card_replaced`: the card on file is no longer
+    the one declined, so the charge is tried again at once."""
+
+    next_attempt_in: timedelta | None = None
+    support_in: timedelta | None = None
+    card_replaced: bool = False
+
+    @property
+    def exhausted(self) -> bool:
+        return (self.next_attempt_in is None and self.support_in is None
+                and not self.card_replaced)
+
+
+class PaymentFailedNotice(Contract):
+    """Input of email_payment_failed: the one notice of a change's declined payment."""
+
+    request: ChangeRequest
+    quote: Quote
+    decline_code: str | None = None
+
+
 class PrincipalCheck(Contract):
     """Input of authorize_principal: may `by` do `action` (an update) on this change?"""
 

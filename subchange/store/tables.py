@@ -240,6 +240,24 @@ class RenewalItem(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 
+class PaymentWait(SQLModel, table=True):
+    """A change whose charge was declined (SPEC section 11): while `waiting`, a new card of its
+    organisation wakes it (subchange/app/payments.py); the notice to the billing contact is
+    sent once (`notice_status`: pending, then sent)."""
+
+    __tablename__ = "payment_wait"
+    __table_args__ = (sa.Index("ix_payment_wait_org_waiting", "org_id", "waiting"),)
+
+    workflow_id: str = Field(primary_key=True, max_length=80)
+    org_id: str = Field(foreign_key="org.id", max_length=64)
+    product: str = Field(max_length=32)
+    waiting: bool = True
+    declines: int = 0
+    notice_status: str | None = Field(default=None, max_length=16)
+    notice_message_id: str | None = Field(default=None, max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
 class SalesCase(SQLModel, table=True):
     __tablename__ = "sales_case"
 

@@ -93,14 +93,15 @@ async def test_support_retries_and_cancels_as_the_keys_owner(http, keys: Keys, d
     started = await start(http, keys.backend, change_body(org, seats=35))
     location = started.headers["Location"]
     parked = await follow(http, keys.backend, location, until="waiting")
-    assert parked["state"] == "awaiting_support" and parked["step"] == "charge"
+    assert parked["state"] == "awaiting_payment" and parked["step"] == "charge"
+    assert parked["next_attempt_at"] is not None
 
     by_backend = await http.post(f"{location}/retry", headers=bearer(keys.backend))
     assert by_backend.status_code == 403
     retried = await http.post(f"{location}/retry", headers=bearer(keys.support))
     assert retried.status_code == 200 and retried.json()["by"] == "support@vendor.example"
     again = await follow(http, keys.backend, location, until="waiting")
-    assert again["state"] == "awaiting_support"
+    assert again["state"] == "awaiting_payment"
 
     stranger = make_key(driver_deps(driver), "someone@vendor.example", "backend")
     refused = await http.post(f"{location}/cancel", headers=bearer(stranger))

@@ -140,6 +140,13 @@ async def wait_parked(handle: WorkflowHandle) -> ChangeStatusView:
                           "awaiting_support")
 
 
+async def wait_for_payment(handle: WorkflowHandle, declines: int = 1) -> ChangeStatusView:
+    """The change waits for payment (SPEC section 11) after its `declines`-th decline."""
+    return await wait_for(handle, lambda v: v.state == "awaiting_payment" and sum(
+        1 for step in v.history if step.step == "charge" and step.outcome == "failed"
+    ) == declines, f"awaiting_payment after {declines} decline(s)")
+
+
 async def wait_for_sales(handle: WorkflowHandle) -> ChangeStatusView:
     return await wait_for(handle, lambda v: v.state == "awaiting_sales" and bool(v.waiting_for),
                           "awaiting_sales")

@@ -203,5 +203,15 @@ def assert_untouched(deps: Dependencies, gateway: stripe.StripeClient, mailbox: 
     """Nothing a user could see moved: no money taken, no email, the subscription as loaded."""
     sub = subscription_row(deps, org, product)
     assert succeeded_charges(gateway, sub) == []
-    assert mailbox.messages(to=f"billing@{org}.example") == []
+    assert [m["Subject"] for m in mailbox.messages(to=f"billing@{org}.example")
+            if not is_payment_notice(m)] == []
     assert (sub.seats, sub.version) == (seats, version)
+
+
+def is_payment_notice(message: Message) -> bool:
+    """The notice of a declined payment (SPEC section 11), not an invoice."""
+    return (message["Message-ID"] or "").startswith("<payment-failed.")
+
+
+def payment_notices(mailbox: Mailbox, org: str) -> list[Message]:
+    return [m for m in mailbox.messages(to=f"billing@{org}.example") if is_payment_notice(m)]

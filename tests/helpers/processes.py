@@ -139,7 +139,8 @@ class WorkerProcess(ServiceProcess):
 def park_a_change(env: dict[str, str], directory: Path, prefix: str = "runbook"
                   ) -> tuple[str, str]:
     """Load an org whose card is declined at charge time and ask for 10 → 12 seats: the change
-    waits for support. Returns (org id, workflow id)."""
+    waits for payment (its next attempt a day later), where support may retry or cancel it.
+    Returns (org id, workflow id)."""
     org = f"{prefix}-{uuid.uuid4().hex[:6]}"
     document = org_document(org, users=[{"email": f"admin@{org}.example", "role": "admin",
                                          "products": ["one"]}],

@@ -268,20 +268,20 @@ def test_same_request_twice_is_one_change_charged_once(worker, loaded, cli_env, 
     assert seats_of(deps, REPEAT, "desk") == 5
 
 
-def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env, deps,
+def test_declined_card_waits_for_payment_until_cancelled(worker, loaded, cli_env, deps,
                                                          mailbox, gateway):
     request_id = f"cli-declined-{uuid.uuid4().hex[:6]}"
     workflow_id = f"change-{request_id}"
     args = change_args(DECLINED, "one", "--seats", "12", "--request-id", request_id, "--wait")
     parked = run_cli(cli_env, *args)
     assert parked.code == 3, parked
-    assert parked.json["state"] == "awaiting_support"
-    assert "support" in parked.json["waiting_for"]
+    assert parked.json["state"] == "awaiting_payment" and parked.json["next_attempt_at"]
+    assert "support may retry or cancel" in parked.json["waiting_for"]
     assert "declined" in parked.json["last_error"]
 
     status = run_cli(cli_env, "status", workflow_id)
     assert status.code == 0, status
-    assert (status.json["state"], status.json["step"]) == ("awaiting_support", "charge")
+    assert (status.json["state"], status.json["step"]) == ("awaiting_payment", "charge")
 
     wrong = run_cli(cli_env, "retry", workflow_id, "--by", SALES)
     assert wrong.code == 1, wrong
@@ -308,7 +308,8 @@ def test_declined_card_waits_for_support_until_cancelled(worker, loaded, cli_env
     assert succeeded_charges(gateway, workflow_id=workflow_id) == []
     assert change_rows(deps, workflow_id) == {"change_record": 1, "applied_change": 0, "invoice": 0,
                                          "refund_ticket": 0}
-    assert mailbox.messages(to=f"billing@{DECLINED}.example") == []
+    [notice] = mailbox.messages(to=f"billing@{DECLINED}.example")  # one, for two declines
+    assert notice["Message-ID"] == f"<payment-failed.{workflow_id}@subchange>"
 
 
 def test_offline_payer_change_waits_for_the_sales_decision(worker, loaded, cli_env, deps,
@@ -371,7 +372,7 @@ async def test_a_terminated_change_is_reported_terminated(worker, dev_env, cli_e
     assert (report["workflow_id"], report["status"], report["state"]) == (
         workflow_id, "terminated", "terminated")
     assert (report["last_state"], report["step"], report["waiting_for"]) == (
-        "awaiting_support", "charge", None)
+        "awaiting_payment", "charge", None)
     assert "declined" in report["last_error"] and report["result"] is None
 
     status = run_cli(cli_env, "status", workflow_id)
@@ -460,7 +461,7 @@ async def test_a_bad_option_of_any_command_exits_2_naming_it_and_sends_nothing(
     # nothing sent or written: the change still waits, no update in its history, no verdict
     # audited, the subscription still held by it, nothing refunded
     assert len((await handle.fetch_history()).events) == events_before
-    assert (await status_of(handle)).state == "awaiting_support"
+    assert (await status_of(handle)).state == "awaiting_payment"
     assert audit_entries(deps, org=org) == audit_before
     assert claim_of(deps, org, "one") == workflow_id
 

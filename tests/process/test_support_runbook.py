@@ -30,11 +30,15 @@ def worker(env, tmp_path_factory) -> Iterator[WorkerProcess]:
         yield process
 
 
+WAITING = 'ChangeStep IN ("awaiting_support", "awaiting_payment")'
+
+
 def waiting_for_support(env: dict[str, str], org: str) -> list[str]:
-    """The runbook's first command: `temporal workflow list` with the Web UI's filter."""
+    """The runbook's first command: `temporal workflow list` with the Web UI's filter of the
+    changes waiting for a person (support, or a card that can pay)."""
     done = subprocess.run(
         [binary("temporal"), "workflow", "list", "--address", env["TEMPORAL_ADDRESS"],
-         "--query", f'ChangeStep="awaiting_support" AND OrgId="{org}"', "--output", "json"],
+         "--query", f'{WAITING} AND OrgId="{org}"', "--output", "json"],
         capture_output=True, text=True, check=True, timeout=30)
     return [item["execution"]["workflowId"] for item in json.loads(done.stdout or "[]")]
 
@@ -52,7 +56,7 @@ def test_find_read_retry_and_cancel_a_stuck_change(env, worker, tmp_path):
     assert eventually(lambda: waiting_for_support(env, org), [workflow_id]) == [workflow_id]
 
     status = run_cli(env, "status", workflow_id)
-    assert status.code == 0 and status.json["state"] == "awaiting_support"
+    assert status.code == 0 and status.json["state"] == "awaiting_payment"
     assert "CardDeclined" in status.json["last_error"]
 
     retried = run_cli(env, "retry", workflow_id, "--by", SUPPORT)
@@ -82,8 +86,8 @@ async def test_the_web_ui_tells_the_story_of_a_stuck_change(env, worker, dev_env
 
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
     current = metadata.current_details
-    assert "**State:** awaiting_support" in current
-    assert "**Waiting for:** support to retry charge or cancel the change" in current
+    assert "**State:** awaiting_payment" in current
+    assert "**Waiting for:** payment: the charge is tried again in 1 day" in current
     assert "CardDeclined" in current
 
     converter = dev_env.client.data_converter

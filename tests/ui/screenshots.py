@@ -20,7 +20,7 @@ from subchange.dev.devstack import ROOT, Stack
 from subchange.settings import get_settings
 from tests.helpers.web_ui import Operator, chromium
 
-WAITING = 'ChangeStep="awaiting_support"'
+WAITING = 'ChangeStep IN ("awaiting_support", "awaiting_payment")'
 COLUMNS = ["OrgId", "Product", "ChangeKind", "ChangeStep", "ChangeStatus"]
 
 
@@ -33,7 +33,8 @@ def waiting_change() -> str:
 
     found = asyncio.run(first())
     if found is None:
-        raise SystemExit(f"no change matches {WAITING}: run `make demo` first")
+        raise SystemExit(f"no change matches {WAITING}: start one with a declined card "
+                         "first (docs/runbook.md)")
     return found
 
 

@@ -37,12 +37,12 @@ def test_an_operator_finds_reads_and_cancels_a_stuck_change(stack, operator, tmp
     page, main = operator.page, operator.page.locator("main")
 
     # 1. Find it: the list filter of the README, with the step as a column.
-    operator.workflows(f'ChangeStep="awaiting_support" AND OrgId="{org}"')
+    operator.workflows(f'ChangeStep="awaiting_payment" AND OrgId="{org}"')
     expect(page.get_by_role("link", name=workflow_id)).to_be_visible()
     operator.show_columns(["OrgId", "ChangeStep"])
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=workflow_id))
     expect(row).to_contain_text(org)
-    expect(row).to_contain_text("awaiting_support")
+    expect(row).to_contain_text("awaiting_payment")
 
     # 2. Without the codec server the payloads stay sealed, in the browser too.
     operator.open_change(workflow_id)
@@ -69,8 +69,8 @@ def test_an_operator_finds_reads_and_cancels_a_stuck_change(stack, operator, tmp
     expect(operator.user_metadata("Details")).to_contain_text(
         f"python starter.py status {workflow_id}")
     current = operator.user_metadata("Current Details")
-    expect(current).to_contain_text("State: awaiting_support")
-    expect(current).to_contain_text("Waiting for: support to retry charge or cancel the change")
+    expect(current).to_contain_text("State: awaiting_payment")
+    expect(current).to_contain_text("Waiting for: payment: the charge is tried again in 1 day")
     expect(current).to_contain_text("CardDeclined")
 
     # 5. Cancel from the Web UI: handled like `starter.py cancel` (nothing was charged).
@@ -78,7 +78,7 @@ def test_an_operator_finds_reads_and_cancels_a_stuck_change(stack, operator, tmp
     page.locator("dialog[open]").get_by_role("button", name="Confirm").click()
     result = final_status(stack.env, workflow_id)
     assert result["status"] == "cancelled", result
-    operator.workflows(f'ChangeStep="awaiting_support" AND OrgId="{org}"')
+    operator.workflows(f'ChangeStep="awaiting_payment" AND OrgId="{org}"')
     expect(page.get_by_role("link", name=workflow_id)).to_have_count(0)
     operator.workflows(f'ChangeStatus="cancelled" AND OrgId="{org}"')
     expect(page.get_by_role("link", name=workflow_id)).to_be_visible()

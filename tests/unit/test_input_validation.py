@@ -289,6 +289,9 @@ def test_test_cards_are_refused_against_a_live_gateway(deps):
     ("WEBHOOK_RETRY_SCHEDULE", "5s,5m", "item 1 ('5s') is not an ISO 8601 duration"),
     ("WEBHOOK_RETRY_SCHEDULE", "PT5S,,PT5M", "item 2 ('') is not an ISO 8601 duration"),
     ("WEBHOOK_RETRY_SCHEDULE", "PT5S,PT0S", "every wait must be a positive duration"),
+    ("PAYMENT_RETRY_SCHEDULE", "1d,2d", "item 1 ('1d') is not an ISO 8601 duration"),
+    ("PAYMENT_RETRY_SCHEDULE", "", "item 1 ('') is not an ISO 8601 duration"),
+    ("PAYMENT_RETRY_SCHEDULE", "P1D,PT0S", "every wait must be a positive duration"),
     ("WEBHOOK_POLL_EVERY", "30", "must be an ISO 8601 duration"),
     ("WEBHOOK_SECRET_OVERLAP", "-PT1H", "must be a positive duration"),
 ])
@@ -324,6 +327,14 @@ def test_the_webhook_retry_schedule_is_read_as_iso_durations(environment):
     environment.setenv("WEBHOOK_RETRY_SCHEDULE", " PT5S, PT5M,P1D ")
     assert get_settings().webhook_retry_schedule == (
         timedelta(seconds=5), timedelta(minutes=5), timedelta(days=1))
+
+
+def test_the_payment_retry_schedule_is_four_retries_within_a_week_unless_set(environment):
+    assert get_settings().payment_retry_schedule == (
+        timedelta(days=1), timedelta(days=2), timedelta(days=2), timedelta(days=2))
+    get_settings.cache_clear()
+    environment.setenv("PAYMENT_RETRY_SCHEDULE", "PT6H,P3D")
+    assert get_settings().payment_retry_schedule == (timedelta(hours=6), timedelta(days=3))
 
 
 @pytest.mark.parametrize(("value", "duration"), [

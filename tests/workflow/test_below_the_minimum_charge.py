@@ -20,7 +20,7 @@ from subchange.domain.contracts import ChangeStatus, RetryRequest
 from subchange.store import renewals
 from subchange.store.tables import RenewalItem
 from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, GOOD_CARD, SUPPORT, unique_org
-from tests.helpers.driver import ChangeDriver, load_desk, wait_parked
+from tests.helpers.driver import ChangeDriver, load_desk, wait_for_payment
 from tests.helpers.observers import (
     mail_text,
     payment_intents_of,
@@ -111,10 +111,11 @@ async def test_a_charge_priced_again_below_the_minimum_after_a_wait_is_carried(
     org = unique_org("waited")
     await load_desk(driver, org, today, days_left=3, card=DECLINED_ON_CHARGE_CARD)
     handle = await driver.start(org, "desk", seats=4)
-    parked = await wait_parked(handle)
-    assert parked.step == "charge" and "CardDeclined" in (parked.last_error or "")
+    waiting = await wait_for_payment(handle)
+    assert waiting.step == "charge" and "CardDeclined" in (waiting.last_error or "")
 
     await env.sleep(timedelta(days=2))
+    await wait_for_payment(handle, declines=2)  # its attempt after a day: 0.93, declined too
     await load_desk(driver, org, today, days_left=3, card=GOOD_CARD)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
@@ -125,8 +126,8 @@ async def test_a_charge_priced_again_below_the_minimum_after_a_wait_is_carried(
     assert quote.total_due == Decimal("0.47") and quote.carried_to_renewal
     assert (result.payment.method, result.payment.amount) == ("carried", Decimal("0.47"))
     assert succeeded_charges(gateway, workflow_id=handle.id) == []
-    # The only intent is the declined one of 1.40: none was asked for 0.47.
-    assert [pi.amount for pi in payment_intents_of(gateway, handle.id)] == [140]
+    # The declined intents of 1.40 and, a day later, 0.93: none was asked for 0.47.
+    assert sorted(pi.amount for pi in payment_intents_of(gateway, handle.id)) == [93, 140]
     [item] = items_of(deps, org)
     assert (item.workflow_id, item.total) == (handle.id, Decimal("0.47"))
     assert result.subscription.seats == 4

@@ -25,7 +25,7 @@ from tests.helpers.driver import (
     request_for,
     start_declined_change,
     wait_ended,
-    wait_parked,
+    wait_for_payment,
 )
 from tests.helpers.observers import (
     assert_untouched,
@@ -42,7 +42,7 @@ from workflows.subscription_change import SubscriptionChange
 async def test_second_change_while_one_is_in_flight_is_rejected(driver, deps, gateway, mailbox):
     org = unique_org("busy")
     first = await start_declined_change(driver, org)
-    await wait_parked(first)
+    await wait_for_payment(first)
 
     second = await driver.run(org, seats=40)
 

@@ -19,7 +19,7 @@ from subchange.domain.contracts import ChangeStatus
 from subchange.domain.search_attributes import initial_search_attributes
 from subchange.payload_keys import new_key_setting
 from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, unique_org
-from tests.helpers.driver import ChangeDriver, load_suite, request_for, wait_parked
+from tests.helpers.driver import ChangeDriver, load_suite, request_for, wait_for_payment
 from workflows.subscription_change import SubscriptionChange
 
 KEYS = new_key_setting("k1")
@@ -72,7 +72,7 @@ async def test_history_holds_no_personal_data_in_plaintext(sealed_client, sealed
         SubscriptionChange.run, request.model_dump(mode="json"), id=request.workflow_id,
         task_queue=task_queue, search_attributes=initial_search_attributes(request),
         static_summary=f"{request.describe()} (by {admin})")
-    view = await wait_parked(handle)  # the sealed client reads its own payloads
+    view = await wait_for_payment(handle)  # the sealed client reads its own payloads
     assert "declined" in view.last_error
     await handle.cancel()
     result = await driver.result(handle)

@@ -30,6 +30,7 @@ from tests.helpers.documents import (
 from tests.helpers.driver import (
     ChangeDriver,
     request_for,
+    wait_for_payment,
     wait_for_sales,
     wait_parked,
 )
@@ -70,16 +71,18 @@ async def test_a_charge_retried_days_later_is_for_the_days_left_then(driver, gat
     org = unique_org("later")
     await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD)
     handle = await driver.start(org, seats=35)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
 
-    await env.sleep(timedelta(days=3))
+    # Between its scheduled attempts (after 1 day, then 2 more): declined once more meanwhile.
+    await env.sleep(timedelta(days=2, hours=12))
+    await wait_for_payment(handle, declines=2)
     await load_suite_for(driver, org, today, card=GOOD_CARD)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
     result = await driver.result(handle)
     assert result.status is ChangeStatus.COMPLETED, result.reason
     quote = result.quote
-    assert quote.change_date == (await env.get_current_time()).date() >= today + timedelta(days=3)
+    assert quote.change_date == (await env.get_current_time()).date() >= today + timedelta(days=2)
     assert quote.remaining_days == (today + timedelta(days=35) - quote.change_date).days
     [paid] = succeeded_charges(gateway, workflow_id=handle.id)
     assert paid.amount == to_minor_units(quote.total_due, quote.currency)
@@ -113,11 +116,11 @@ async def test_a_wait_past_the_end_of_the_billing_period_rejects_the_change(driv
     org = unique_org("pastend")
     await load_suite_for(driver, org, today, card=DECLINED_ON_CHARGE_CARD, period_days=8)
     handle = await driver.start(org, seats=35)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
 
+    # Its scheduled attempts price it again each time: the one on the period's last day finds
+    # the period closed (three days left when it was declined; attempts after 1 and 3 days).
     await env.sleep(timedelta(days=5))
-    await load_suite_for(driver, org, today, card=GOOD_CARD, period_days=8)
-    await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
 
     result = await driver.result(handle)
     assert (result.status, result.reason_code) == (ChangeStatus.REJECTED,

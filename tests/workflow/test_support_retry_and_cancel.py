@@ -1,6 +1,6 @@
-"""What support staff see when a change does not go straight through (SPEC sections 3 and 7): a
-declined card parks the change in awaiting_support, `retry` after the card is replaced charges
-once, `cancel` changes nothing, or refunds a charge whose change can't be applied
+"""What support staff see when a change does not go straight through (SPEC sections 3, 7 and 11): a
+declined card waits for payment, where support's `retry` after the card is replaced charges
+once and `cancel` changes nothing; `cancel` refunds a charge whose change can't be applied or refunds a charge whose change can't be applied
 (compensation), and a cancellation through Temporal (the Web UI's "Request cancellation") ends
 it like the update.
 
@@ -19,12 +19,12 @@ from tests.helpers.driver import (
     load_suite,
     refused,
     start_declined_change,
-    wait_for,
-    wait_parked,
+    wait_for_payment,
 )
 from tests.helpers.observers import (
     assert_untouched,
     charges,
+    is_payment_notice,
     payment_intent,
     payment_intents_of,
     search_attributes,
@@ -37,17 +37,17 @@ from workflows.subscription_change import SubscriptionChange
 def failed_charge_attempts(view) -> int:
     return sum(1 for step in view.history if step.step == "charge" and step.outcome == "failed")
 
-# --- declined card: awaiting_support, cancel and retry -----------------------------------------
+# --- declined card: awaiting_payment, cancel and retry -----------------------------------------
 
-async def test_declined_card_parks_for_support_and_cancel_changes_nothing(driver, deps, gateway,
+async def test_declined_card_waits_for_payment_and_cancel_changes_nothing(driver, deps, gateway,
                                                                           mailbox):
     org = unique_org("decl")
     handle = await start_declined_change(driver, org)
 
-    view = await wait_parked(handle)
+    view = await wait_for_payment(handle)
     assert view.step == "charge" and "declined" in view.last_error
-    assert "support" in view.waiting_for
-    expected = ("awaiting_support", "running")
+    assert "support may retry or cancel" in view.waiting_for
+    expected = ("awaiting_payment", "running")
     assert await search_attributes(handle, expected) == expected
     assert [c.status for c in charges(gateway, subscription_row(deps, org, "one"))] == ["failed"]
     assert "no sales decision is awaited" in await refused(
@@ -69,13 +69,12 @@ async def test_declined_card_parks_for_support_and_cancel_changes_nothing(driver
 async def test_retry_after_the_card_is_replaced_charges_once(driver, deps, gateway, mailbox):
     org = unique_org("retry")
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
 
-    # A retry with the same card parks the change again, with the decline as the last error.
+    # A retry with the same card waits for payment again, with the decline as the last error.
     ack = await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
     assert "charge" in ack.message
-    view = await wait_for(handle, lambda v: v.state == "awaiting_support"
-                          and failed_charge_attempts(v) == 2, "a second decline")
+    view = await wait_for_payment(handle, declines=2)
     assert "declined" in view.last_error
     assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
 
@@ -87,7 +86,8 @@ async def test_retry_after_the_card_is_replaced_charges_once(driver, deps, gatew
     [paid] = succeeded_charges(gateway, subscription_row(deps, org, "one"))
     assert paid.id == result.payment.charge_id and paid.amount == int(result.quote.total_due)
     assert result.subscription.seats == subscription_row(deps, org, "one").seats == 35
-    assert len(mailbox.messages(to=f"billing@{org}.example")) == 1
+    billing = mailbox.messages(to=f"billing@{org}.example")
+    assert sorted(is_payment_notice(m) for m in billing) == [False, True]  # invoice, notice
 
 
 # --- cancelled through Temporal -------------------------------------------------------------------
@@ -98,7 +98,7 @@ async def test_a_cancellation_through_temporal_releases_the_subscription(driver,
     subscription is free for the next change and nothing was charged."""
     org = unique_org("tcancel")
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
 
     await handle.cancel()
 
@@ -113,15 +113,15 @@ async def test_a_cancellation_through_temporal_releases_the_subscription(driver,
 
 # --- a card that needs the payer's 3-D Secure ----------------------------------------------------
 
-async def test_a_card_needing_3d_secure_parks_and_a_cancel_voids_its_intent(driver, deps, gateway,
-                                                                          mailbox):
-    """Not a decline: the intent waits for the payer's authentication, so it is kept (a retry
+async def test_a_card_needing_3d_secure_waits_and_a_cancel_voids_its_intent(driver, deps, gateway,
+                                                                           mailbox):
+    """A hard decline: the intent waits for the payer's authentication, so it is kept (a retry
     after they authenticated reads it again) and a cancel voids it, so it can't charge later."""
     org = unique_org("3ds")
     await load_suite(driver, org, card=THREE_D_SECURE_CARD)
     handle = await driver.start(org, seats=35)
 
-    view = await wait_parked(handle)
+    view = await wait_for_payment(handle)
     assert view.step == "charge" and "3-D Secure" in view.last_error
     assert failed_charge_attempts(view) == 1  # not retried on its own: the payer must act
     [intent] = payment_intents_of(gateway, handle.id)
@@ -135,4 +135,4 @@ async def test_a_card_needing_3d_secure_parks_and_a_cancel_voids_its_intent(driv
     assert payment_intent(gateway, intent.id).status == "canceled"
     assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
     assert subscription_row(deps, org, "one").seats == 30
-    assert mailbox.messages(to=f"billing@{org}.example") == []
+    assert all(is_payment_notice(m) for m in mailbox.messages(to=f"billing@{org}.example"))

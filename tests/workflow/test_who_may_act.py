@@ -18,8 +18,8 @@ from tests.helpers.driver import (
     load_suite,
     refused,
     start_declined_change,
+    wait_for_payment,
     wait_for_sales,
-    wait_parked,
 )
 from tests.helpers.observers import audit_entries, sales_case_row, subscription_row
 from workflows.subscription_change import SubscriptionChange
@@ -30,7 +30,7 @@ STRANGER = "someone@elsewhere.example"
 async def test_retry_needs_a_member_of_support(driver, deps):
     org = unique_org("whoretry")
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
 
     assert "retry needs `by`" in await refused(handle, "retry", RetryRequest())
     stranger = await refused(handle, "retry", RetryRequest(by=STRANGER))
@@ -41,7 +41,7 @@ async def test_retry_needs_a_member_of_support(driver, deps):
     requester = await refused(handle, "retry", RetryRequest(by=f"admin@{org}.example"))
     assert "not in the staff directory" in requester
 
-    view = await wait_parked(handle)  # still waiting for support, nothing retried
+    view = await wait_for_payment(handle)  # still waiting for payment, nothing retried
     assert sum(1 for s in view.history if s.step == "charge" and s.outcome == "failed") == 1
     denied = [e for e in audit_entries(deps, workflow_id=handle.id) if e.outcome == "denied"]
     assert {e.actor for e in denied} == {STRANGER, SALES, f"admin@{org}.example"}
@@ -56,13 +56,13 @@ async def test_the_requester_may_cancel_their_own_change_and_no_one_else_from_th
                                                                                    deps):
     org = unique_org("whocancel")
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
     colleague = f"other-admin@{org}.example"
     await driver.load(org, users=[admin(org), admin(org, email=colleague)], subscriptions=[])
 
     refusal = await refused(handle, "cancel", CancelRequest(by=colleague))
     assert colleague in refusal and "or to be its requester" in refusal
-    assert (await wait_parked(handle)).state == "awaiting_support"
+    assert (await wait_for_payment(handle)).state == "awaiting_payment"
 
     ack = await handle.execute_update(SubscriptionChange.cancel,
                                       CancelRequest(by=f"ADMIN@{org}.example", reason="typo"))
@@ -103,7 +103,7 @@ async def test_the_directory_is_read_when_the_update_comes_not_when_the_change_s
     org = unique_org("wholive")
     newcomer = f"newcomer-{org}@vendor.example"
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
     assert "not in the staff directory" in await refused(handle, "cancel",
                                                          CancelRequest(by=newcomer))
 
@@ -114,5 +114,5 @@ async def test_the_directory_is_read_when_the_update_comes_not_when_the_change_s
     load({"staff": [{"email": newcomer, "roles": []}]})
 
     other = await start_declined_change(driver, unique_org("wholive2"))
-    await wait_parked(other)
+    await wait_for_payment(other)
     assert "their roles: none" in await refused(other, "cancel", CancelRequest(by=newcomer))

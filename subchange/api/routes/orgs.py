@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from fastapi import APIRouter
@@ -15,6 +16,7 @@ from subchange.store.audit import add_audit_entry
 from subchange.store.tables import Org
 
 router = APIRouter(prefix="/v1", tags=["organisations"])
+log = logging.getLogger("subchange.api")
 
 
 @router.post("/orgs/{org_id}/card", operation_id="useCard", response_model=CardAnswer,
@@ -24,7 +26,8 @@ router = APIRouter(prefix="/v1", tags=["organisations"])
                          "number. It is attached to the organisation's gateway customer and "
                          "made its default; every subscription of the organisation is charged "
                          "to it from now on, and an offline (bank transfer) payer becomes a "
-                         "card payer (R9).",
+                         "card payer (R9). Its changes waiting for payment (a declined card) "
+                         "try their charge again at once (`retried_changes`).",
              responses=problem_responses(401, 403, 404, 422, 503))
 async def use_card(org_id: str, body: CardBody, owner: Backend, api: ApiServices) -> CardAnswer:
     def attach() -> CardAnswer:
@@ -61,4 +64,21 @@ async def use_card(org_id: str, body: CardBody, owner: Backend, api: ApiServices
         return CardAnswer(org_id=org_id, payment_method=body.payment_method,
                           card_payers=products)
 
-    return await run_in_threadpool(attach)
+    answer = await run_in_threadpool(attach)
+    return answer.model_copy(update={"retried_changes": await _wake(api, org_id)})
+
+
+async def _wake(api: ApiServices, org_id: str) -> list[str]:
+    """The card is the organisation's already: should Temporal not answer, its waiting changes
+    try again at their next scheduled attempt (or support's retry), and the answer says none
+    was retried now."""
+    from temporalio.service import RPCError
+
+    from subchange.app.payments import wake_changes_waiting_for_payment
+
+    try:
+        return await wake_changes_waiting_for_payment(await api.client(), api.sessions, org_id)
+    except (ProblemError, RPCError, RuntimeError) as error:
+        log.warning("the new card of %s is in place, but its changes waiting for payment "
+                    "could not be told: %s", org_id, getattr(error, "detail", error))
+        return []

@@ -3,9 +3,11 @@ opening of that database every such command shares."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import stripe
+from temporalio.service import RPCError
 
 from subchange.adapters.gateway import Gateway
 from subchange.app.cli.common import (
@@ -14,9 +16,11 @@ from subchange.app.cli.common import (
     EXIT_OK,
     CommandError,
     emit,
+    progress,
 )
 from subchange.app.cli.inputs import ChangeOptions, LoadOptions
 from subchange.app.fixtures import FixtureConflict, FixtureError, load_fixture, parse_fixture
+from subchange.app.payments import cards_on_file, replaced, wake_changes_waiting_for_payment
 from subchange.app.quotes import preview
 from subchange.domain.catalog import default_catalog
 from subchange.domain.contracts import Rejection
@@ -49,7 +53,9 @@ def cmd_load(options: LoadOptions, settings: Settings) -> int:
         fixture = parse_fixture(text)
     except FixtureError as error:
         raise CommandError(f"invalid fixture {path}: {error}", EXIT_BAD_INPUT) from None
-    with open_database(settings)() as session:
+    sessions = open_database(settings)
+    with sessions() as session:
+        before = cards_on_file(session)
         try:
             counts = load_fixture(fixture, session=session, gateway=Gateway(settings),
                                   settings=settings)
@@ -61,8 +67,30 @@ def cmd_load(options: LoadOptions, settings: Settings) -> int:
             raise CommandError(f"the payment gateway at STRIPE_API_BASE "
                                f"({settings.stripe_api_base}) failed: {error.user_message or error}; "
                                "nothing was loaded") from None
-    emit({"loaded": str(path), **counts})
+        new_cards = replaced(before, cards_on_file(session))
+    emit({"loaded": str(path), **counts,
+          "retried_changes": _wake(settings, sessions, new_cards) if new_cards else []})
     return EXIT_OK
+
+
+def _wake(settings: Settings, sessions: SessionFactory, orgs: list[str]) -> list[str]:
+    """The changes waiting for payment of organisations with a new card, told to try again now
+    (SPEC section 11). The load stands if Temporal can't be reached: they try again at their
+    next scheduled attempt, which the warning says."""
+    from subchange.app.client import connect
+
+    async def wake() -> list[str]:
+        client = await connect(settings)
+        return [workflow_id for org in orgs
+                for workflow_id in await wake_changes_waiting_for_payment(client, sessions, org)]
+
+    try:
+        return asyncio.run(wake())
+    except (RPCError, RuntimeError, ConnectionError) as error:
+        progress(f"warning: the new card of {', '.join(orgs)} is loaded, but the changes "
+                 f"waiting for payment could not be told ({error}); they try again at their "
+                 "next scheduled attempt, or when support retries them")
+        return []
 
 
 def cmd_quote(options: ChangeOptions, settings: Settings) -> int:
