@@ -50,7 +50,9 @@ class PaymentRecoveryActivities:
             outbox.record_once(
                 session=session, event_id=f"evt_{hashlib.sha256(key.encode()).hexdigest()[:32]}",
                 type="change.awaiting_payment", workflow_id=info.workflow_id, data={
-                    "state": "awaiting_payment", "declines": waiting.declines,
+                    "state": "awaiting_payment", "step": "charge",
+                    "last_error": f"charge: {waiting.decline.message}",
+                    "declines": waiting.declines,
                     "decline_code": waiting.decline.code,
                     "decline_class": waiting.decline.decline_class,
                     "next_attempt_at": _at(now, plan.next_attempt_in),

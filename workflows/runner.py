@@ -71,10 +71,12 @@ class StepRunner:
                     # decides, knowing whether this attempt may have taken money.
                     _judge_money(state, step, error)
                     raise asyncio.CancelledError from error
+                _judge_money(state, step, error)
+                _record_duration(step.name, "failed", workflow.now() - started)
                 if recover is not None and await recover(error):
                     retried = True
                 else:
-                    retried = await self._park(step, error, workflow.now() - started)
+                    retried = await self._park(step, error)
                 if retried and refresh is not None and not self.cancels.pending():
                     arg = await refresh(arg)  # (a cancel takes effect first)
                 continue
@@ -95,13 +97,11 @@ class StepRunner:
             return "a retry is already under way"
         return None
 
-    async def _park(self, step: Step, error: FailureError, spent: timedelta) -> bool:
+    async def _park(self, step: Step, error: FailureError) -> bool:
         """Wait for support; True when they retried, False when a cancel woke the change."""
         message = _failure(error)[1]
-        _record_duration(step.name, "failed", spent)
         state, now = self.state, workflow.now()
         state.last_parked = step
-        _judge_money(state, step, error)
         state.progress.fail(now, message)
         state.lifecycle.fire(Trigger.PARK)
         state.progress.wait(now, "support", f"support to retry {step.name} or cancel the change")

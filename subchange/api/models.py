@@ -47,6 +47,10 @@ class ChangeView(BaseModel):
     history: list[StepRecord]
     last_error: str | None
     result: ChangeResult | None = None
+    next_attempt_at: datetime | None = Field(
+        default=None, description="waiting for payment (a declined card): when the charge is "
+                                  "tried again; null for a hard decline, which waits for a new "
+                                  "card")
 
 
 class ChangeSummary(BaseModel):

@@ -33,7 +33,7 @@ def replaced(before: dict[tuple[str, str], str | None],
              after: dict[tuple[str, str], str | None]) -> list[str]:
     """The organisations with a subscription that had another card, or none, and has a new
     one (a new subscription has no change waiting for payment)."""
-    return sorted({org for key, method in after.items()
+    return sorted({key[0] for key, method in after.items()
                    if method is not None and key in before and before[key] != method})
 
 

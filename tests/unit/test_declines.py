@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from subchange.adapters.gateway import _decline_code
+from subchange.app.payments import replaced
 from subchange.domain.declines import DeclineClass, DeclineTable, classify, decline_table
 
 
@@ -57,3 +58,14 @@ def test_the_finer_decline_code_of_the_real_gateway_is_the_one_judged():
         DeclineClass.HARD
     assert _decline_code(_StripeError("expired_card")) == "expired_card"
     assert _decline_code(_StripeError("card_declined")) == "card_declined"
+
+
+def test_a_load_wakes_the_organisations_whose_card_it_replaced_or_added():
+    """`starter.py load` compares the cards on file before and after: a new card for a
+    subscription that had another (or none, an offline payer) wakes that organisation; a new
+    subscription, an unchanged or a removed card does not."""
+    before = {("acme", "one"): "pm_old", ("beta", "one"): "pm_same", ("gamma", "one"): None,
+              ("delta", "one"): "pm_gone"}
+    after = {("acme", "one"): "pm_new", ("beta", "one"): "pm_same", ("gamma", "one"): "pm_1",
+             ("delta", "one"): None, ("new", "one"): "pm_2"}
+    assert replaced(before, after) == ["acme", "gamma"]

@@ -2,16 +2,18 @@
 a change (card payer, declining card, 3-D Secure card, offline payer; an increase or a decrease)
 with injected faults (an activity failing once for good, or once retryably, at the charge, the
 apply, the refund or the email; a charge that takes the money and then loses the answer; an
-apply that commits as a Temporal cancel comes and then loses the answer) and actions sent at random moments (cancel
-by support or by the requester, retry, Temporal cancel, a sales decision, terminate followed by a
-new change), some driver started together with their requester's cancel (update-with-start:
-the cancel reaches the workflow before `run` does), then drives every change to an end the way
-support would. After each scenario it checks what a user would notice:
+apply that commits as a Temporal cancel comes and then loses the answer) and actions sent at
+random moments (cancel by support or by the requester, retry, Temporal cancel, a sales decision,
+a new card with its wake-up, terminate followed by a new change), some driver started together
+with their requester's cancel (update-with-start: the cancel reaches the workflow before `run`
+does), then drives every change to an end the way support (or a payer with a new card) would.
+After each scenario it checks what a user would notice:
 
 - at most one succeeded payment intent per change;
 - money kept only when the change was applied; otherwise every succeeded charge refunded once;
 - the subscription advanced exactly when a change was applied, and to its quote;
-- exactly one invoice email (one Message-ID) per applied change, none otherwise;
+- exactly one invoice email (one Message-ID) per applied change, none otherwise; at most one
+  notice of a declined payment per change;
 - the subscription's claim free once the driver ended (a terminated change's once the next change
   took it over, or after `release-claim` as the runbook says, which also refunds what it took);
 - every change ended with a stated result;
@@ -56,6 +58,8 @@ from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
 from activities.payments import PaymentActivities
 from activities.subscriptions import SubscriptionActivities
+from subchange.app.fixtures import FixtureConflict
+from subchange.app.payments import wake_changes_waiting_for_payment
 from subchange.domain.contracts import (
     CancelRequest,
     ChangeResult,
@@ -105,7 +109,7 @@ FAULTS = (None, None, "charge_lost_answer", "apply_fails_for_good", "apply_fails
           "apply_commits_as_a_temporal_cancel_comes", "refund_fails_for_good",
           "email_fails_for_good", "email_fails_once")
 ACTIONS = ("cancel_support", "cancel_requester", "retry", "temporal_cancel", "approve",
-           "reject", "terminate_then_new", "nothing")
+           "reject", "terminate_then_new", "new_card", "nothing")
 SUPPORT_MOVES = ("retry", "cancel", "temporal_cancel")  # by turns, from the scenario's own
 CARDS = {"card": GOOD_CARD, "declining": DECLINED_ON_CHARGE_CARD,
          "three_d_secure": THREE_D_SECURE_CARD, "offline": None}
@@ -286,7 +290,7 @@ async def run(driver: ChangeDriver, faults: Faults, scenario: Scenario, deps
     started = asyncio.get_running_loop().time()
     for delay, action in scenario.actions:
         await asyncio.sleep(max(0.0, started + delay - asyncio.get_running_loop().time()))
-        new = await act(driver, faults, scenario, handles[-1], action, org, requester)
+        new = await act(driver, faults, scenario, handles[-1], action, org, requester, deps)
         if new is not None:
             handles.append(new)
     moves = SUPPORT_MOVES[scenario.seed % 3:] + SUPPORT_MOVES[:scenario.seed % 3]
@@ -360,8 +364,19 @@ async def start_with_the_requesters_cancel(driver: ChangeDriver, faults: Faults,
     return await starting.workflow_handle(), cancel
 
 
+async def new_card(driver: ChangeDriver, org: str, deps) -> None:
+    """The customer replaces the card (a fixture load, as `starter.py load` does) and the
+    organisation's changes waiting for payment are told: racing an attempt, a retry or a
+    cancel."""
+    try:
+        driver.reload(suite(org, GOOD_CARD, subscription_row(deps, org, "one").seats))
+    except FixtureConflict:  # a change was applied meanwhile: the card stays as it was
+        return
+    await wake_changes_waiting_for_payment(driver.client, deps.sessions, org)
+
+
 async def act(driver: ChangeDriver, faults: Faults, scenario: Scenario, handle: WorkflowHandle,
-              action: str, org: str, requester: str) -> WorkflowHandle | None:
+              action: str, org: str, requester: str, deps) -> WorkflowHandle | None:
     """Send the action; a refusal is an answer too (the invariants judge the outcome)."""
     try:
         if action in ("cancel_support", "cancel_requester"):  # not awaited past acceptance
@@ -375,6 +390,8 @@ async def act(driver: ChangeDriver, faults: Faults, scenario: Scenario, handle: 
         elif action in ("approve", "reject"):
             await handle.execute_update(SubscriptionChange.sales_decision,
                                         SalesDecision(approved=action == "approve", by=SALES))
+        elif action == "new_card" and scenario.payer != "offline":
+            await new_card(driver, org, deps)
         elif action == "terminate_then_new":
             await handle.terminate(reason="interleaving test")
             return await start(driver, faults, dataclasses.replace(scenario, fault=None), org)
@@ -385,9 +402,10 @@ async def act(driver: ChangeDriver, faults: Faults, scenario: Scenario, handle: 
 
 async def drive_to_an_end(driver: ChangeDriver, handle: WorkflowHandle, org: str,
                           deps, moves: tuple[str, ...]) -> ChangeResult | None:
-    """What support, sales and operators do until the change ends: while it waits for support,
-    by turns (in the scenario's order) fix the card and retry, cancel, or cancel through Temporal
-    (the Web UI's Request Cancellation); a terminated change has no result (None)."""
+    """What support, sales, operators and payers do until the change ends: while it waits for
+    support or payment, by turns (in the scenario's order) fix the card and retry (waiting for
+    payment, the new card alone tries again), cancel, or cancel through Temporal (the Web UI's
+    Request Cancellation); a terminated change has no result (None)."""
     made = 0
     for round_ in range(60):
         described = await handle.describe()
@@ -396,7 +414,10 @@ async def drive_to_an_end(driver: ChangeDriver, handle: WorkflowHandle, org: str
         view = await status_of(handle)
         if view.result is not None:
             return await driver.result(handle)
-        if view.state == "awaiting_support":
+        if view.state == "awaiting_payment" and moves[made % len(moves)] == "retry":
+            made += 1
+            await new_card(driver, org, deps)
+        elif view.state in ("awaiting_support", "awaiting_payment"):
             move, made = moves[made % len(moves)], made + 1
             try:
                 if move == "retry":
@@ -457,6 +478,9 @@ def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
         if was_applied and result is not None:
             assert result.status is ChangeStatus.COMPLETED, (handle.id, result)
             assert len({m["Message-ID"] for m in mails}) == 1, f"{handle.id}: {len(mails)} mails"
+        notices = [m for m in mailbox.messages(to=f"billing@{org}.example")
+                   if m["Message-ID"] == f"<payment-failed.{handle.id}@subchange>"]
+        assert len(notices) <= 1, f"{handle.id}: {len(notices)} payment notices"
         if not was_applied:
             assert mails == [], f"{handle.id}: not applied, yet emailed"
             assert result is None or result.status is not ChangeStatus.COMPLETED

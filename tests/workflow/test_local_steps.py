@@ -36,7 +36,7 @@ from workflows.steps import STEPS
 from workflows.subscription_change import SubscriptionChange
 
 LOCAL_STEPS = {"open_change", "authorize_admin", "quote_change", "close_change",
-               "record_awaiting_support"}
+               "record_awaiting_support", "record_awaiting_payment"}
 
 
 def steps_in(history: WorkflowHistory) -> list[tuple[str, str, str]]:
@@ -94,7 +94,7 @@ async def test_the_history_names_every_step_local_ones_too(driver: ChangeDriver)
         "open_change", "authorize_admin", "validate_change", "quote_change", "charge",
         "apply_change", "email_invoice", "close_change"]
     assert {name for name, how, _ in steps if how == "local"} == LOCAL_STEPS - {
-        "record_awaiting_support"}  # it never parked
+        "record_awaiting_support", "record_awaiting_payment"}  # it never waited
     summaries = {name: summary for name, _, summary in steps}
     assert summaries["open_change"] == f"open the change record of {result.request_id}"
     assert summaries["authorize_admin"] == f"is admin@{org}.example an active admin of {org}?"

@@ -10,6 +10,7 @@ import collections
 import dataclasses
 import smtplib
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import requests
@@ -68,7 +69,7 @@ def per_attempt(monkeypatch, engine: sa.Engine) -> Iterator[dict[tuple[str, str,
     sa.event.remove(engine, "begin", begun)
 
 
-async def test_every_step_keeps_to_its_budget(driver, per_attempt):
+async def test_every_step_keeps_to_its_budget(driver, per_attempt, deps, monkeypatch):
     # A card payer's increase: open, authorize, validate, quote, charge, apply, email, close.
     org = unique_org("budget")
     await load_suite(driver, org)
@@ -89,7 +90,10 @@ async def test_every_step_keeps_to_its_budget(driver, per_attempt):
     await handle.execute_update(SubscriptionChange.sales_decision,
                                 SalesDecision(approved=True, by="sales@vendor.example"))
     assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
-    # A card that needs 3-D Secure, cancelled: the refund step voids its intent.
+    # A card that needs 3-D Secure (a hard decline: the billing contact's notice, the wait for
+    # a new card), here for a second before support is asked (the park's record), then
+    # cancelled: the refund step voids its intent.
+    monkeypatch.setattr(deps.settings, "payment_retry_schedule", (timedelta(seconds=1),))
     secure = unique_org("budget3ds")
     await load_suite(driver, secure, card=THREE_D_SECURE_CARD)
     handle = await driver.start(secure, seats=35)

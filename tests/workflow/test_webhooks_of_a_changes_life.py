@@ -94,6 +94,7 @@ async def test_every_event_of_a_changes_life_arrives_once_in_order_verified(webh
     assert refund["amount"] == str(results[refunded.id].quote.total_due)
     parked = receiver.events(declined.id)[1]["data"]
     assert parked["step"] == "charge" and "declined" in parked["last_error"]
+    assert parked["state"] == "awaiting_payment" and parked["next_attempt_at"] is not None
     assert receiver.events(declined.id)[0]["data"]["decline_code"]
     waiting = receiver.events(sales.id)[0]["data"]
     assert waiting["sales_case"].startswith("SC-") and waiting["quote"]["tax"] is not None

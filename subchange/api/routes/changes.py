@@ -155,7 +155,8 @@ async def get_change(workflow_id: str, _: Reader,
     status = view.result.status.value if view.result is not None else "running"
     return ChangeView(workflow_id=view.workflow_id, status=_outcome(status), state=view.state,
                       step=view.step, waiting_for=view.waiting_for, history=view.history,
-                      last_error=view.last_error, result=view.result)
+                      last_error=view.last_error, result=view.result,
+                      next_attempt_at=view.next_attempt_at)
 
 
 def _outcome(value: str) -> ChangeOutcome:
