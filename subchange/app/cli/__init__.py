@@ -23,9 +23,9 @@ from subchange.app.cli.changes import (
     cmd_sales_decision,
     cmd_status,
 )
-from subchange.app.cli.sweep import cmd_sweep
 from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError, bad_input
 from subchange.app.cli.inputs import options_for
+from subchange.app.cli.sweep import cmd_sweep
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.domain.principals import KEY_ROLES
 from subchange.domain.webhooks import EVENT_TYPES
