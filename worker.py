@@ -1,6 +1,7 @@
 """Run the subscription-change worker against the configured Temporal server.
 
-Creates missing database tables and registers missing search attributes first, and starts the
+Creates missing database tables and registers missing search attributes first, registers the
+reconciliation sweep's schedule (or brings its interval to CHANGE_SWEEP_EVERY), and starts the
 relay of every webhook endpoint whose relay is not running (idempotent).
 """
 
@@ -14,6 +15,7 @@ import sys
 from subchange.app.client import connect, ensure_search_attributes
 from subchange.app.logs import configure_logging
 from subchange.app.relays import start_relays
+from subchange.app.schedules import ensure_sweep_schedule
 from subchange.app.wiring import build_dependencies, build_worker
 from subchange.settings import ConfigurationError, get_settings
 
@@ -28,6 +30,10 @@ async def main() -> None:
     added = await ensure_search_attributes(client, settings.temporal_namespace)
     if added:
         log.info("registered search attributes: %s", ", ".join(added))
+    schedule = await ensure_sweep_schedule(client, settings)
+    if schedule:
+        log.info("%s the reconciliation sweep's schedule: every %s", schedule,
+                 settings.change_sweep_every)
     worker = build_worker(client, deps)
     await start_relays(client, deps.sessions, task_queue=settings.task_queue)
     stop = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Every activity of the change pipeline and of the webhook relays, bound to one set of
+"""Every activity of the change pipeline, the webhook relays and the reconciliation sweep, bound to one set of
 dependencies, for a worker."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from activities.principals import PrincipalActivities
 from activities.sales import SalesActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.support import SupportActivities
+from activities.sweep import SweepActivities
 from activities.tickets import TicketActivities
 from activities.webhooks import WebhookActivities
 
@@ -36,4 +37,5 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         support.record_awaiting_support,
         recovery.record_awaiting_payment, recovery.email_payment_failed,
         webhooks.pending, webhooks.deliver,
+        SweepActivities(deps).sweep_changes,
     ]

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # durations, comma separated); when they run out the change waits for support.
     payment_retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = Field(
         default=PAYMENT_RETRY_SCHEDULE, validate_default=True)
+    # How often the reconciliation sweep (a Temporal Schedule that worker.py registers) settles
+    # the changes whose workflow ended without closing them (SPEC section 11).
+    change_sweep_every: timedelta = timedelta(minutes=15)
     # Fault injection for the crash tests: pause at these named points (comma separated).
     fault_pause_points: str = ""
     fault_pause_seconds: float = 30.0
@@ -141,18 +144,27 @@ class Settings(BaseSettings):
             raise ValueError("every wait must be a positive duration, e.g. PT5S,PT5M,PT30M")
         return value
 
-    @field_validator("webhook_poll_every", "webhook_secret_overlap", mode="before")
+    @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every",
+                     mode="before")
     @classmethod
     def _iso_duration(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().upper().lstrip("-").startswith("P"):
             raise ValueError("must be an ISO 8601 duration, e.g. PT30S or PT24H")
         return value
 
-    @field_validator("webhook_poll_every", "webhook_secret_overlap")
+    @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every")
     @classmethod
     def _positive_duration(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be a positive duration, e.g. PT30S or PT24H")
+        return value
+
+    @field_validator("change_sweep_every")
+    @classmethod
+    def _whole_seconds(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1) or value.microseconds:
+            raise ValueError("must be whole seconds, at least PT1S (a Temporal Schedule's "
+                             "interval), e.g. PT15M")
         return value
 
     @model_validator(mode="after")

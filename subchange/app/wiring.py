@@ -1,5 +1,5 @@
 """Wiring of a worker: its dependencies (database, gateway, catalog) and the Temporal worker that
-runs the workflows (changes, webhook relays) and the activities. Used by worker.py, the replayer
+runs the workflows (changes, webhook relays, the reconciliation sweep) and the activities. Used by worker.py, the replayer
 and the tests."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from subchange.store import outbox
 from subchange.store.db import make_engine, session_factory
 from subchange.store.migrate import upgrade
 from workflows.subscription_change import SubscriptionChange
+from workflows.sweep import ChangeSweep
 from workflows.webhook_relay import WebhookRelay
 
 
@@ -47,7 +48,7 @@ def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dep
 # non-deterministic, which tests/unit/test_workflow_helpers_are_deterministic.py checks, since
 # the sandbox no longer does for them.
 WORKFLOW_MODULE = "workflows.subscription_change"
-WORKFLOW_MODULES = (WORKFLOW_MODULE, "workflows.webhook_relay")
+WORKFLOW_MODULES = (WORKFLOW_MODULE, "workflows.webhook_relay", "workflows.sweep")
 WORKFLOW_HELPERS = tuple(
     f"workflows.{module.name}" for module in pkgutil.iter_modules(workflows.__path__)
     if f"workflows.{module.name}" not in WORKFLOW_MODULES)
@@ -86,7 +87,7 @@ def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None =
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[SubscriptionChange, WebhookRelay],
+        workflows=[SubscriptionChange, WebhookRelay, ChangeSweep],
         workflow_runner=workflow_runner(
             client.data_converter, context_shortcut=deps.settings.sandbox_context_shortcut),
         activities=activities if activities is not None else all_activities(deps),

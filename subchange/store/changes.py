@@ -2,6 +2,10 @@
 lets one change at a time hold a subscription; a claim left behind by a change that ended without
 closing (terminated, timed out) is taken over or released, never silently overwritten.
 
+A change whose workflow ended without closing it (terminated, timed out) is closed by the
+reconciliation sweep (activities/sweep.py): it leases the record (status `sweeping`), settles what
+the change left, and writes how the workflow ended as its status (`terminated`, ...).
+
 A change also settles once, as applied or withdrawn, on its record: the apply and every
 compensation settle it in their own transaction, so whichever commits first wins and the other
 refuses. An apply attempt still running after the change was refunded can't give it away.
@@ -9,6 +13,7 @@ refuses. An apply attempt still running after the change was refunded can't give
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import delete, or_, update
@@ -35,11 +40,15 @@ def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
         find=lambda: session.get(ChangeRecord, workflow_id))
     if record.result:
         return ChangeResult.model_validate(record.result)
-    if record.settled_as == WITHDRAWN:
-        # A new run of a change that ended without closing and was compensated for: it starts
-        # afresh (its ledger entries were retired by that compensation).
+    if record.settled_as == WITHDRAWN or record.status != ChangeStatus.RUNNING.value:
+        # A new run of a change that ended without closing and was compensated for (or closed
+        # by the sweep): it starts afresh (its ledger entries were retired by that compensation)
+        # and runs, so it closes its record itself.
+        values = {"status": ChangeStatus.RUNNING.value}
+        if record.settled_as == WITHDRAWN:
+            values["settled_as"] = None
         session.execute(update(ChangeRecord).where(col(ChangeRecord.workflow_id) == workflow_id)
-                        .values(settled_as=None).execution_options(synchronize_session=False))
+                        .values(**values).execution_options(synchronize_session=False))
         session.commit()
     return None
 
@@ -133,3 +142,54 @@ def withdraw(*, session: Session, workflow_id: str) -> bool:
         return False
     session.commit()
     return True
+
+
+# --- the reconciliation sweep ------------------------------------------------------------------
+
+SWEEPING = "sweeping"  # a sweep is settling the change (a lease: see unsettled_records)
+
+
+def unsettled_records(*, session: Session, after: str, limit: int, lease_ended: datetime
+                      ) -> list[ChangeRecord]:
+    """The records without a result (their workflow runs, or ended without closing them), in
+    workflow id order after `after`, with those a sweep leased before `lease_ended` (it died)."""
+    return list(session.exec(
+        select(ChangeRecord)
+        .where(col(ChangeRecord.workflow_id) > after,
+               or_(col(ChangeRecord.status) == ChangeStatus.RUNNING.value,
+                   (col(ChangeRecord.status) == SWEEPING)
+                   & (col(ChangeRecord.updated_at) < lease_ended)))
+        .order_by(col(ChangeRecord.workflow_id)).limit(limit)))
+
+
+def lease_for_sweep(*, session: Session, workflow_id: str, lease_ended: datetime) -> bool:
+    """Take the record for one sweep (compare-and-set): False when another sweep has it, or it
+    was closed meanwhile."""
+    taken = session.execute(
+        update(ChangeRecord)
+        .where(col(ChangeRecord.workflow_id) == workflow_id,
+               or_(col(ChangeRecord.status) == ChangeStatus.RUNNING.value,
+                   (col(ChangeRecord.status) == SWEEPING)
+                   & (col(ChangeRecord.updated_at) < lease_ended)))
+        .values(status=SWEEPING, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return taken.rowcount == 1
+
+
+def end_sweep(*, session: Session, workflow_id: str, ended: str | None) -> bool:
+    """Close the leased record as `ended` (how its workflow ended), in the caller's transaction;
+    with None, give the lease back (to try again at the next sweep)."""
+    closed = session.execute(
+        update(ChangeRecord)
+        .where(col(ChangeRecord.workflow_id) == workflow_id,
+               col(ChangeRecord.status) == SWEEPING)
+        .values(status=ended or ChangeStatus.RUNNING.value, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    return closed.rowcount == 1
+
+
+def claims_held_by(*, session: Session, workflow_id: str) -> list[int]:
+    """The subscriptions this change holds (one, unless something went wrong)."""
+    return list(session.exec(select(SubscriptionClaim.subscription_id)
+                             .where(SubscriptionClaim.workflow_id == workflow_id)))

@@ -43,6 +43,10 @@ def service_env(*, temporal_address: str, database_url: str, localstripe_url: st
         "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
         "FAULT_PAUSE_POINTS": "", "PAYLOAD_KEYS": "", "CODEC_SERVER_TOKEN": "",
         "PYTHONUNBUFFERED": "1",
+        # The workers of the suite share a dev server and a database: a scheduled sweep would
+        # settle what a test leaves ended on purpose (for `release-claim`). Ten years, aligned
+        # to the epoch: the schedule next fires in December 2029.
+        "CHANGE_SWEEP_EVERY": "P3650D",
         **SELLER,
         **extra,
     }

@@ -12,7 +12,13 @@ import pytest
 
 from tests.helpers.documents import SALES, SUPPORT, org_document, write_fixture
 from tests.helpers.driver import wait_for_sales
-from tests.helpers.observers import audit_entries, claim_of, refunds_of, succeeded_charges
+from tests.helpers.observers import (
+    audit_entries,
+    change_record,
+    claim_of,
+    refunds_of,
+    succeeded_charges,
+)
 from tests.helpers.processes import PAUSED_LINE, WorkerProcess, change_args, run_cli
 
 pytestmark = pytest.mark.integration
@@ -124,6 +130,32 @@ async def test_release_claim_needs_support_and_refunds_only_for_them(env, proces
     assert claim_of(deps, org, "one") is None
     assert releases_audited(deps, org)[3:] == [
         (SUPPORT, "compensate", "refunded"), (SUPPORT, "release_claim", "released")]
+
+
+async def test_the_sweep_command_settles_an_ended_change_without_support(worker, env, dev_env,
+                                                                          deps, tmp_path):
+    """`starter.py sweep` runs what the schedule runs: the terminated holder's claim is freed
+    without anyone naming the subscription, and the record says how the change ended."""
+    org = f"claims-swept-{uuid.uuid4().hex[:8]}"
+    document = org_document(org, users=[{"email": f"admin@{org}.example", "role": "admin",
+                                         "products": ["one"]}],
+                            subscriptions=[{"product": "one", "plan": "enterprise", "seats": 5,
+                                            "pricing_model": "flexible_user",
+                                            "payment_method": "offline", "card": None}])
+    assert run_cli(env, "load", str(write_fixture(tmp_path / "org.json", document))).code == 0
+    started = run_cli(env, *change_args(org, "one", "--seats", "8"))
+    handle = dev_env.client.get_workflow_handle(started.json["workflow_id"])
+    await wait_for_sales(handle)
+    await handle.terminate(reason="stuck, cleaned up by an operator")
+
+    swept = run_cli(env, "sweep")
+
+    assert swept.code == 0, swept
+    [settled] = [e for e in swept.json["settled"] if e["workflow_id"] == handle.id]
+    assert settled == {"workflow_id": handle.id, "ended": "terminated",
+                       "actions": ["claim_released"], "refund_id": None}
+    assert claim_of(deps, org, "one") is None
+    assert change_record(deps, handle.id).status == "terminated"
 
 
 def releases_audited(deps, org: str) -> list[tuple[str, str, str]]:

@@ -433,6 +433,7 @@ BAD_OPTIONS = [
      "at most 200 characters"),
     (["release-claim", "--org", "ORG", "--product", "one", "--by", "support"], "--by",
      "not a valid email address"),
+    (["sweep", "--page-size", "501"], "--page-size", "less than or equal to 500"),
 ]
 
 

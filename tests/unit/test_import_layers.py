@@ -15,6 +15,7 @@ from temporalio import activity
 from activities.dependencies import Dependencies
 from activities.registry import all_activities
 from workflows.steps import STEPS
+from workflows.sweep import SWEEP_STEPS
 from workflows.webhook_relay import RELAY_STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,7 @@ def loaded_after(code: str, *args: str) -> set[str]:
 def test_the_workflow_and_starter_help_load_no_io_library():
     assert loaded_after("import workflows.subscription_change") == set()
     assert loaded_after("import workflows.webhook_relay") == set()
+    assert loaded_after("import workflows.sweep") == set()
     help_run = ("import runpy\nsys.argv = ['starter.py', '--help']\n"
                 "try:\n    runpy.run_path('starter.py', run_name='not_main')\n"
                 "    from subchange.app import cli\n    cli.build_parser().format_help()\n"
@@ -143,4 +145,4 @@ def test_starting_a_change_loads_no_io_library():
 def test_every_step_the_workflow_calls_is_a_registered_activity(deps: Dependencies):
     registered = {activity._Definition.must_from_callable(fn).name
                   for fn in all_activities(deps)}
-    assert registered == {step.name for step in STEPS} | set(RELAY_STEPS)
+    assert registered == {step.name for step in STEPS} | set(RELAY_STEPS) | set(SWEEP_STEPS)

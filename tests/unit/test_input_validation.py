@@ -294,6 +294,9 @@ def test_test_cards_are_refused_against_a_live_gateway(deps):
     ("PAYMENT_RETRY_SCHEDULE", "P1D,PT0S", "every wait must be a positive duration"),
     ("WEBHOOK_POLL_EVERY", "30", "must be an ISO 8601 duration"),
     ("WEBHOOK_SECRET_OVERLAP", "-PT1H", "must be a positive duration"),
+    ("CHANGE_SWEEP_EVERY", "15m", "must be an ISO 8601 duration"),
+    ("CHANGE_SWEEP_EVERY", "PT0S", "must be a positive duration"),
+    ("CHANGE_SWEEP_EVERY", "PT0.5S", "must be whole seconds, at least PT1S"),
 ])
 def test_a_bad_setting_names_the_variable(environment, name, value, problem):
     environment.setenv(name, value)

@@ -1,8 +1,8 @@
 """`starter.py`: the command line for people and scripts. JSON on stdout, progress on stderr.
 
 Exit codes: 0 success (a change that completed); 1 a change that ended otherwise (rejected,
-cancelled, expired, or ended from outside: terminated, timed out), a refused update, or a server
-error; 2 bad input; 3 `change --wait` stopped because the change waits for a person (a sales
+cancelled, expired, or ended from outside: terminated, timed out), a refused update, a sweep that
+left a change unsettled, or a server error; 2 bad input; 3 `change --wait` stopped because the change waits for a person (a sales
 decision or support).
 """
 
@@ -25,6 +25,7 @@ from subchange.app.cli.changes import (
 )
 from subchange.app.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CommandError, bad_input
 from subchange.app.cli.inputs import options_for
+from subchange.app.cli.sweep import cmd_sweep
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.domain.principals import KEY_ROLES
 from subchange.domain.webhooks import EVENT_TYPES
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--by", required=True, metavar="EMAIL",
                          help="who asks: a member of support in the staff directory (recorded "
                               "in the audit log)")
+    sweep = commands.add_parser(
+        "sweep", help="settle now the changes whose workflow ended without closing them "
+                      "(what the subchange-sweep schedule does every CHANGE_SWEEP_EVERY)")
+    sweep.add_argument("--page-size", type=positive_int, default=None,
+                       help="change records per step of the sweep (default 50)")
     add_api_key_commands(commands)
     add_webhook_commands(commands)
     return parser
@@ -138,7 +144,8 @@ def add_webhook_commands(commands) -> None:
 
 
 TEMPORAL_COMMANDS = {"change": cmd_change, "status": cmd_status, "retry": cmd_retry,
-                     "cancel": cmd_cancel, "sales-decision": cmd_sales_decision}
+                     "cancel": cmd_cancel, "sales-decision": cmd_sales_decision,
+                     "sweep": cmd_sweep}
 
 
 def command_for(name: str):

@@ -18,7 +18,7 @@ CLI_FIELDS = {"org_id": "--org", "org": "--org", "requested_by": "--by",
               "note": "--note", "reason": "--reason", "workflow_id": "WORKFLOW_ID",
               "file": "FILE", "approved": "--approve/--reject",
               "owner": "--owner", "roles": "--role", "key_id": "ID",
-              "url": "--url", "events": "--events", "endpoint_id": "ID", "event_id": "EVENT_ID"}
+              "page_size": "--page-size", "url": "--url", "events": "--events", "endpoint_id": "ID", "event_id": "EVENT_ID"}
 
 
 class CommandError(Exception):

@@ -32,6 +32,7 @@ from subchange.domain.contracts import (
     workflow_id_for,
 )
 from subchange.domain.principals import KEY_ROLES
+from subchange.domain.sweep import PAGE_SIZE
 
 # A principal's `by` as the updates' contract bounds it (RetryRequest, CancelRequest).
 PRINCIPAL_MAX = RetryRequest.model_fields["by"].metadata[0].max_length
@@ -115,6 +116,10 @@ class ReleaseClaimOptions(Options):
     org: Annotated[str, Field(pattern=IDENTIFIER)]
     product: Literal[PRODUCT_IDS]  # type: ignore[valid-type]
     by: Principal
+
+
+class SweepOptions(Options):
+    page_size: Annotated[int, Field(ge=1, le=500)] = PAGE_SIZE
 
 
 class ApiKeyCreateOptions(Options):
@@ -210,6 +215,7 @@ OPTIONS: dict[str, tuple[type[Options], Callable[[argparse.Namespace], dict[str,
         "update": {"approved": a.approve, "by": a.by, "note": a.note or ""}}),
     "release-claim": (ReleaseClaimOptions, lambda a: {"org": a.org, "product": a.product,
                                                       "by": a.by}),
+    "sweep": (SweepOptions, lambda a: {} if a.page_size is None else {"page_size": a.page_size}),
     "api-key create": (ApiKeyCreateOptions, lambda a: {"owner": a.owner, "roles": a.role}),
     "api-key list": (ApiKeyListOptions, lambda a: {}),
     "api-key revoke": (ApiKeyRevokeOptions, lambda a: {"key_id": a.key_id}),
