@@ -81,6 +81,9 @@ class Settings(BaseSettings):
         default=WEBHOOK_RETRY_SCHEDULE, validate_default=True)
     webhook_poll_every: timedelta = timedelta(seconds=30)
     webhook_secret_overlap: timedelta = timedelta(hours=24)
+    # Staging and demos only: the `reschedule` update may fire a scheduled change (SPEC section
+    # 10) before its period end. A production worker refuses it.
+    allow_reschedule: bool = False
     # Fault injection for the crash tests: pause at these named points (comma separated).
     fault_pause_points: str = ""
     fault_pause_seconds: float = 30.0
