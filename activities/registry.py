@@ -11,6 +11,7 @@ from activities.invoicing import InvoiceActivities
 from activities.payments import PaymentActivities
 from activities.principals import PrincipalActivities
 from activities.sales import SalesActivities
+from activities.scheduling import SchedulingActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.support import SupportActivities
 from activities.tickets import TicketActivities
@@ -22,7 +23,7 @@ def all_activities(deps: Dependencies) -> list[Callable]:
     sales, subscriptions = SalesActivities(deps), SubscriptionActivities(deps)
     invoices, tickets = InvoiceActivities(deps), TicketActivities(deps)
     principals, support = PrincipalActivities(deps), SupportActivities(deps)
-    webhooks = WebhookActivities(deps)
+    webhooks, scheduling = WebhookActivities(deps), SchedulingActivities(deps)
     return [
         admission.open_change, admission.authorize_admin, admission.validate_change,
         admission.quote_change, admission.close_change,
@@ -34,4 +35,5 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         principals.authorize_principal, principals.record_temporal_cancel,
         support.record_awaiting_support,
         webhooks.pending, webhooks.deliver,
+        scheduling.schedule_change, scheduling.fire_scheduled_change,
     ]
