@@ -70,7 +70,8 @@ LABELS: dict[str, dict[str, str]] = {
         "period": "日割期間", "period_value": "{start}〜{end}（{days}日中{remaining}日）",
         "adjustment": "調整額",
         "effective": "適用開始日", "effective_value": "{date}（新しい契約内容の期間 {start}〜{end}）",
-        "effective_note": "今回のお支払いはありません。新しいご契約内容の料金は、{date}からの更新時にご請求します。",
+        "effective_note": "今回のお支払いはありません。新しいご契約内容の料金は、{date}からの"
+                          "更新時にご請求します。",
         "item": "品目", "seats": "数量", "unit_price": "単価", "per_period": "期間あたり",
         "before": "変更前", "after": "変更後",
         "taxable": "{rate}対象（税抜）", "tax": "{label}（{rate}）",
