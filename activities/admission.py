@@ -13,7 +13,7 @@ from activities.payments import LEDGER_CHARGE
 from subchange.domain import rules
 from subchange.domain.contracts import ChangeRequest
 from subchange.domain.facts import ChangeContext
-from subchange.domain.quoting import build_quote
+from subchange.domain.quoting import build_period_end_quote, build_quote
 from subchange.domain.step_io import (
     Admission,
     CloseChangeInput,
@@ -85,6 +85,10 @@ class AdmissionActivities:
         if rejection is not None:
             return QuoteOutcome(rejection=rejection)
         assert target is not None and ctx.org is not None and ctx.subscription is not None
+        if request.effective == "period_end":  # SPEC section 10: nothing prorated or due now
+            return QuoteOutcome(quote=build_period_end_quote(
+                catalog=self.deps.catalog, org=ctx.org, sub=ctx.subscription, request=request,
+                target=target, change_date=day))
         quote = build_quote(catalog=self.deps.catalog, org=ctx.org, sub=ctx.subscription,
                             request=request, target=target, change_date=day,
                             minimums=self.deps.minimums)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.dependencies import Dependencies
-from subchange.domain.principals import Action, principal_refusal
+from subchange.domain.principals import Action, principal_refusal, reschedule_refusal
 from subchange.domain.step_io import PrincipalCheck, PrincipalVerdict, TemporalCancelRecord
 from subchange.store import audit, staff
 
@@ -22,6 +22,8 @@ class PrincipalActivities:
         with self.deps.sessions() as session:
             roles = staff.roles_of(session=session, email=check.by)
             refusal = principal_refusal(action, check.by, check.requester, roles)
+            if refusal is None and action is Action.RESCHEDULE:
+                refusal = reschedule_refusal(self.deps.settings.allow_reschedule)
             audit.record_audit(
                 session=session, org_id=check.org_id, actor=check.by[:254],
                 action=f"{action.value}:{check.update_id}"[:64],

@@ -12,6 +12,7 @@ from activities.payment_recovery import PaymentRecoveryActivities
 from activities.payments import PaymentActivities
 from activities.principals import PrincipalActivities
 from activities.sales import SalesActivities
+from activities.scheduling import SchedulingActivities
 from activities.subscriptions import SubscriptionActivities
 from activities.support import SupportActivities
 from activities.sweep import SweepActivities
@@ -25,6 +26,7 @@ def all_activities(deps: Dependencies) -> list[Callable]:
     invoices, tickets = InvoiceActivities(deps), TicketActivities(deps)
     principals, support = PrincipalActivities(deps), SupportActivities(deps)
     webhooks, recovery = WebhookActivities(deps), PaymentRecoveryActivities(deps)
+    scheduling = SchedulingActivities(deps)
     return [
         admission.open_change, admission.authorize_admin, admission.validate_change,
         admission.quote_change, admission.close_change,
@@ -38,4 +40,5 @@ def all_activities(deps: Dependencies) -> list[Callable]:
         recovery.record_awaiting_payment, recovery.email_payment_failed,
         webhooks.pending, webhooks.deliver,
         SweepActivities(deps).sweep_changes,
+        scheduling.schedule_change, scheduling.fire_scheduled_change,
     ]

@@ -29,6 +29,10 @@ class ChangeState(StrEnum):
     CANCELLED = "cancelled"
     EXPIRED = "expired"
     COMPENSATED = "compensated"
+    # SPEC section 10: a change at the period end waits, quoted, for it (scheduled), then is
+    # judged and priced again when it comes (due) before it is applied.
+    SCHEDULED = "scheduled"
+    DUE = "due"
 
 
 class Trigger(StrEnum):
@@ -49,13 +53,16 @@ class Trigger(StrEnum):
     RESUME_PAYMENT = "resume_payment"
     CANCEL = "cancel"
     COMPENSATE = "compensate"
+    SCHEDULE = "schedule"
+    FALL_DUE = "fall_due"  # (not "fire": that name is the model's own method)
 
 
 TERMINAL = frozenset({ChangeState.COMPLETED, ChangeState.REJECTED, ChangeState.CANCELLED,
                       ChangeState.EXPIRED, ChangeState.COMPENSATED})
 # Before the subscription is changed, a change can still be called off.
 CANCELLABLE = (ChangeState.REQUESTED, ChangeState.AUTHORIZED, ChangeState.VALIDATED,
-               ChangeState.QUOTED, ChangeState.AWAITING_SALES, ChangeState.SALES_APPROVED)
+               ChangeState.QUOTED, ChangeState.AWAITING_SALES, ChangeState.SALES_APPROVED,
+               ChangeState.SCHEDULED, ChangeState.DUE)
 # States in which a step is running and may fail for good.
 PARKABLE = (*CANCELLABLE, ChangeState.CHARGED, ChangeState.APPLIED, ChangeState.INVOICED)
 
@@ -91,6 +98,12 @@ TRANSITIONS: list[dict] = [
     # card or support; the wait ends with the charge tried again, or with a cancel, from QUOTED.
     _move(Trigger.AWAIT_PAYMENT, ChangeState.QUOTED, ChangeState.AWAITING_PAYMENT),
     _move(Trigger.RESUME_PAYMENT, ChangeState.AWAITING_PAYMENT, ChangeState.QUOTED),
+    # A change at the period end (SPEC section 10): scheduled once quoted, due when its period
+    # end came and it was judged again, then applied; or rejected when judged again.
+    _move(Trigger.SCHEDULE, ChangeState.QUOTED, ChangeState.SCHEDULED),
+    _move(Trigger.FALL_DUE, ChangeState.SCHEDULED, ChangeState.DUE),
+    _move(Trigger.APPLY, ChangeState.DUE, ChangeState.APPLIED),
+    _move(Trigger.REJECT, [ChangeState.SCHEDULED, ChangeState.DUE], ChangeState.REJECTED),
 ]
 
 

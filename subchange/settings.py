@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # How often the reconciliation sweep (a Temporal Schedule that worker.py registers) settles
     # the changes whose workflow ended without closing them (SPEC section 11).
     change_sweep_every: timedelta = timedelta(minutes=15)
+    # Staging and demos only: the `reschedule` update may fire a scheduled change (SPEC section
+    # 10) before its period end. A production worker refuses it.
+    allow_reschedule: bool = False
     # Fault injection for the crash tests: pause at these named points (comma separated).
     fault_pause_points: str = ""
     fault_pause_seconds: float = 30.0

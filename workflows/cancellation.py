@@ -75,6 +75,12 @@ class Cancellation:
             assert outcome is not None
             return outcome
 
+    def replaced(self, by: str) -> None:
+        """Another scheduled change took this one's slot (SPEC section 10): it ends cancelled,
+        naming its replacement, unless it has ended or a cancel is already under way."""
+        if self.refusal() is None:
+            self._accept(CancelRequest(reason=f"replaced by the scheduled change {by}"))
+
     def _accept(self, request: CancelRequest) -> None:
         self.state.cancel, self.state.cancel_outcome = request, None
 

@@ -10,13 +10,16 @@ with workflow.unsafe.imports_passed_through():
     from subchange.domain.contracts import (
         CancelRequest,
         ChangeStatusView,
+        RescheduleRequest,
         RetryRequest,
         SalesDecision,
+        ScheduledReplaced,
         UpdateAck,
     )
     from subchange.domain.principals import Action
 
 from workflows.cancellation import Cancellation
+from workflows.period_end import REPLACED_SIGNAL, PeriodEnd
 from workflows.principals import Principals, principal_refused, refused
 from workflows.runner import StepRunner
 from workflows.sales import SalesApproval
@@ -31,6 +34,7 @@ class ChangeMessages:
     runner: StepRunner
     sales: SalesApproval
     principals: Principals
+    period_end: PeriodEnd
 
     @workflow.query(name="status")
     def status(self) -> ChangeStatusView:
@@ -97,3 +101,31 @@ class ChangeMessages:
         if (refusal := self.principals.immediate_refusal(Action.SALES_DECISION,
                                                          decision.by)) is not None:
             raise principal_refused(f"can't decide: {refusal}")
+
+    # --- a change at the period end (SPEC section 10) ---------------------------------------
+
+    @workflow.signal(name=REPLACED_SIGNAL)
+    def scheduled_change_replaced(self, notice: ScheduledReplaced) -> None:
+        """Another scheduled change took this one's slot (replace_scheduled): it ends
+        cancelled, naming it."""
+        self.cancels.replaced(notice.by)
+
+    @workflow.update(name="reschedule")
+    async def reschedule(self, request: RescheduleRequest) -> UpdateAck:
+        """Staging and demos only: fire a scheduled change at `at` (now when None). The staff
+        directory and the worker's ALLOW_RESCHEDULE decide (authorize_principal, audited)."""
+        if await self.principals.authorize(Action.RESCHEDULE, request.by):
+            self._validate_reschedule(request)
+        at = request.at or workflow.now()
+        self.period_end.reschedule(at, request.by)
+        return UpdateAck(state=self.state.lifecycle.current.value,
+                         message=f"fires at {at.isoformat()} (rescheduled by {request.by}; "
+                                 "staging only)")
+
+    @reschedule.validator
+    def _validate_reschedule(self, request: RescheduleRequest) -> None:
+        if (refusal := self.period_end.reschedule_refusal()) is not None:
+            raise refused(refusal)
+        if (refusal := self.principals.immediate_refusal(Action.RESCHEDULE,
+                                                         request.by)) is not None:
+            raise principal_refused(f"can't reschedule: {refusal}")

@@ -25,7 +25,7 @@ from workflows.state import ChangeRun
 from workflows.steps import AUTHORIZE_PRINCIPAL
 
 VERBS = MappingProxyType({Action.RETRY: "retry", Action.CANCEL: "cancel",
-                          Action.SALES_DECISION: "decide"})
+                          Action.SALES_DECISION: "decide", Action.RESCHEDULE: "reschedule"})
 
 
 def refused(message: str) -> ApplicationError:

@@ -50,6 +50,10 @@ class ChangeRun:
     decision: SalesDecision | None = None
     sales_deadline_passed: bool = False
     applied: ApplyOutput | None = None
+    # A change at the period end (workflows/period_end.py): when it fires, and who moved that
+    # (the `reschedule` update, staging only).
+    fires_at: datetime | None = None
+    rescheduled_by: str | None = None
     # Set when the change has decided how it ends, so a Temporal cancel finishes that ending.
     finishing: tuple[Trigger, ChangeResult] | None = None
     ended: str | None = None  # the status it ended with, once the run is done with it
@@ -86,7 +90,8 @@ class ChangeRun:
         # or the last upsert): a step that starts in the same state writes nothing.
         current = workflow.info().typed_search_attributes
         updates = [update for update in search_attribute_updates(
-            request=self.request, state=state, status=status.value)
+            request=self.request, state=state, status=status.value,
+            effective_at=self.fires_at)
             if current.get(update.key) != update.value]
         if updates:
             workflow.upsert_search_attributes(updates)

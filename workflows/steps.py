@@ -37,6 +37,8 @@ with workflow.unsafe.imports_passed_through():
         CloseChangeInput,
         CloseSalesCaseInput,
         DatedRequest,
+        FireInput,
+        FireOutcome,
         OpenChangeOutput,
         ParkedChange,
         PaymentFailedNotice,
@@ -49,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         RefundTicketInput,
         SalesCaseInput,
         SalesCaseOutput,
+        ScheduleInput,
+        ScheduleOutcome,
         TemporalCancelRecord,
     )
 
@@ -210,6 +214,24 @@ RECORD_TEMPORAL_CANCEL: Step[TemporalCancelRecord, None] = Step(
     lambda record: f"record the cancellation through Temporal ({record.outcome})",
     cancellable=False)
 
+# A change at the period end (SPEC section 10). Taking the slot asks the server whether its
+# holder still runs (one request, counted as a gateway's), then one transaction (slot, event,
+# claim freed).
+SCHEDULE_CHANGE: Step[ScheduleInput, ScheduleOutcome] = Step(
+    "schedule_change", ScheduleOutcome,
+    policy(limits.Budget(gateway_requests=1, transactions=3), 6, 15),
+    lambda step: f"schedule for {step.quote.effective_date}: wait for the period end",
+    advances=Trigger.SCHEDULE)
+# At the period end: claim the subscription (taking over a dead holder's claim runs its
+# compensation: validate_change's budget), then the slot and the rules, and the next period's
+# quote.
+FIRE_SCHEDULED_CHANGE: Step[FireInput, FireOutcome] = Step(
+    "fire_scheduled_change", FireOutcome,
+    policy(limits.Budget(gateway_requests=5, transactions=2 + 11), 6, 15, heartbeats=True),
+    lambda step: f"the period end {step.scheduled_for} came: check {step.request.describe()} "
+                 "again and price the next period",
+    advances=Trigger.FALL_DUE)
+
 # Not a step of the story: an update's check of who asks, run by the handler.
 AUTHORIZE_PRINCIPAL: Step[PrincipalCheck, PrincipalVerdict] = Step(
     "authorize_principal", PrincipalVerdict, database(2, 3, 2),
@@ -219,4 +241,5 @@ STEPS: tuple[Step, ...] = (
     OPEN_CHANGE, AUTHORIZE_ADMIN, VALIDATE_CHANGE, QUOTE_CHANGE, OPEN_SALES_CASE,
     CLOSE_SALES_CASE, CHARGE, REFUND_CHARGE, APPLY_CHANGE, FIND_APPLIED_CHANGE, EMAIL_INVOICE,
     OPEN_REFUND_TICKET, CLOSE_CHANGE, RECORD_AWAITING_SUPPORT, RECORD_AWAITING_PAYMENT,
-    EMAIL_PAYMENT_FAILED, RECORD_TEMPORAL_CANCEL, AUTHORIZE_PRINCIPAL)
+    EMAIL_PAYMENT_FAILED, RECORD_TEMPORAL_CANCEL, AUTHORIZE_PRINCIPAL, SCHEDULE_CHANGE,
+    FIRE_SCHEDULED_CHANGE)

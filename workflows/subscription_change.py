@@ -39,6 +39,7 @@ from workflows.cancellation import Cancellation, CancelRequested, Cost
 from workflows.endings import Endings
 from workflows.messages import ChangeMessages
 from workflows.payment_recovery import PaymentRecovery
+from workflows.period_end import PeriodEnd
 from workflows.principals import Principals
 from workflows.requote import QuoteNoLongerValid, Requote
 from workflows.runner import StepRunner
@@ -74,6 +75,7 @@ class SubscriptionChange(ChangeMessages):
         self.principals = Principals(self.state)
         self.requote = Requote(self.state, self.runner)
         self.payments = PaymentRecovery(self.state, self.runner, self.cancels)
+        self.period_end = PeriodEnd(self.state, self.runner, self.cancels)
 
     @workflow.run
     async def run(self, *arguments: Any) -> ChangeResult:
@@ -110,7 +112,10 @@ class SubscriptionChange(ChangeMessages):
         if not quoted.admitted or quoted.quote is None:
             return await self.end.rejected(quoted.rejection)
         self.state.quote = quoted.quote
-        settled = await self._settle_payment(request, quoted.quote)
+        if request.effective == "period_end":  # SPEC section 10: nothing charged now
+            settled = await self.period_end.wait_and_fire(request, quoted.quote)
+        else:
+            settled = await self._settle_payment(request, quoted.quote)
         if isinstance(settled, ChangeResult):  # sales rejected it, or did not decide in time
             return settled
         payment, quote = settled

@@ -26,7 +26,7 @@ from subchange.domain.contracts import (
 from subchange.domain.search_attributes import initial_search_attributes
 from subchange.settings import Settings
 
-UPDATES = ("retry", "cancel", "sales_decision")
+UPDATES = ("retry", "cancel", "sales_decision", "reschedule")
 
 
 class UnknownChange(Exception):

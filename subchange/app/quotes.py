@@ -10,7 +10,7 @@ from sqlmodel import Session
 from subchange.domain import rules
 from subchange.domain.catalog import Catalog
 from subchange.domain.contracts import ChangeInput, Quote, Rejection
-from subchange.domain.quoting import build_quote
+from subchange.domain.quoting import build_period_end_quote, build_quote
 from subchange.domain.step_io import DatedRequest
 from subchange.store import subscriptions
 
@@ -31,5 +31,8 @@ def preview(*, session: Session, catalog: Catalog, change: ChangeInput) -> Quote
     if rejection is not None:
         return rejection
     assert target and ctx.org and ctx.subscription
+    if request.effective == "period_end":
+        return build_period_end_quote(catalog=catalog, org=ctx.org, sub=ctx.subscription,
+                                      request=request, target=target, change_date=today)
     return build_quote(catalog=catalog, org=ctx.org, sub=ctx.subscription, request=request,
                        target=target, change_date=today)

@@ -244,6 +244,8 @@ class Demo:
         self.change("sakura", "desk", "owner@sakura.example", "--plan", "professional",
                     "--refund")
 
+        self.at_the_period_end()
+
         self.say("Bank-transfer payer: the change is routed to sales and waits for a decision")
         waiting = self.change("minato", "one", "admin@minato.example", "--seats", "12",
                               expect=3)
@@ -278,6 +280,37 @@ class Demo:
             self.show_invoice(recovered)
         self.finale()
         return 1 if self.failures else 0
+
+    def at_the_period_end(self) -> None:
+        """SPEC section 10: a downgrade that takes effect when the period ends, found by its
+        ChangeStep, then fired early with the staging-only command (the period end is weeks
+        away) and confirmed by a zero-amount email that names the date."""
+        for workflow_id in self.still_waiting("sakura", 'AND ChangeStep="scheduled"'):
+            print(f"  (cancelling {workflow_id}, left scheduled by an earlier demo run)")
+            self.starter("cancel", workflow_id, "--by", SUPPORT)
+        self.say("Zoho Desk: professional → standard at the end of the period (nothing charged "
+                 "now)")
+        scheduled = self.change("sakura", "desk", "owner@sakura.example", "--plan", "standard",
+                                "--at", "period-end", expect=4)
+        workflow_id = scheduled.get("workflow_id")
+        if not workflow_id:
+            return
+        for _ in range(20):  # the list follows the workflow by a moment
+            listed = self.still_waiting("sakura", 'AND ChangeStep="scheduled"')
+            if workflow_id in listed:
+                break
+            time.sleep(0.25)
+        print(f'\n  Web UI filter OrgId="sakura" AND ChangeStep="scheduled": {listed}',
+              flush=True)
+        if workflow_id not in listed:
+            self.failures.append(f"{workflow_id} is not listed by ChangeStep=\"scheduled\"")
+        self.say("Staging only: fire it now instead of at the period end (ALLOW_RESCHEDULE)")
+        self.starter("reschedule", workflow_id, "--at", "now", "--by", SUPPORT)
+        fired = self.wait_for_result(workflow_id)
+        self.outcome(fired)
+        if fired.get("status") != "completed":
+            self.failures.append(f"{workflow_id} did not complete when fired: {fired}")
+        self.show_invoice(fired)
 
     def over_http(self) -> None:
         """What a backend in any language does (SPEC sections 12 and 13): its endpoint added by
@@ -372,13 +405,14 @@ class Demo:
         return {**org, "subscriptions": [{**sub, "card": GOOD_CARD}
                                          for sub in org["subscriptions"]]}
 
-    def still_waiting(self, org: str) -> list[str]:
-        """Running changes of an org, found the way an operator filters the Web UI list."""
+    def still_waiting(self, org: str, also: str = "") -> list[str]:
+        """Running changes of an org (`also`: more of the filter), found the way an operator
+        filters the Web UI list."""
         async def running() -> list[str]:
             client = await connect(Settings(temporal_address=self.stack.env["TEMPORAL_ADDRESS"],
                                             payload_keys=self.stack.env["PAYLOAD_KEYS"]))
             query = (f'WorkflowType="SubscriptionChange" AND OrgId="{org}" '
-                     'AND ExecutionStatus="Running"')
+                     f'AND ExecutionStatus="Running" {also}')
             return [w.id async for w in client.list_workflows(query)]
 
         return asyncio.run(running())

@@ -249,6 +249,8 @@ class Stack:
             "STRIPE_API_BASE": f"http://127.0.0.1:{self.stripe_port}",
             "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.smtp_port),
             "WEB_UI_URL": self.web_ui,
+            # A scheduled change may be fired early (`starter.py reschedule`): staging only.
+            "ALLOW_RESCHEDULE": "true",
             **DEMO_SELLER,
             **self.secrets,
         }

@@ -38,6 +38,10 @@ LABELS: dict[str, dict[str, str]] = {
         "period": "Prorated period", "period_value": "{start} to {end} ({remaining} of {days} "
                                                      "days)",
         "adjustment": "Adjustment",
+        "effective": "Takes effect", "effective_value": "{date}: the new terms hold from the "
+                                                        "period {start} to {end}",
+        "effective_note": "Nothing is charged now: the new terms are billed from {date} with "
+                          "your renewal.",
         "item": "Line item", "seats": "Seats", "unit_price": "Unit price",
         "per_period": "Per {billing_period} period", "before": "Before", "after": "After",
         "taxable": "Amount at {rate} (excl. tax)", "tax": "{label} ({rate})",
@@ -65,6 +69,9 @@ LABELS: dict[str, dict[str, str]] = {
                                                   "{billing_period}）",
         "period": "日割期間", "period_value": "{start}〜{end}（{days}日中{remaining}日）",
         "adjustment": "調整額",
+        "effective": "適用開始日", "effective_value": "{date}（新しい契約内容の期間 {start}〜{end}）",
+        "effective_note": "今回のお支払いはありません。新しいご契約内容の料金は、{date}からの"
+                          "更新時にご請求します。",
         "item": "品目", "seats": "数量", "unit_price": "単価", "per_period": "期間あたり",
         "before": "変更前", "after": "変更後",
         "taxable": "{rate}対象（税抜）", "tax": "{label}（{rate}）",
@@ -187,16 +194,21 @@ def invoice_sheet(invoice: IssuedInvoice, org: Addressee) -> InvoiceSheet:
         sheet.items.append(ItemRow(f"{label}: {quote.product} {plan} ({quote.pricing_model})",
                                    str(seats), money(price),
                                    money(round_money(seats * price, currency))))
-    sheet.supplied += [
-        (text["supplied"], text["supplied_value"].format(
-            product=quote.product, old_plan=quote.old_plan, old_seats=quote.old_seats,
-            new_plan=quote.new_plan, new_seats=quote.new_seats,
-            pricing_model=quote.pricing_model, billing_period=period)),
-        (text["period"], text["period_value"].format(  # the last day, not the exclusive end
-            start=day(quote.change_date), end=day(quote.new_period_end - timedelta(days=1)),
-            remaining=quote.remaining_days, days=quote.period_days)),
-        (text["adjustment"], money(quote.amount)),
-    ]
+    sheet.supplied.append((text["supplied"], text["supplied_value"].format(
+        product=quote.product, old_plan=quote.old_plan, old_seats=quote.old_seats,
+        new_plan=quote.new_plan, new_seats=quote.new_seats,
+        pricing_model=quote.pricing_model, billing_period=period)))
+    if quote.effective_date is not None:  # at the period end (SPEC section 10): not prorated
+        sheet.supplied.append((text["effective"], text["effective_value"].format(
+            date=day(quote.effective_date), start=day(quote.new_period_start),
+            end=day(quote.new_period_end - timedelta(days=1)))))
+        sheet.notes.append(text["effective_note"].format(date=day(quote.effective_date)))
+    else:
+        sheet.supplied.append((text["period"], text["period_value"].format(
+            start=day(quote.change_date),  # the last day, not the exclusive end
+            end=day(quote.new_period_end - timedelta(days=1)),
+            remaining=quote.remaining_days, days=quote.period_days)))
+    sheet.supplied.append((text["adjustment"], money(quote.amount)))
     sheet.totals += _totals(quote, invoice.amount, locale, money, percent)
     if payment.method == "carried":  # below the gateway's minimum: billed at the next renewal
         after_total = next(i for i, (label, _) in enumerate(sheet.totals)

@@ -18,6 +18,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -71,6 +72,21 @@ class ChangeInput(Contract):
     change: Annotated[SeatChange | PlanChange, Field(discriminator="kind")]
     request_refund: StrictBool = Field(
         default=False, description="open a refund ticket for a decrease's unused value (R11)")
+    # SPEC section 10: when the change takes effect. Old inputs without these fields are
+    # changes that take effect now.
+    effective: Literal["now", "period_end"] = Field(
+        default="now", description="now (prorated, charged now) or period_end (at the end of "
+                                   "the current billing period, nothing charged now)")
+    replace_scheduled: StrictBool = Field(
+        default=False, description="with effective=period_end: cancel the subscription's pending "
+                                   "period-end change and take its place")
+
+    @field_validator("replace_scheduled")
+    @classmethod
+    def _replaces_only_when_scheduled(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("effective", "now") != "period_end":
+            raise ValueError("replaces a scheduled change, so it needs effective=period_end")
+        return value
 
     @field_validator("product")
     @classmethod
@@ -90,7 +106,8 @@ class ChangeInput(Contract):
     def describe(self) -> str:
         what = (f"seats → {self.change.seats}" if isinstance(self.change, SeatChange)
                 else f"plan → {self.change.plan}")
-        return f"{self.org_id}/{self.product}: {what}"
+        when = " at the period end" if self.effective == "period_end" else ""
+        return f"{self.org_id}/{self.product}: {what}{when}"
 
 
 class ChangeRequest(ChangeInput):
@@ -172,6 +189,17 @@ class Quote(Contract):
         description="a card payer's total due is above zero but below the gateway's minimum "
                     "charge (subchange/domain/gateway_minimums.json): it is not charged now but "
                     "carried, tax included, to the organisation's next renewal invoice")
+    # SPEC section 10: a change at the period end is not prorated and charges nothing now; it
+    # takes effect at the start of `effective_date` (the period end) in the organisation's
+    # time zone, and the next period costs `next_period_amount` (tax excluded).
+    effective: Literal["now", "period_end"] = "now"
+    effective_date: date | None = Field(
+        default=None, description="the day the new terms hold from (a period-end change)")
+    effective_at: datetime | None = Field(
+        default=None, description="the start of effective_date in the organisation's time zone")
+    next_period_amount: Decimal | None = Field(
+        default=None, description="new_seats × new_unit_price: the next period's price, tax "
+                                  "excluded (a period-end change)")
 
     @property
     def total_due(self) -> Decimal:
@@ -288,6 +316,27 @@ class SalesDecision(Contract):
     approved: StrictBool
     by: EmailStr
     note: str = Field(default="", max_length=2000)
+
+
+class RescheduleRequest(Contract):
+    """Staging and demos only (ALLOW_RESCHEDULE): fire a scheduled change at `at` (now when
+    None) instead of its period end; audited with who asked."""
+
+    by: str | None = Field(default=None, max_length=200)
+    at: datetime | None = Field(default=None, description="when it fires (timezone-aware)")
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("needs a time zone, e.g. 2026-12-01T00:00:00+09:00")
+        return value
+
+
+class ScheduledReplaced(Contract):
+    """The signal a scheduled change gets when another took its slot (replace_scheduled)."""
+
+    by: str = Field(max_length=80, description="the workflow id of the replacing change")
 
 
 class UpdateAck(Contract):

@@ -26,10 +26,12 @@ class Action(StrEnum):
     CANCEL = "cancel"
     SALES_DECISION = "sales_decision"
     RELEASE_CLAIM = "release_claim"
+    RESCHEDULE = "reschedule"  # staging only: fire a scheduled change early (SPEC section 10)
 
 
 NEEDED_ROLE = {Action.RETRY: "support", Action.CANCEL: "support",
-               Action.SALES_DECISION: "sales", Action.RELEASE_CLAIM: "support"}
+               Action.SALES_DECISION: "sales", Action.RELEASE_CLAIM: "support",
+               Action.RESCHEDULE: "support"}
 
 
 def same_person(one: str | None, other: str | None) -> bool:
@@ -65,3 +67,12 @@ def principal_refusal(action: Action, by: str, requester: str | None,
         return (f"{by} lacks role {needed}: {action.value} needs it{alternative}; "
                 f"their roles: {held}")
     return None
+
+
+def reschedule_refusal(allowed: bool) -> str | None:
+    """The `reschedule` update is for staging and demos: a worker without ALLOW_RESCHEDULE
+    refuses it, whoever asks."""
+    if allowed:
+        return None
+    return ("reschedule is for staging and demos only: this worker does not have "
+            "ALLOW_RESCHEDULE=true")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 
@@ -73,6 +74,37 @@ def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
         tax=tax,
         carried_to_renewal=carried_to_renewal(sub.payment_method, tax.total, currency, minimums),
     )
+
+
+def build_period_end_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
+                           request: ChangeRequest, target: Target, change_date: date) -> Quote:
+    """A change at the end of the billing period (SPEC section 10): nothing prorated, nothing
+    due now, no refund ever owed; the next period, [period_end, period_end + one period), at
+    the new terms, from the start of period_end in the organisation's time zone."""
+    old_price, new_price = unit_prices(catalog, org, sub, target.plan)
+    currency = org.currency
+    zero = round_money(Decimal(0), currency)
+    return Quote(
+        org_id=org.id, product=sub.product, kind=request.change.kind,
+        pricing_model=sub.pricing_model, billing_period=sub.billing_period,
+        currency=currency, payment_method=sub.payment_method,
+        old_plan=sub.plan, new_plan=target.plan, old_seats=sub.seats, new_seats=target.seats,
+        old_unit_price=old_price, new_unit_price=new_price,
+        period_start=sub.period_start, period_end=sub.period_end, change_date=change_date,
+        remaining_days=0, period_days=(sub.period_end - sub.period_start).days,
+        amount=zero, amount_due=zero, refundable_amount=zero,
+        new_period_start=sub.period_end,
+        new_period_end=sub.period_end + period_length(sub.billing_period),
+        features_switched_off=list(target.features_switched_off),
+        subscription_version=sub.version, tax=quote_tax(org, currency, zero, zero),
+        effective="period_end", effective_date=sub.period_end,
+        effective_at=start_of_day(sub.period_end, org.time_zone),
+        next_period_amount=round_money(target.seats * new_price, currency))
+
+
+def start_of_day(day: date, time_zone: str) -> datetime:
+    """When `day` begins in the organisation's calendar (an aware datetime)."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(time_zone))
 
 
 def carried_to_renewal(payment_method: str, total_due: Decimal, currency: str,

@@ -74,6 +74,19 @@ def check_billing_period(terms: SubscriptionTerms, change_date: date) -> Rejecti
         f"{change_date}; renew the subscription before changing it")
 
 
+def check_scheduled_period(terms: SubscriptionTerms, scheduled_for: date) -> Rejection | None:
+    """SPEC section 10: a scheduled change takes effect at the end of the period it was
+    scheduled in, never at a later one: when the period moved meanwhile (a change from the free
+    tier started a new one, say), it does not outlive the terms it was asked against."""
+    if terms.period_end == scheduled_for:
+        return None
+    return reject(
+        "billing_period_changed",
+        f"the change was scheduled for the period ending {scheduled_for}, but the "
+        f"subscription's period now runs {terms.period_start} .. {terms.period_end}; "
+        "schedule it again")
+
+
 def check_seat_bounds(product: Product, terms: SubscriptionTerms, seats: int) -> Rejection | None:
     """R3: at least 1 seat on a paid plan, at most the plan's maximum; the current count is a
     no-op, refused rather than charged."""
@@ -140,15 +153,18 @@ def check_plan_move(product: Product, terms: SubscriptionTerms, target_plan: str
 
 
 def validate_change(catalog: Catalog, request: ChangeRequest, ctx: ChangeContext,
-                    change_date: date) -> tuple[Target | None, Rejection | None]:
+                    change_date: date, *, scheduled_for: date | None = None
+                    ) -> tuple[Target | None, Rejection | None]:
     """Is the requested change valid for the subscription as it stands? The checks in order:
     the subscription exists, its billing period, then R3 and R2 for seats or R5, R7 and R2 for
-    a plan."""
+    a plan. A scheduled change firing (`scheduled_for`: the period end it waited for) is judged
+    against the period it was scheduled to end, not today's."""
     terms = ctx.subscription
     if terms is None:
         return None, reject("unknown_subscription",
                             f"{request.org_id} has no {request.product} subscription")
-    rejection = check_billing_period(terms, change_date)
+    rejection = (check_billing_period(terms, change_date) if scheduled_for is None
+                 else check_scheduled_period(terms, scheduled_for))
     if rejection is not None:
         return None, rejection
     product = catalog.product(request.product)
@@ -176,3 +192,10 @@ def subscription_taken(holder: str) -> Rejection:
     return reject("change_in_progress",
                   f"another change ({holder}) to this subscription is in progress; "
                   "wait for it to end or cancel it, then try again")
+
+
+def change_scheduled(holder: str) -> Rejection:
+    """SPEC section 10: at most one scheduled change per subscription."""
+    return reject("change_scheduled",
+                  f"another change ({holder}) is scheduled for this subscription's period end; "
+                  "cancel it, or send this one with replace_scheduled to take its place")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -16,7 +18,10 @@ PRODUCT = SearchAttributeKey.for_keyword("Product")
 CHANGE_KIND = SearchAttributeKey.for_keyword("ChangeKind")
 CHANGE_STEP = SearchAttributeKey.for_keyword("ChangeStep")
 CHANGE_STATUS = SearchAttributeKey.for_keyword("ChangeStatus")
-ALL_KEYS = (ORG_ID, PRODUCT, CHANGE_KIND, CHANGE_STEP, CHANGE_STATUS)
+# SPEC section 10: when a scheduled change fires (the start of its period end, in the
+# organisation's time zone); only scheduled changes have it.
+CHANGE_EFFECTIVE_AT = SearchAttributeKey.for_datetime("ChangeEffectiveAt")
+ALL_KEYS = (ORG_ID, PRODUCT, CHANGE_KIND, CHANGE_STEP, CHANGE_STATUS, CHANGE_EFFECTIVE_AT)
 
 
 def initial_search_attributes(request: ChangeRequest) -> TypedSearchAttributes:
@@ -30,9 +35,12 @@ def initial_search_attributes(request: ChangeRequest) -> TypedSearchAttributes:
     ])
 
 
-def search_attribute_updates(*, request: ChangeRequest | None, state: str, status: str
+def search_attribute_updates(*, request: ChangeRequest | None, state: str, status: str,
+                             effective_at: datetime | None = None
                              ) -> list[SearchAttributeUpdate]:
     updates = [CHANGE_STEP.value_set(state), CHANGE_STATUS.value_set(status)]
+    if effective_at is not None:
+        updates.append(CHANGE_EFFECTIVE_AT.value_set(effective_at))
     if request is not None:
         updates += [ORG_ID.value_set(request.org_id), PRODUCT.value_set(request.product),
                     CHANGE_KIND.value_set(request.change.kind)]

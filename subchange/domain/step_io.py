@@ -198,3 +198,37 @@ class TemporalCancelRecord(Contract):
 
 class PrincipalVerdict(Contract):
     refusal: str | None = None
+
+
+class ScheduleInput(Contract):
+    """Input of schedule_change: a period-end change, quoted, to wait for its period end."""
+
+    request: ChangeRequest
+    quote: Quote
+
+
+class ScheduleOutcome(Admission):
+    """Output of schedule_change: the slot taken (`replaced`: the scheduled change it took it
+    from, to be told), or why not (another change is scheduled)."""
+
+    replaced: str | None = None
+
+
+class FireInput(Contract):
+    """Input of fire_scheduled_change: the change, at the period end it waited for, judged as
+    of `as_of`."""
+
+    request: ChangeRequest
+    scheduled_for: date
+    as_of: datetime
+
+
+class FireOutcome(QuoteOutcome):
+    """Output of fire_scheduled_change: the quote to apply; or a rejection (a rule, or the
+    subscription held by another change); or `replaced_by`: the slot is another change's."""
+
+    replaced_by: str | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return super().admitted and self.replaced_by is None

@@ -147,6 +147,14 @@ def awaiting_sales_data(ref: dict[str, str], *, sales_case: str, quote: Quote,
             "quote": quote.model_dump(mode="json")}
 
 
+def scheduled_data(ref: dict[str, str], *, quote: Quote) -> dict[str, Any]:
+    """change.scheduled: the change waits for its period end (SPEC section 10)."""
+    return {**ref, "state": "scheduled", "effective_date": str(quote.effective_date),
+            "effective_at": quote.effective_at.isoformat() if quote.effective_at else None,
+            "waiting_for": f"the period end: it takes effect on {quote.effective_date}",
+            "quote": quote.model_dump(mode="json")}
+
+
 def awaiting_support_data(ref: dict[str, str], *, step: str, error: str) -> dict[str, Any]:
     return {**ref, "state": "awaiting_support", "step": step, "last_error": f"{step}: {error}",
             "waiting_for": f"support to retry {step} or cancel the change"}

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatus
 from subchange.domain.webhooks import ended_data, ended_event
-from subchange.store import outbox
+from subchange.store import outbox, scheduled
 from subchange.store.once import insert_once
 from subchange.store.tables import AppliedChange, ChangeRecord, SubscriptionClaim, utcnow
 
@@ -55,7 +55,7 @@ def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
 
 def close_change(*, session: Session, workflow_id: str, result: ChangeResult) -> None:
     """Store the result (the first one wins), with its event (change.completed, ...), and
-    release the change's claim."""
+    release the change's claim and its scheduled slot (SPEC section 10)."""
     record = session.get(ChangeRecord, workflow_id)
     if record is not None and record.result is None and session.execute(
             update(ChangeRecord)  # compare-and-set: of two attempts at once, one stores it
@@ -72,6 +72,7 @@ def close_change(*, session: Session, workflow_id: str, result: ChangeResult) ->
     for claim in session.exec(select(SubscriptionClaim)
                               .where(SubscriptionClaim.workflow_id == workflow_id)):
         session.delete(claim)
+    scheduled.free(session=session, workflow_id=workflow_id)
     session.commit()
 
 

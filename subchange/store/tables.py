@@ -128,6 +128,21 @@ class SubscriptionClaim(SQLModel, table=True):
     claimed_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 
+class ScheduledChange(SQLModel, table=True):
+    """At most one change scheduled for a subscription's period end (SPEC section 10): the row
+    names the change that holds the slot; it is freed when that change ends, and taken over
+    (compare-and-set on the holder) by a change that replaces it."""
+
+    __tablename__ = "scheduled_change"
+
+    subscription_id: int = Field(primary_key=True, foreign_key="subscription.id")
+    workflow_id: str = Field(max_length=80, unique=True)
+    effective_date: date
+    # The change this one replaced (replace_scheduled), kept so a retried step still tells it.
+    replaced: str | None = Field(default=None, max_length=80)
+    scheduled_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
 class GatewayCall(SQLModel, table=True):
     """Idempotency ledger of payment-gateway side effects, keyed by workflow id and step."""
 

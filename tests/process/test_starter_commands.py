@@ -21,6 +21,7 @@ from subchange.store.tables import ChangeRecord, Org, OrgUser, Subscription
 from tests.helpers.documents import (
     DECLINED_ON_CHARGE_CARD,
     SALES,
+    STAFF_DIRECTORY,
     SUPPORT,
     org_document,
     write_fixture,
@@ -31,6 +32,7 @@ from tests.helpers.observers import (
     audit_entries,
     change_rows,
     claim_of,
+    mail_text,
     subscription_row,
     succeeded_charges,
 )
@@ -68,7 +70,7 @@ def fixture_document() -> dict:
 
 @pytest.fixture(scope="module")
 def cli_env(process_env) -> dict[str, str]:
-    return process_env("cli")
+    return process_env("cli", ALLOW_RESCHEDULE="true")  # the staging command is tested here
 
 
 @pytest.fixture(scope="module")
@@ -383,6 +385,45 @@ async def test_a_terminated_change_is_reported_terminated(worker, dev_env, cli_e
     assert retried.code == 1 and "already ended" in retried.stderr, retried
 
 
+# --- a change at the period end (SPEC section 10) ------------------------------------------
+
+def test_period_end_change_waits_scheduled_is_replaced_and_fired_early(worker, cli_env, deps,
+                                                                     mailbox, tmp_path):
+    org = f"cli-pend-{uuid.uuid4().hex[:6]}"
+    document = org_document(org, users=[{"email": f"admin@{org}.example", "role": "admin",
+                                         "primary_contact": True, "products": ["desk"]}],
+                            subscriptions=[{"product": "desk", "plan": "professional",
+                                            "seats": 3}])
+    for loaded_file in (write_fixture(tmp_path / "org.json", document),
+                        write_fixture(tmp_path / "staff.json", STAFF_DIRECTORY)):
+        assert run_cli(cli_env, "load", str(loaded_file)).code == 0
+    scheduled = ["--at", "period-end", "--wait"]
+    first = run_cli(cli_env, *change_args(org, "desk", "--plan", "standard", *scheduled))
+    assert first.code == 4 and first.json["state"] == "scheduled", first
+    refused = run_cli(cli_env, *change_args(org, "desk", "--plan", "free", *scheduled))
+    assert refused.code == 1 and refused.json["reason_code"] == "change_scheduled", refused
+    assert first.json["workflow_id"] in refused.json["reason"]
+
+    second = run_cli(cli_env, *change_args(org, "desk", "--plan", "free",
+                                           "--replace-scheduled", *scheduled))
+    assert second.code == 4, second
+    replaced = run_cli(cli_env, "status", first.json["workflow_id"]).json["result"]
+    assert replaced["status"] == "cancelled"
+    assert second.json["workflow_id"] in replaced["reason"]
+
+    fired = run_cli(cli_env, "reschedule", second.json["workflow_id"], "--at", "now",
+                    "--by", SUPPORT)
+    assert fired.code == 0 and "fires at" in fired.json["message"], fired
+    for _ in range(100):
+        view = run_cli(cli_env, "status", second.json["workflow_id"]).json
+        if view["result"]:
+            break
+    assert view["result"]["status"] == "completed", view
+    assert subscription_row(deps, org, "desk").plan == "free"
+    [confirmation] = mailbox.messages(to=f"billing@{org}.example")
+    assert "Takes effect" in mail_text(confirmation)
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("what", "field"), [
@@ -392,7 +433,8 @@ async def test_a_terminated_change_is_reported_terminated(worker, dev_env, cli_e
     (["--product", "nope", "--seats", "3"], "--product"),
     (["--by", "not-an-email", "--seats", "3"], "--by"),
     (["--request-id", "has spaces", "--seats", "3"], "--request-id"),
-], ids=["seats-abc", "seats-negative", "seats-and-plan", "product", "by", "request-id"])
+    (["--at", "later", "--seats", "3"], "--at"),
+], ids=["seats-abc", "seats-negative", "seats-and-plan", "product", "by", "request-id", "at"])
 async def test_bad_change_input_exits_2_and_starts_nothing(dev_env, cli_env, deps, what, field):
     request_id = f"cli-bad-{uuid.uuid4().hex[:6]}"
     args = change_args(REPEAT, "desk", "--request-id", request_id)
@@ -427,6 +469,8 @@ BAD_OPTIONS = [
      "at most 2000 characters"),
     (["retry", "WORKFLOW; drop", "--by", SUPPORT], "WORKFLOW_ID", "change-<request id>"),
     (["status", "change-" + "x" * 1100], "WORKFLOW_ID", "change-<request id>"),
+    (["reschedule", "WORKFLOW", "--at", "2026-12-01T00:00", "--by", SUPPORT], "--at",
+     "needs a time zone"),
     (["release-claim", "--org", "has spaces", "--product", "one", "--by", SUPPORT], "--org",
      "pattern"),
     (["release-claim", "--org", "ORG", "--product", "one", "--by", LONG_ADDRESS], "--by",

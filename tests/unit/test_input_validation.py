@@ -21,6 +21,7 @@ from subchange.app.fixtures import FixtureError, load_fixture, parse_fixture
 from subchange.domain.contracts import (
     CancelRequest,
     ChangeRequest,
+    RescheduleRequest,
     SalesDecision,
     describe_validation_error,
 )
@@ -76,6 +77,9 @@ def test_a_whole_number_written_with_a_fraction_is_a_count():
     (with_change(request_refund="yes"), "request_refund", "valid boolean"),
     (with_change(request_id="req 8d1; drop"), "request_id", "pattern"),
     (with_change(org_id=""), "org_id", "pattern"),
+    (with_change(effective="tomorrow"), "effective", "'now' or 'period_end'"),
+    (with_change(replace_scheduled="yes"), "replace_scheduled", "valid boolean"),
+    (with_change(replace_scheduled=True), "replace_scheduled", "needs effective=period_end"),
 ])
 def test_a_bad_change_request_names_the_field_and_the_problem(document, field, problem):
     with pytest.raises(ValidationError) as caught:
@@ -83,6 +87,20 @@ def test_a_bad_change_request_names_the_field_and_the_problem(document, field, p
     message = describe_validation_error(caught.value)
     assert message.startswith(f"{field}: ") or f"; {field}: " in message, message
     assert problem in message
+
+
+def test_an_input_from_before_period_end_changes_takes_effect_now():
+    request = ChangeRequest.model_validate(GOOD_REQUEST)
+    assert (request.effective, request.replace_scheduled) == ("now", False)
+    later = ChangeRequest.model_validate(with_change(effective="period_end",
+                                                     replace_scheduled=True))
+    assert (later.effective, later.replace_scheduled) == ("period_end", True)
+
+
+def test_a_reschedule_needs_a_time_with_its_zone():
+    with pytest.raises(ValidationError) as caught:
+        RescheduleRequest.model_validate({"by": "s@vendor.example", "at": "2026-12-01T00:00"})
+    assert describe_validation_error(caught.value).startswith("at: ")
 
 
 def test_a_missing_field_is_named():

@@ -10,7 +10,7 @@ import collections
 import dataclasses
 import smtplib
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -20,7 +20,8 @@ from temporalio import activity
 from subchange.domain import limits
 from subchange.domain.contracts import CancelRequest, ChangeStatus, SalesDecision
 from tests.helpers.documents import THREE_D_SECURE_CARD, admin, members, unique_org
-from tests.helpers.driver import load_suite, wait_for_sales, wait_parked
+from tests.helpers.driver import load_suite, request_for, wait_for, wait_for_sales, wait_parked
+from tests.helpers.observers import subscription_row
 from workflows.steps import STEPS
 from workflows.subscription_change import SubscriptionChange
 
@@ -82,6 +83,15 @@ async def test_every_step_keeps_to_its_budget(driver, per_attempt, deps, monkeyp
                       subscriptions=[{"product": "desk", "plan": "enterprise", "seats": 5}])
     down = await driver.run(desk, "desk", plan="professional", refund=True)
     assert down.refund_ticket is not None
+    # A downgrade at the period end: its slot taken, then, when the period ends, fired.
+    later = request_for(desk, "desk", plan="standard").model_copy(
+        update={"effective": "period_end"})
+    handle = await driver.start_request(later)
+    await wait_for(handle, lambda v: v.state == "scheduled", "scheduled")
+    end = datetime.combine(subscription_row(deps, desk, "desk").period_end,
+                           datetime.min.time(), UTC)
+    await driver.env.sleep(end - await driver.env.get_current_time() + timedelta(hours=1))
+    assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
     # An offline payer approved by sales: the sales case, opened and closed.
     offline = unique_org("budgetsales")
     await load_suite(driver, offline, card=None)

@@ -2,8 +2,10 @@
 
 Exit codes: 0 success (a change that completed); 1 a change that ended otherwise (rejected,
 cancelled, expired, or ended from outside: terminated, timed out), a refused update, a sweep that
-left a change unsettled, or a server error; 2 bad input; 3 `change --wait` stopped because the change waits for a person (a sales
-decision or support).
+left a change unsettled, or a server error; 2 bad input; 3 `change --wait` stopped because the
+change waits for a person (a sales decision or support) or for payment (a declined card); 4
+`change --wait` stopped because the change is scheduled for its period end (SPEC section 10: it
+waits for a date, not for anyone).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from temporalio.service import RPCError
 from subchange.app.cli.changes import (
     cmd_cancel,
     cmd_change,
+    cmd_reschedule,
     cmd_retry,
     cmd_sales_decision,
     cmd_status,
@@ -52,6 +55,9 @@ def add_change_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--seats", type=positive_int, help="new number of seats")
     what.add_argument("--plan", help="new plan tier")
+    parser.add_argument("--at", default="now", metavar="now|period-end",
+                        help="when it takes effect: now (prorated, default) or at the end of "
+                             "the billing period (nothing charged now)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_change_arguments(change)
     change.add_argument("--refund", action="store_true", help="ask for a prorated refund")
     change.add_argument("--request-id", help="idempotency key (made up when absent)")
+    change.add_argument("--replace-scheduled", action="store_true",
+                        help="with --at period-end: cancel the subscription's scheduled change "
+                             "and take its place")
     change.add_argument("--wait", action="store_true", help="follow the change to its result")
     for name in ("status", "retry", "cancel"):
         command = commands.add_parser(name, help=f"the {name} {'query' if name == 'status' else 'update'}")
@@ -85,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     decision.add_argument("--by", required=True, metavar="EMAIL",
                           help="who decides: a member of sales, never the requester")
     decision.add_argument("--note")
+    reschedule = commands.add_parser(
+        "reschedule", help="staging and demos only (ALLOW_RESCHEDULE): fire a scheduled change "
+                           "early")
+    reschedule.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    reschedule.add_argument("--at", required=True, metavar="ISO|now",
+                            help="when it fires: now, or a timezone-aware ISO 8601 time")
+    reschedule.add_argument("--by", required=True, metavar="EMAIL",
+                            help="who asks: a member of support (recorded in the audit log)")
     release = commands.add_parser(
         "release-claim", help="free a subscription held by a change that ended without "
                               "releasing it (terminated, timed out)")
@@ -145,7 +162,7 @@ def add_webhook_commands(commands) -> None:
 
 TEMPORAL_COMMANDS = {"change": cmd_change, "status": cmd_status, "retry": cmd_retry,
                      "cancel": cmd_cancel, "sales-decision": cmd_sales_decision,
-                     "sweep": cmd_sweep}
+                     "sweep": cmd_sweep, "reschedule": cmd_reschedule}
 
 
 def command_for(name: str):

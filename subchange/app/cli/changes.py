@@ -21,6 +21,7 @@ from subchange.app.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_SCHEDULED,
     EXIT_WAITING,
     CommandError,
     emit,
@@ -29,6 +30,7 @@ from subchange.app.cli.common import (
 from subchange.app.cli.inputs import (
     CancelOptions,
     ChangeOptions,
+    RescheduleOptions,
     RetryOptions,
     SalesDecisionOptions,
     StatusOptions,
@@ -76,6 +78,10 @@ async def follow(handle: WorkflowHandle, poll_seconds: float = 0.3) -> int:
             return EXIT_FAILED
         if view is None:
             raise CommandError(f"the status query failed: {unanswered}")
+        if view.state == "scheduled" and view.waiting_for:  # waits for a date (SPEC 10)
+            progress(f"  {'scheduled':<24} waiting: {view.waiting_for}")
+            emit(view)
+            return EXIT_SCHEDULED
         if view.waiting_for:
             if shown < len(view.history):
                 progress(f"  {view.history[-1].step:<24} waiting: {view.waiting_for}")
@@ -132,7 +138,8 @@ async def cmd_status(options: StatusOptions, settings: Settings) -> int:
     return EXIT_OK
 
 
-async def run_update(options: RetryOptions | CancelOptions | SalesDecisionOptions,
+async def run_update(options: RetryOptions | CancelOptions | SalesDecisionOptions
+                     | RescheduleOptions,
                      settings: Settings, name: str) -> int:
     try:
         ack = await send_update(await connect(settings), options.workflow_id, name,
@@ -156,3 +163,7 @@ async def cmd_cancel(options: CancelOptions, settings: Settings) -> int:
 
 async def cmd_sales_decision(options: SalesDecisionOptions, settings: Settings) -> int:
     return await run_update(options, settings, "sales_decision")
+
+
+async def cmd_reschedule(options: RescheduleOptions, settings: Settings) -> int:
+    return await run_update(options, settings, "reschedule")

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_WAITING = 0, 1, 2, 3
+EXIT_SCHEDULED = 4  # `change --wait` of a change that waits for its period end (SPEC 10)
 # A field of a command's options (subchange/app/cli/inputs.py) or of the payload nested in
 # them, by the option it comes from.
 CLI_FIELDS = {"org_id": "--org", "org": "--org", "requested_by": "--by",
@@ -18,7 +19,9 @@ CLI_FIELDS = {"org_id": "--org", "org": "--org", "requested_by": "--by",
               "note": "--note", "reason": "--reason", "workflow_id": "WORKFLOW_ID",
               "file": "FILE", "approved": "--approve/--reject",
               "owner": "--owner", "roles": "--role", "key_id": "ID",
-              "page_size": "--page-size", "url": "--url", "events": "--events", "endpoint_id": "ID", "event_id": "EVENT_ID"}
+              "page_size": "--page-size", "url": "--url", "events": "--events",
+              "endpoint_id": "ID", "event_id": "EVENT_ID", "effective": "--at",
+              "replace_scheduled": "--replace-scheduled", "at": "--at"}
 
 
 class CommandError(Exception):

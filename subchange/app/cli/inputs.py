@@ -27,6 +27,7 @@ from subchange.domain.contracts import (
     IDENTIFIER,
     CancelRequest,
     ChangeRequest,
+    RescheduleRequest,
     RetryRequest,
     SalesDecision,
     workflow_id_for,
@@ -112,6 +113,11 @@ class SalesDecisionOptions(StatusOptions):
     update: SalesDecision
 
 
+class RescheduleOptions(StatusOptions):
+    by: Principal
+    update: RescheduleRequest
+
+
 class ReleaseClaimOptions(Options):
     org: Annotated[str, Field(pattern=IDENTIFIER)]
     product: Literal[PRODUCT_IDS]  # type: ignore[valid-type]
@@ -191,12 +197,19 @@ class WebhookReplayOptions(Options):
     event_id: EventId
 
 
+# --at of `change` and `quote`, as the section 7 input's `effective` spells it; anything else is
+# passed on for the contract to refuse, named as --at.
+EFFECTIVE = {"now": "now", "period-end": "period_end", "period_end": "period_end"}
+
+
 def _change(args: argparse.Namespace, request_id: str) -> dict[str, Any]:
     change = ({"kind": "seats", "seats": args.seats} if args.seats is not None
               else {"kind": "plan", "plan": args.plan})
     return {"request": {"request_id": request_id, "org_id": args.org, "product": args.product,
                         "requested_by": args.by, "change": change,
-                        "request_refund": getattr(args, "refund", False)},
+                        "request_refund": getattr(args, "refund", False),
+                        "effective": EFFECTIVE.get(args.at, args.at),
+                        "replace_scheduled": getattr(args, "replace_scheduled", False)},
             "wait": getattr(args, "wait", False)}
 
 
@@ -213,6 +226,9 @@ OPTIONS: dict[str, tuple[type[Options], Callable[[argparse.Namespace], dict[str,
     "sales-decision": (SalesDecisionOptions, lambda a: {
         "workflow_id": a.workflow_id, "by": a.by,
         "update": {"approved": a.approve, "by": a.by, "note": a.note or ""}}),
+    "reschedule": (RescheduleOptions, lambda a: {
+        "workflow_id": a.workflow_id, "by": a.by,
+        "update": {"by": a.by, "at": None if a.at.strip().lower() == "now" else a.at}}),
     "release-claim": (ReleaseClaimOptions, lambda a: {"org": a.org, "product": a.product,
                                                       "by": a.by}),
     "sweep": (SweepOptions, lambda a: {} if a.page_size is None else {"page_size": a.page_size}),
