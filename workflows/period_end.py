@@ -74,7 +74,7 @@ class PeriodEnd:
             if left <= timedelta(0):
                 break
             try:
-                await self.cancels.wait(lambda: state.fires_at != fires_at, timeout=left,
+                await self.cancels.wait(lambda at=fires_at: state.fires_at != at, timeout=left,
                                         timeout_summary="the period end")
             except TimeoutError:
                 break
