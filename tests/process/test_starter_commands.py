@@ -100,7 +100,7 @@ def seats_of(deps, org: str, product: str) -> int:
 
 def test_load_prints_a_summary_and_updates_in_place(loaded, cli_env, fixture_file, deps):
     assert loaded.json == {"loaded": str(fixture_file), "orgs": 4, "users": 5,
-                           "subscriptions": 4, "staff": 0}
+                           "subscriptions": 4, "staff": 0, "retried_changes": []}
     customer = subscription_row(deps, ONLINE, "one").gateway_customer_id
     again = run_cli(cli_env, "load", str(fixture_file))
     assert again.code == 0, again

@@ -34,6 +34,7 @@ from temporalio.client import WorkflowHandle
 
 from activities.dependencies import Dependencies
 from activities.subscriptions import SubscriptionActivities
+from subchange.app.payments import wake_changes_waiting_for_payment
 from subchange.domain.contracts import (
     CancelRequest,
     ChangeResult,
@@ -59,6 +60,7 @@ from tests.helpers.driver import (
     request_for,
     start_declined_change,
     wait_for,
+    wait_for_payment,
     wait_for_sales,
     wait_parked,
     worker_with_stand_ins,
@@ -101,7 +103,7 @@ async def _sales_approved(driver: ChangeDriver) -> WorkflowHandle:
 async def _support_cancel(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-cancel")
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
     await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
     assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
     return handle
@@ -174,7 +176,7 @@ async def _sales_expired(driver: ChangeDriver) -> WorkflowHandle:
 async def _parked_retry_completed(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-retry")
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
     await load_suite(driver, org, card=GOOD_CARD)
     await handle.execute_update(SubscriptionChange.retry, RetryRequest(by=SUPPORT))
     assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
@@ -194,7 +196,7 @@ async def _refund_ticket(driver: ChangeDriver) -> WorkflowHandle:
 async def _temporal_cancel_while_parked(driver: ChangeDriver) -> WorkflowHandle:
     org = unique_org("replay-tcancel")
     handle = await start_declined_change(driver, org)
-    await wait_parked(handle)
+    await wait_for_payment(handle)
     await handle.cancel()
     assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
     return handle
@@ -224,13 +226,76 @@ async def _carried_to_renewal(driver: ChangeDriver) -> WorkflowHandle:
     return handle
 
 
-RECORDERS = {"completed_charge": _completed_charge, "carried_to_renewal": _carried_to_renewal, "sales_approved": _sales_approved,
+async def _new_card_after_a_decline(driver: ChangeDriver, deps: Dependencies
+                                    ) -> WorkflowHandle:
+    """Payment recovery (SPEC 11): declined, waiting for payment; a new card wakes it."""
+    org = unique_org("replay-newcard")
+    handle = await start_declined_change(driver, org)
+    await wait_for_payment(handle)
+    await load_suite(driver, org, card=GOOD_CARD)
+    assert await wake_changes_waiting_for_payment(driver.client, deps.sessions, org)
+    assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
+    return handle
+
+
+async def _payment_schedule_exhausted(driver: ChangeDriver) -> WorkflowHandle:
+    """Declined on every attempt of the schedule, then parked for support, who cancel."""
+    org = unique_org("replay-exhausted")
+    handle = await start_declined_change(driver, org)
+    await wait_for_payment(handle)
+    await driver.env.sleep(timedelta(days=7, hours=1))
+    await wait_parked(handle)
+    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by=SUPPORT))
+    assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
+    return handle
+
+
+async def _scheduled_fired(driver: ChangeDriver) -> WorkflowHandle:
+    """A desk downgrade at the period end (SPEC 10): scheduled, then fired when it came."""
+    org = unique_org("replay-scheduled")
+    today = (await driver.env.get_current_time()).date()
+    await load_desk(driver, org, today, days_left=3)
+    request = request_for(org, "desk", plan="free").model_copy(
+        update={"effective": "period_end"})
+    handle = await driver.start_request(request)
+    await wait_for(handle, lambda v: v.state == "scheduled", "scheduled")
+    await driver.env.sleep(timedelta(days=4))
+    assert (await driver.result(handle)).status is ChangeStatus.COMPLETED
+    return handle
+
+
+async def _scheduled_replaced(driver: ChangeDriver) -> WorkflowHandle:
+    """A scheduled change replaced by a second one (replace_scheduled): the first ends
+    cancelled; the second is cancelled by its requester."""
+    org = unique_org("replay-replaced")
+    today = (await driver.env.get_current_time()).date()
+    await load_desk(driver, org, today, days_left=10)
+    first = await driver.start_request(request_for(org, "desk", plan="free").model_copy(
+        update={"effective": "period_end"}))
+    await wait_for(first, lambda v: v.state == "scheduled", "scheduled")
+    second = await driver.start_request(request_for(org, "desk", seats=4).model_copy(
+        update={"effective": "period_end", "replace_scheduled": True}))
+    assert (await driver.result(first)).status is ChangeStatus.CANCELLED
+    await wait_for(second, lambda v: v.state == "scheduled", "scheduled")
+    await second.execute_update(SubscriptionChange.cancel,
+                                CancelRequest(by=f"admin@{org}.example"))
+    assert (await driver.result(second)).status is ChangeStatus.CANCELLED
+    return first
+
+
+RECORDERS = {"completed_charge": _completed_charge, "carried_to_renewal": _carried_to_renewal,
+             "sales_approved": _sales_approved,
              "support_cancel": _support_cancel, "compensated_refund": _compensated_refund,
              "repeated_request": _repeated_request, "rejected": _rejected,
              "invalid_input": _invalid_input, "sales_expired": _sales_expired,
              "parked_retry_completed": _parked_retry_completed, "refund_ticket": _refund_ticket,
              "temporal_cancel_while_parked": _temporal_cancel_while_parked,
-             "claim_taken_over": _claim_taken_over}
+             "claim_taken_over": _claim_taken_over,
+             "new_card_after_a_decline": _new_card_after_a_decline,
+             "payment_schedule_exhausted": _payment_schedule_exhausted,
+             "scheduled_fired": _scheduled_fired, "scheduled_replaced": _scheduled_replaced}
+# Recorders that read the database themselves (they are given the dependencies too).
+WITH_DEPS = {"new_card_after_a_decline"}
 
 
 async def record(scenarios: list[str], out: Path) -> None:
@@ -250,7 +315,9 @@ async def record(scenarios: list[str], out: Path) -> None:
                                                      **stand_ins) as worker:
                         driver = ChangeDriver(env.client, worker.task_queue, env,
                                                functools.partial(load_document, deps))
-                        handle = await RECORDERS[scenario](driver)
+                        recorder = RECORDERS[scenario]
+                        handle = await (recorder(driver, deps) if scenario in WITH_DEPS
+                                        else recorder(driver))
                         history = await handle.fetch_history()
                     out.mkdir(parents=True, exist_ok=True)
                     (out / f"{scenario}.json").write_text(history.to_json())
