@@ -18,7 +18,6 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -77,16 +76,12 @@ class ChangeInput(Contract):
     effective: Literal["now", "period_end"] = Field(
         default="now", description="now (prorated, charged now) or period_end (at the end of "
                                    "the current billing period, nothing charged now)")
+    # Without period_end it has nothing to replace: ignored, as the JSON schema (which can't
+    # tie two fields together) lets every client send it (the CLI refuses the pair).
     replace_scheduled: StrictBool = Field(
         default=False, description="with effective=period_end: cancel the subscription's pending "
-                                   "period-end change and take its place")
-
-    @field_validator("replace_scheduled")
-    @classmethod
-    def _replaces_only_when_scheduled(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("effective", "now") != "period_end":
-            raise ValueError("replaces a scheduled change, so it needs effective=period_end")
-        return value
+                                   "period-end change and take its place (ignored for an "
+                                   "immediate change, which never drops a scheduled one)")
 
     @field_validator("product")
     @classmethod

@@ -12,10 +12,11 @@ After each scenario it checks what a user would notice:
 - at most one succeeded payment intent per change;
 - money kept only when the change was applied; otherwise every succeeded charge refunded once;
 - the subscription advanced exactly when a change was applied, and to its quote;
-- exactly one invoice email (one Message-ID) per applied change, none otherwise; at most one
-  notice of a declined payment per change;
+- exactly one invoice email (one Message-ID) per applied change, a terminated one's too (sent by
+  the sweep), none otherwise; at most one notice of a declined payment per change;
 - the subscription's claim free once the driver ended (a terminated change's once the next change
-  took it over, or after `release-claim` as the runbook says, which also refunds what it took);
+  took it over, or after the reconciliation sweep that runs after each batch, which also refunds
+  what it took);
 - every change ended with a stated result;
 - no intent of a change that was not applied is left for the payer to complete (3-D Secure) or
   still processing: a charge of unknown outcome is voided or refunded;
@@ -34,6 +35,7 @@ import asyncio
 import dataclasses
 import os
 import random
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,7 +55,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.claims import SubscriptionClaims
 from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
 from activities.payments import PaymentActivities
@@ -76,7 +77,7 @@ from subchange.domain.step_io import (
     RefundChargeInput,
     RefundChargeOutput,
 )
-from subchange.store import changes as store_changes
+from subchange.domain.sweep import SWEEP_WORKFLOW, SweepInput, SweepResult
 from subchange.store import subscriptions
 from subchange.store.tables import AppliedChange, Invoice
 from tests.helpers.documents import (
@@ -236,6 +237,7 @@ async def test_random_interleavings_keep_money_subscriptions_and_emails_right(fa
         batch = scenarios[start:start + BATCH]
         runs = await asyncio.gather(*(run(driver, faults, scenario, deps)
                                       for scenario in batch), return_exceptions=True)
+        await sweep(driver)  # settles what the terminated changes left, as the schedule would
         gateway_now = GatewayView.read(gateway)
         broken = []
         for scenario, ran in zip(batch, runs, strict=True):
@@ -295,7 +297,6 @@ async def run(driver: ChangeDriver, faults: Faults, scenario: Scenario, deps
             handles.append(new)
     moves = SUPPORT_MOVES[scenario.seed % 3:] + SUPPORT_MOVES[:scenario.seed % 3]
     results = {h.id: await drive_to_an_end(driver, h, org, deps, moves) for h in handles}
-    release_after_terminate(deps, org, results)
     answer = None
     if cancelled_with_start is not None:
         try:
@@ -315,20 +316,15 @@ async def steps_taken(handle: WorkflowHandle) -> str:
     return ", ".join(f"{record.step}:{record.outcome}" for record in view.history)
 
 
-def release_after_terminate(deps, org: str, results: dict[str, ChangeResult | None]) -> None:
-    """What the runbook says when a terminated change still holds the subscription and no
-    change came to take it over: `starter.py release-claim`, which also refunds what it took."""
-    holder = claim_of(deps, org, "one")
-    if holder is None or results.get(holder, "not ours") is not None:
-        return
-    with deps.sessions() as session:
-        subscription_id = subscriptions.subscription_id_of(session=session, org_id=org,
-                                                           product="one")
-        assert subscription_id is not None
-        if store_changes.release_claim(session=session, subscription_id=subscription_id,
-                                       holder=holder):
-            SubscriptionClaims(deps).compensate(session=session, org_id=org, holder=holder,
-                                                ended="terminated", by=SUPPORT)
+async def sweep(driver: ChangeDriver) -> SweepResult:
+    """The reconciliation sweep (SPEC 11), as its schedule runs it: a terminated change that
+    no later change took over is settled: its charge refunded unless applied, its invoice
+    emailed if applied, its claim released; each once, whoever else settles it."""
+    result = await driver.client.execute_workflow(
+        SWEEP_WORKFLOW, SweepInput(), id=f"sweep-{uuid.uuid4().hex[:8]}",
+        task_queue=driver.task_queue, result_type=SweepResult)
+    assert result.unsettled_count == 0, result.unsettled
+    return result
 
 
 def suite(org: str, card: str | None, seats: int = 30) -> dict[str, Any]:
@@ -475,8 +471,8 @@ def check(scenario: Scenario, org: str, handles: list[WorkflowHandle],
                     f"{handle.id}: charged {charge.amount}, not applied, refunds {refunds}")
         mails = [m for m in mailbox.messages(to=f"billing@{org}.example")
                  if sent[handle.id] is not None and sent[handle.id].number in m["Subject"]]
-        if was_applied and result is not None:
-            assert result.status is ChangeStatus.COMPLETED, (handle.id, result)
+        if was_applied:  # ended or terminated (the sweep emails what a terminated one owed)
+            assert result is None or result.status is ChangeStatus.COMPLETED, (handle.id, result)
             assert len({m["Message-ID"] for m in mails}) == 1, f"{handle.id}: {len(mails)} mails"
         notices = [m for m in mailbox.messages(to=f"billing@{org}.example")
                    if m["Message-ID"] == f"<payment-failed.{handle.id}@subchange>"]

@@ -42,7 +42,7 @@ from tests.helpers.services import time_skipping_server
 from workflows.subscription_change import SubscriptionChange
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """This module's own server: the days its changes wait move no other test's clock."""
     async with time_skipping_server() as env:

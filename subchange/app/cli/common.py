@@ -40,12 +40,13 @@ def progress(message: str) -> None:
 
 
 def option_of(loc: Sequence[int | str]) -> str:
-    """The option a validation error's location comes from: `--by` for `update.by`."""
+    """The option a validation error's location comes from: `--by` for `update.by`; empty for
+    a problem of several options together, whose message names them."""
     names = [str(p) for p in loc if isinstance(p, str)]
     if "change" in names:  # discriminated union: (..., "change", kind, field)
         return f"--{names[-1]}" if names[-1] in ("seats", "plan") else "--seats/--plan"
     return next((CLI_FIELDS[name] for name in reversed(names) if name in CLI_FIELDS),
-                ".".join(names) or "input")
+                ".".join(names))
 
 
 def bad_input(error: ValidationError) -> CommandError:
@@ -55,7 +56,8 @@ def bad_input(error: ValidationError) -> CommandError:
         problem = item["msg"].removeprefix("Value error, ")
         if item["type"] == "string_too_long" and isinstance(item.get("input"), str):
             problem += f" (got {len(item['input'])})"
-        part = f"{option_of(item['loc'])}: {problem}"
+        option = option_of(item["loc"])
+        part = f"{option}: {problem}" if option else problem
         if part not in parts:
             parts.append(part)
     return CommandError("invalid input: " + "; ".join(parts), EXIT_BAD_INPUT)

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
 from pydantic.networks import validate_email
 
@@ -92,6 +93,14 @@ class LoadOptions(Options):
 class ChangeOptions(Options):
     request: ChangeRequest
     wait: bool = False
+
+    @model_validator(mode="after")
+    def _replaces_only_when_scheduled(self) -> ChangeOptions:
+        # The contract ignores the pair (its JSON schema can't refuse it); a person is told.
+        if self.request.replace_scheduled and self.request.effective != "period_end":
+            raise ValueError("--replace-scheduled replaces a scheduled change, so it needs "
+                             "--at period-end")
+        return self
 
 
 class StatusOptions(Options):
