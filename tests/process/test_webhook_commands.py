@@ -23,7 +23,10 @@ from tests.helpers.documents import org_document, write_fixture
 from tests.helpers.processes import WorkerProcess, change_args, run_cli
 from tests.helpers.webhooks import Answer, Receiver
 
-pytestmark = pytest.mark.integration
+# The commands and the relay read and write the same rows on either database (the webhook
+# tests of tests/workflow run on both): when both passes run side by side, these (about 35 s)
+# run in the SQLite one only.
+pytestmark = [pytest.mark.integration, pytest.mark.one_pass(on="sqlite")]
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ After each scenario it checks what a user would notice:
 - no sales case left open by a change that ended;
 - a requester's cancel sent with the start is accepted and cancels the change.
 
-`INTERLEAVING_SCENARIOS` sets how many (default 250 on SQLite, 60 on PostgreSQL, run 8 at a
+`INTERLEAVING_SCENARIOS` sets how many (default 80 on SQLite, 60 on PostgreSQL, run 8 at a
 time); `INTERLEAVING_SEED` the first seed. A failure prints the scenario to replay it with.
 Real workflow and activities on the real Temporal server (the dev server), localstripe, SMTP
 and database; the stand-ins only inject the faults, wrapping the real activities.
@@ -224,7 +224,7 @@ async def cancel_through_temporal(client, workflow_id: str) -> None:
 
 def scenario_count() -> int:
     # SQLite's one writer makes its faults (a held write lock) the harshest: more scenarios there.
-    default = 100 if database_kind() == "sqlite" else 60
+    default = 80 if database_kind() == "sqlite" else 60
     return int(os.environ.get("INTERLEAVING_SCENARIOS", default))
 
 
