@@ -18,6 +18,7 @@ from subchange.documents.payment_failed_email import (
     render_payment_failed_email,
 )
 from subchange.domain.step_io import AwaitingPayment, PaymentFailedNotice, PaymentPlan
+from subchange.settings import iso_durations
 from subchange.store import outbox, payment_waits
 from subchange.store.tables import Org, utcnow
 
@@ -34,7 +35,10 @@ class PaymentRecoveryActivities:
         """The change waits for payment: recorded, so a new card of its organisation wakes it,
         with its change.awaiting_payment event (once per decline); when to try again."""
         info = activity.info()
-        plan = self.plan(waiting)
+        with self.deps.sessions() as session:
+            org = session.get(Org, waiting.org_id)
+            own = org.payment_retry_schedule if org is not None else None
+        plan = self.plan(waiting, iso_durations(own) if own else None)
         with self.deps.sessions() as session:
             method = payment_waits.record_wait(
                 session=session, workflow_id=info.workflow_id, org_id=waiting.org_id,
@@ -60,11 +64,13 @@ class PaymentRecoveryActivities:
                     "waiting_for": plan_description(plan)})
         return plan
 
-    def plan(self, waiting: AwaitingPayment) -> PaymentPlan:
-        """Soft declines: the schedule's next wait, none once it is exhausted. Hard declines: no
-        scheduled attempt; a new card (or support) until the schedule's whole span has passed
-        since the first decline, then support."""
-        schedule = self.deps.settings.payment_retry_schedule
+    def plan(self, waiting: AwaitingPayment, own: tuple[timedelta, ...] | None = None
+             ) -> PaymentPlan:
+        """Soft declines: the schedule's next wait (the organisation's own, else
+        PAYMENT_RETRY_SCHEDULE), none once it is exhausted. Hard declines: no scheduled
+        attempt; a new card (or support) until the schedule's whole span has passed since the
+        first decline, then support."""
+        schedule = own or self.deps.settings.payment_retry_schedule
         if waiting.decline.decline_class == "hard":
             left = sum(schedule, timedelta()) - waiting.since_first
             return PaymentPlan(support_in=left if left > timedelta(0) else None)

@@ -34,6 +34,29 @@ WEBHOOK_RETRY_SCHEDULE = "PT5S,PT5M,PT30M,PT2H,PT5H" + ",PT10H" * 6
 PAYMENT_RETRY_SCHEDULE = "P1D,P2D,P2D,P2D"
 
 
+def iso_durations(value: str) -> tuple[timedelta, ...]:
+    """Waits written as ISO 8601 durations separated by commas (PT5S,PT5M,P1D): a schedule of
+    retries, in settings and fixture files alike."""
+    delays = []
+    for index, text in enumerate(value.split(","), start=1):
+        text = text.strip()
+        try:
+            if not text.upper().startswith("P"):
+                raise ValueError
+            delay = ISO_DURATION.validate_python(text)
+        except (ValueError, ValidationError):
+            raise ValueError(f"item {index} ({text!r}) is not an ISO 8601 duration: expected "
+                             "e.g. PT5S,PT5M,PT30M,PT2H") from None
+        delays.append(delay)
+    return tuple(delays)
+
+
+def positive_delays(value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+    if not value or any(delay <= timedelta(0) for delay in value):
+        raise ValueError("every wait must be a positive duration, e.g. PT5S,PT5M,PT30M")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=(DEVSTACK_ENV_FILE, ".env"), extra="ignore",
                                       case_sensitive=False)
@@ -125,27 +148,12 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule", "payment_retry_schedule", mode="before")
     @classmethod
     def _iso_durations(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        delays = []
-        for index, text in enumerate(value.split(","), start=1):
-            text = text.strip()
-            try:
-                if not text.upper().startswith("P"):
-                    raise ValueError
-                delay = ISO_DURATION.validate_python(text)
-            except (ValueError, ValidationError):
-                raise ValueError(f"item {index} ({text!r}) is not an ISO 8601 duration: expected "
-                                 "e.g. PT5S,PT5M,PT30M,PT2H") from None
-            delays.append(delay)
-        return tuple(delays)
+        return iso_durations(value) if isinstance(value, str) else value
 
     @field_validator("webhook_retry_schedule", "payment_retry_schedule")
     @classmethod
     def _some_positive_delays(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
-        if not value or any(delay <= timedelta(0) for delay in value):
-            raise ValueError("every wait must be a positive duration, e.g. PT5S,PT5M,PT30M")
-        return value
+        return positive_delays(value)
 
     @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every",
                      mode="before")

@@ -21,7 +21,7 @@ from subchange.adapters.gateway import CardDeclined, Gateway
 from subchange.domain.catalog import PRICED_CURRENCIES, PRODUCT_IDS, default_catalog
 from subchange.domain.contracts import IDENTIFIER, Contract, describe_validation_error
 from subchange.domain.principals import STAFF_ROLES
-from subchange.settings import Settings
+from subchange.settings import Settings, iso_durations, positive_delays
 from subchange.store import staff
 from subchange.store.tables import Org, OrgUser, OrgUserProduct, Subscription, utcnow
 
@@ -118,8 +118,19 @@ class FixtureOrg(Contract):
     country: str | None = None
     tax_exempt: bool = False
     locale: Literal["ja", "en"] | None = None
+    # Its own waits between a declined charge's attempts (SPEC 11), e.g. "PT12H,P1D" for a
+    # customer paid on a tight cycle; absent: PAYMENT_RETRY_SCHEDULE's.
+    payment_retry_schedule: Annotated[str | None, Field(max_length=200)] = None
     users: list[FixtureUser] = Field(default_factory=list)
     subscriptions: list[FixtureSubscription] = Field(default_factory=list)
+
+    @field_validator("payment_retry_schedule")
+    @classmethod
+    def _retry_schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        positive_delays(iso_durations(value))  # refused with the item at fault
+        return ",".join(text.strip().upper() for text in value.split(","))
 
     @field_validator("time_zone")
     @classmethod
@@ -249,6 +260,7 @@ def _load_orgs(fixture: Fixture, *, session: Session, gateway: Gateway, counts: 
         org.time_zone = org_in.time_zone
         org.country, org.tax_exempt = org_in.country, org_in.tax_exempt
         org.locale = org_in.locale or "en"
+        org.payment_retry_schedule = org_in.payment_retry_schedule
         org.updated_at = utcnow()
         session.add(org)
         counts["orgs"] += 1

@@ -40,6 +40,9 @@ class Org(SQLModel, table=True):
                                                                 server_default=sa.false()))
     locale: str = Field(default="en", sa_column=sa.Column(sa.String(8), nullable=False,
                                                           server_default="en"))
+    # Its own waits between a declined charge's attempts (SPEC 11), ISO 8601 durations separated
+    # by commas; None: PAYMENT_RETRY_SCHEDULE's.
+    payment_retry_schedule: str | None = Field(default=None, max_length=200)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 

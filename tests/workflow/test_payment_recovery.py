@@ -26,6 +26,7 @@ from tests.helpers.documents import (
     THREE_D_SECURE_CARD,
     admin,
     admin_email,
+    org_document,
     unique_org,
 )
 from tests.helpers.driver import ChangeDriver, wait_for, wait_for_payment, wait_parked
@@ -52,7 +53,8 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 PERIODS: dict[str, tuple[str, str]] = {}
 
 
-async def load_suite_paid_by(driver: ChangeDriver, org: str, card: str) -> None:
+async def load_suite_paid_by(driver: ChangeDriver, org: str, card: str,
+                             **org_fields: str) -> None:
     """A suite subscription whose period has weeks left whatever day the server's clock is at
     when it is first loaded, so a week of retries stays within it; loaded again (a new card),
     the same period, so only the card changes."""
@@ -60,9 +62,11 @@ async def load_suite_paid_by(driver: ChangeDriver, org: str, card: str) -> None:
         today = (await driver.env.get_current_time()).date()
         PERIODS[org] = (str(today - timedelta(days=2)), str(today + timedelta(days=28)))
     start, end = PERIODS[org]
-    await driver.load(org, users=[admin(org)], subscriptions=[{
+    document = org_document(org, users=[admin(org)], subscriptions=[{
         "product": "one", "plan": "enterprise", "seats": 30, "pricing_model": "flexible_user",
         "card": card, "period_start": start, "period_end": end}])
+    document["orgs"][0].update(org_fields)
+    driver.reload(document)
 
 
 async def replace_card(driver: ChangeDriver, deps, org: str, card: str = GOOD_CARD) -> list[str]:
@@ -191,3 +195,22 @@ async def test_support_retries_and_the_requester_cancels_while_it_waits_for_paym
     assert len(payment_notices(mailbox, org)) == 1
     assert await replace_card(driver, deps, org) == []  # a cancelled change is not retried
 
+
+
+async def test_an_organisation_with_its_own_schedule_is_retried_on_it(driver, deps, gateway,
+                                                                     mailbox):
+    """Retry rules per customer: this one's waits are 2 hours, once (its fixture's
+    payment_retry_schedule), not the default week."""
+    org = unique_org("ownsched")
+    await load_suite_paid_by(driver, org, DECLINED_ON_CHARGE_CARD, payment_retry_schedule="PT2H")
+    handle = await driver.start(org, seats=35)
+
+    view = await wait_for_payment(handle)
+    now = await driver.env.get_current_time()
+    assert timedelta(hours=1) < view.next_attempt_at - now <= timedelta(hours=2)
+
+    await driver.env.sleep(timedelta(hours=3))
+    view = await wait_parked(handle)  # its one retry declined too: support
+    assert failed_charges(view) == 2
+    assert succeeded_charges(gateway, subscription_row(deps, org, "one")) == []
+    assert len(payment_notices(mailbox, org)) == 1
