@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from subchange.domain.contracts import CancelRequest, ChangeStatus, RescheduleRequest
 from subchange.domain.search_attributes import CHANGE_EFFECTIVE_AT
 from subchange.store.tables import OutboxEvent, ScheduledChange
-from tests.helpers.documents import SUPPORT, admin, members, unique_org
+from tests.helpers.documents import DECLINED_ON_CHARGE_CARD, SUPPORT, admin, members, unique_org
 from tests.helpers.driver import refused, request_for, wait_for
 from tests.helpers.observers import (
     mail_text,
@@ -163,3 +163,31 @@ async def test_rejected_when_the_rules_no_longer_allow_it_at_the_period_end(driv
     assert subscription_row(deps, org, "desk").plan == "standard"
     assert mailbox.messages(to=f"billing@{org}.example") == []
     assert slot_of(deps, org) is None
+
+
+async def test_fires_once_an_immediate_change_that_holds_the_subscription_lets_go(
+        driver, deps, gateway, mailbox):
+    """At its period end the subscription is held by an immediate change whose card was
+    declined (it waits for payment, holding the subscription): the scheduled change says so and
+    tries again (after 1 minute, doubling), then fires as soon as that change is cancelled."""
+    org = unique_org("pbusy")
+    await load_desk(driver, org)
+    handle, _ = await schedule(driver, org)
+    await driver.load(org, users=[admin(org)], subscriptions=[{
+        "product": "desk", "plan": "professional", "seats": 3, "card": DECLINED_ON_CHARGE_CARD}])
+    immediate = await driver.start(org, "desk", seats=4)
+    await wait_for(immediate, lambda v: v.state == "awaiting_payment", "awaiting_payment")
+
+    await past_the_period_end(driver, deps, org)
+    view = await wait_for(handle, lambda v: "tried again" in (v.waiting_for or ""), "busy")
+    assert immediate.id in view.waiting_for
+
+    await handle_cancel(immediate)
+    assert (await driver.result(immediate)).status is ChangeStatus.CANCELLED
+    await driver.env.sleep(timedelta(hours=1))
+    result = await driver.result(handle)
+
+    assert result.status is ChangeStatus.COMPLETED, result.reason
+    after = subscription_row(deps, org, "desk")
+    assert (after.plan, after.seats) == ("standard", 3)
+    assert succeeded_charges(gateway, after) == []
