@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Self
 
+import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox as MaildirHandler
@@ -216,3 +217,15 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+def own_clock(scope: str = "module"):
+    """A `time_skipping_env` of the module's own, for a module that skips days or weeks: the
+    session's shared server would carry other tests past their billing periods. In the module:
+    `time_skipping_env = own_clock()`."""
+    @pytest.fixture(scope=scope, name="time_skipping_env")
+    async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+        async with time_skipping_server() as env:
+            yield env
+
+    return own_time_skipping_env

@@ -7,13 +7,10 @@ free, on this module's own server: the weeks it skips move no other test's clock
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from dateutil.relativedelta import relativedelta
 from sqlmodel import select
-from temporalio.testing import WorkflowEnvironment
 
 from subchange.domain.contracts import CancelRequest, ChangeStatus, RescheduleRequest
 from subchange.domain.search_attributes import CHANGE_EFFECTIVE_AT
@@ -26,15 +23,10 @@ from tests.helpers.observers import (
     subscription_row,
     succeeded_charges,
 )
-from tests.helpers.services import time_skipping_server
+from tests.helpers.services import own_clock
 from workflows.subscription_change import SubscriptionChange
 
-
-@pytest.fixture(scope="module")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own time-skipping server (under `driver`): it skips to period ends."""
-    async with time_skipping_server() as env:
-        yield env
+time_skipping_env = own_clock()  # its own clock: it skips days
 
 
 async def load_desk(driver, org: str, *, plan: str = "professional", agents: int = 1) -> None:

@@ -11,11 +11,7 @@ hard); the finer codes only the real gateway gives are judged by the table
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest
-from temporalio.testing import WorkflowEnvironment
 
 from subchange.app.payments import wake_changes_waiting_for_payment
 from subchange.domain.contracts import CancelRequest, ChangeStatus, RetryRequest
@@ -39,15 +35,10 @@ from tests.helpers.observers import (
     subscription_row,
     succeeded_charges,
 )
-from tests.helpers.services import time_skipping_server
+from tests.helpers.services import own_clock
 from workflows.subscription_change import SubscriptionChange
 
-
-@pytest.fixture(scope="module")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own server: the days its changes wait move no other test's clock."""
-    async with time_skipping_server() as env:
-        yield env
+time_skipping_env = own_clock()  # its own clock: it skips days
 
 
 PERIODS: dict[str, tuple[str, str]] = {}

@@ -6,13 +6,11 @@ the earlier run's charge refunded. Days pass on a time-skipping server of each t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 
 from activities.admission import AdmissionActivities
 from activities.subscriptions import SubscriptionActivities
@@ -40,16 +38,10 @@ from tests.helpers.observers import (
     subscription_row,
     succeeded_charges,
 )
-from tests.helpers.services import time_skipping_server
+from tests.helpers.services import own_clock
 from workflows.subscription_change import SubscriptionChange
 
-
-@pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """This test's own time-skipping server, under `driver` and `driver_with_stand_ins`: the days
-    that pass here move no other test's clock."""
-    async with time_skipping_server() as env:
-        yield env
+time_skipping_env = own_clock("function")  # its own clock: it skips days
 
 
 async def load_suite_for(driver: ChangeDriver, org: str, today: date, *, card: str | None,

@@ -9,31 +9,24 @@ from __future__ import annotations
 import collections
 import dataclasses
 import smtplib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 import sqlalchemy as sa
 from temporalio import activity
-from temporalio.testing import WorkflowEnvironment
 
 from subchange.domain import limits
 from subchange.domain.contracts import CancelRequest, ChangeStatus, SalesDecision
 from tests.helpers.documents import THREE_D_SECURE_CARD, admin, members, unique_org
 from tests.helpers.driver import load_suite, request_for, wait_for, wait_for_sales, wait_parked
 from tests.helpers.observers import subscription_row
-from tests.helpers.services import time_skipping_server
+from tests.helpers.services import own_clock
 from workflows.steps import STEPS
 from workflows.subscription_change import SubscriptionChange
 
-
-@pytest.fixture(scope="module")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """This module's own time-skipping server (under `driver`): it skips to a period end, which
-    must move no other test's clock."""
-    async with time_skipping_server() as env:
-        yield env
+time_skipping_env = own_clock()  # its own clock: it skips days
 
 
 @dataclasses.dataclass
