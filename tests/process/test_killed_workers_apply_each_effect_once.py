@@ -115,6 +115,10 @@ async def workflow_tasks_timed_out(handle) -> int:
                 async for event in handle.fetch_history_events()])
 
 
+# The two kill tests take about 30 s each; what they kill is a worker process, and the database's
+# side of each effect (the ledger, the invoice counter under overlapping attempts) is tested on
+# both databases in tests/unit. When both passes run side by side, each runs in one of them.
+@pytest.mark.one_pass(on="sqlite")
 async def test_changes_survive_a_killed_worker_with_every_effect_once(
         dev_env, env_for, workers, load, deps, gateway, mailbox):
     run = uuid.uuid4().hex[:6]
@@ -215,6 +219,7 @@ async def test_two_workers_on_one_queue_charge_each_change_once(
     assert all(p.process.poll() is None for p in twins), "a worker died"
 
 
+@pytest.mark.one_pass(on="postgresql")  # production's database (see above)
 async def test_invoice_numbers_stay_gap_free_when_a_worker_is_killed_mid_burst(
         dev_env, env_for, workers, load, deps):
     """50 changes at once; the worker is killed while they are being applied, a fresh one
