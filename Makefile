@@ -22,12 +22,14 @@ demo: $(BIN)/.installed
 up: $(BIN)/.installed
 	$(BIN)/python -m subchange.dev up
 
-# The suite on SQLite and, when one answers at 127.0.0.1:5432, on PostgreSQL: the two passes
+# ruff first (the rules of pyproject.toml), then the suite on SQLite and, when one answers at
+# 127.0.0.1:5432, on PostgreSQL: the two passes
 # side by side (TEST_JOBS=1 runs them one after the other). Each pass keeps about one core busy;
 # its output is printed whole when it ends (--output-sync), so the two don't interleave. Side by
 # side (TEST_PASSES=both), a test marked one_pass(on=...) runs in that pass only (tests/conftest.py).
 TEST_JOBS ?= 2
 test: $(BIN)/.installed
+	$(BIN)/ruff check .
 	@if $(BIN)/python -c "import socket, sys; h, _, p = sys.argv[1].rpartition(':'); \
 	socket.create_connection((h or '127.0.0.1', int(p or 5432)), 1)" "$(POSTGRES_HOST_PORT)" 2>/dev/null; \
 	then TEST_PASSES=both $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-sqlite test-postgres; \
@@ -46,7 +48,6 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(BIN)/.installed
-	$(BIN)/pip install --quiet ruff==0.17.5
 	$(BIN)/ruff check .
 
 clean:
