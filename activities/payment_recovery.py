@@ -38,8 +38,7 @@ class PaymentRecoveryActivities:
         with self.deps.sessions() as session:
             org = session.get(Org, waiting.org_id)
             own = org.payment_retry_schedule if org is not None else None
-        plan = self.plan(waiting, iso_durations(own) if own else None)
-        with self.deps.sessions() as session:
+            plan = self.plan(waiting, iso_durations(own) if own else None)
             method = payment_waits.record_wait(
                 session=session, workflow_id=info.workflow_id, org_id=waiting.org_id,
                 product=waiting.product, declines=waiting.declines)

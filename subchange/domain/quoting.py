@@ -60,12 +60,7 @@ def build_quote(*, catalog: Catalog, org: Organisation, sub: SubscriptionTerms,
     amount_due, refundable = max(amount, zero), max(-amount, zero)
     tax = quote_tax(org, currency, amount_due, refundable)
     return Quote(
-        org_id=org.id, product=sub.product, kind=request.change.kind,
-        pricing_model=sub.pricing_model, billing_period=sub.billing_period,
-        currency=currency, payment_method=sub.payment_method,
-        old_plan=sub.plan, new_plan=target.plan, old_seats=sub.seats, new_seats=target.seats,
-        old_unit_price=old_price, new_unit_price=new_price,
-        period_start=sub.period_start, period_end=sub.period_end, change_date=change_date,
+        **_the_change(org, sub, request, target, old_price, new_price, change_date),
         remaining_days=remaining_days, period_days=period_days,
         amount=amount, amount_due=amount_due, refundable_amount=refundable,
         new_period_start=new_start, new_period_end=new_end, starts_new_period=starts_new_period,
@@ -85,12 +80,7 @@ def build_period_end_quote(*, catalog: Catalog, org: Organisation, sub: Subscrip
     currency = org.currency
     zero = round_money(Decimal(0), currency)
     return Quote(
-        org_id=org.id, product=sub.product, kind=request.change.kind,
-        pricing_model=sub.pricing_model, billing_period=sub.billing_period,
-        currency=currency, payment_method=sub.payment_method,
-        old_plan=sub.plan, new_plan=target.plan, old_seats=sub.seats, new_seats=target.seats,
-        old_unit_price=old_price, new_unit_price=new_price,
-        period_start=sub.period_start, period_end=sub.period_end, change_date=change_date,
+        **_the_change(org, sub, request, target, old_price, new_price, change_date),
         remaining_days=0, period_days=(sub.period_end - sub.period_start).days,
         amount=zero, amount_due=zero, refundable_amount=zero,
         new_period_start=sub.period_end,
@@ -100,6 +90,21 @@ def build_period_end_quote(*, catalog: Catalog, org: Organisation, sub: Subscrip
         effective="period_end", effective_date=sub.period_end,
         effective_at=start_of_day(sub.period_end, org.time_zone),
         next_period_amount=round_money(target.seats * new_price, currency))
+
+
+def _the_change(org: Organisation, sub: SubscriptionTerms, request: ChangeRequest,
+                target: Target, old_price: Decimal, new_price: Decimal, change_date: date
+                ) -> dict:
+    """What every quote says of the change, whenever it takes effect: who, what, from and to
+    which terms, at which prices, in which period."""
+    return {
+        "org_id": org.id, "product": sub.product, "kind": request.change.kind,
+        "pricing_model": sub.pricing_model, "billing_period": sub.billing_period,
+        "currency": org.currency, "payment_method": sub.payment_method,
+        "old_plan": sub.plan, "new_plan": target.plan,
+        "old_seats": sub.seats, "new_seats": target.seats,
+        "old_unit_price": old_price, "new_unit_price": new_price,
+        "period_start": sub.period_start, "period_end": sub.period_end, "change_date": change_date}
 
 
 def start_of_day(day: date, time_zone: str) -> datetime:
