@@ -96,6 +96,19 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     # host:port for the worker's Prometheus endpoint (/metrics); empty: no endpoint.
     metrics_bind_address: str = ""
+    # host:port where the worker answers GET /healthz (200 while it reaches Temporal and the
+    # database, 503 otherwise or once it is draining); empty: no endpoint.
+    health_bind_address: str = ""
+    # On SIGTERM the worker stops polling and lets the steps it runs finish for this long before
+    # cancelling them (compose's stop_grace_period must be longer).
+    graceful_shutdown_timeout: timedelta = timedelta(seconds=30)
+    # How many steps (activities) and workflow tasks one worker runs at once.
+    max_concurrent_activities: int = Field(default=16, ge=1)
+    max_concurrent_workflow_tasks: int = Field(default=32, ge=2)
+    # Whether worker.py registers missing search attributes itself (the embedded stack, one
+    # namespace of one's own). False where the migrate job does it (`python -m
+    # subchange.app.migrate`) and the worker's credentials may not: it only checks them then.
+    register_search_attributes: bool = True
     # The workflow sandbox skips the SDK's per-payload serialization-context lookup (about 15 ms of
     # worker CPU per change) by leaning on temporalio's private API: false runs the plain sandbox
     # (subchange/app/sandbox.py).
@@ -156,14 +169,15 @@ class Settings(BaseSettings):
         return positive_delays(value)
 
     @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every",
-                     mode="before")
+                     "graceful_shutdown_timeout", mode="before")
     @classmethod
     def _iso_duration(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().upper().lstrip("-").startswith("P"):
             raise ValueError("must be an ISO 8601 duration, e.g. PT30S or PT24H")
         return value
 
-    @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every")
+    @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every",
+                     "graceful_shutdown_timeout")
     @classmethod
     def _positive_duration(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

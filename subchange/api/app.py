@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import version
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
@@ -15,6 +14,7 @@ from temporalio.client import Client
 from subchange.api import problems
 from subchange.api.routes import changes, invoices, orgs, quotes, webhook_endpoints
 from subchange.api.services import Services
+from subchange.app import health
 from subchange.settings import Settings
 
 DESCRIPTION = """Seat and plan changes of subscriptions, each run as a durable Temporal workflow
@@ -41,18 +41,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         """Whether the API reaches Temporal and the database (for load balancers)."""
-        checks = {"temporal": False, "database": False}
-        try:
-            client = await api.client()
-            checks["temporal"] = await client.service_client.check_health()
-        except Exception as error:  # noqa: BLE001 - any failure is "not healthy"
-            problems.log.warning("health: Temporal: %s", error)
-        try:
-            with api.sessions() as session:
-                session.execute(sa.text("SELECT 1"))
-            checks["database"] = True
-        except Exception as error:  # noqa: BLE001
-            problems.log.warning("health: database: %s", type(error).__name__)
-        return JSONResponse(checks, status_code=200 if all(checks.values()) else 503)
+        found = await health.checks(api.client, api.sessions)
+        return JSONResponse(found, status_code=200 if all(found.values()) else 503)
 
     return app

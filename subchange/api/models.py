@@ -8,13 +8,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from subchange.domain.contracts import ChangeResult, Quote, Rejection, StepRecord
+from subchange.domain.contracts import (
+    ChangeOutcome,
+    ChangeResult,
+    ChangeSummary,
+    Quote,
+    Rejection,
+    StepRecord,
+)
 from subchange.domain.webhooks import EVENT_TYPES, URL_MAX
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
-
-ChangeOutcome = Literal["running", "completed", "rejected", "cancelled", "expired",
-                        "terminated", "timed_out", "failed"]
 
 
 class Body(BaseModel):
@@ -51,18 +55,6 @@ class ChangeView(BaseModel):
         default=None, description="waiting for payment (a declined card): when the charge is "
                                   "tried again; null for a hard decline, which waits for a new "
                                   "card")
-
-
-class ChangeSummary(BaseModel):
-    workflow_id: str
-    request_id: str
-    org_id: str | None
-    product: str | None
-    kind: str | None
-    step: str | None = Field(description="the lifecycle state the change is in (ChangeStep)")
-    status: ChangeOutcome
-    started_at: datetime | None
-    closed_at: datetime | None
 
 
 class ChangeList(BaseModel):

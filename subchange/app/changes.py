@@ -4,9 +4,11 @@ HTTP API share, so a request id, a status and a refusal mean the same on every s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -18,12 +20,21 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from subchange.domain.contracts import (
     WORKFLOW_TYPE,
+    ChangeOutcome,
     ChangeRequest,
     ChangeResult,
     ChangeStatusView,
+    ChangeSummary,
     UpdateAck,
 )
-from subchange.domain.search_attributes import initial_search_attributes
+from subchange.domain.search_attributes import (
+    CHANGE_KIND,
+    CHANGE_STATUS,
+    CHANGE_STEP,
+    ORG_ID,
+    PRODUCT,
+    initial_search_attributes,
+)
 from subchange.settings import Settings
 
 UPDATES = ("retry", "cancel", "sales_decision", "reschedule")
@@ -168,3 +179,45 @@ async def send_update(client: Client, workflow_id: str, name: str, argument: obj
             raise UpdateRefused(f"{name} refused: the change has already ended",
                                 ended=True) from None
         raise
+
+
+# How a change's status is found in visibility: a result's status is the ChangeStatus search
+# attribute; an end from outside is the execution's own status.
+STATUS_FILTERS = {"running": "ExecutionStatus = 'Running'",
+                  "terminated": "ExecutionStatus = 'Terminated'",
+                  "timed_out": "ExecutionStatus = 'TimedOut'",
+                  "failed": "ExecutionStatus = 'Failed'",
+                  **{s: f"ChangeStatus = '{s}'"
+                     for s in ("completed", "rejected", "cancelled", "expired")}}
+ENDED_FROM_OUTSIDE = {WorkflowExecutionStatus.TERMINATED: "terminated",
+                      WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+                      WorkflowExecutionStatus.FAILED: "failed",
+                      WorkflowExecutionStatus.CANCELED: "cancelled"}
+
+
+def list_query(*, org_id: str | None = None, product: str | None = None,
+               step: str | None = None, status: str | None = None) -> str:
+    """The visibility query of the changes with these search attributes, so no one types one.
+    The callers check the values first (identifiers, a product, a state, an outcome): nothing
+    reaches the query that could end its quoted string."""
+    filters = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
+    if org_id is not None:
+        filters.append(f"{ORG_ID.name} = '{org_id}'")
+    if product is not None:
+        filters.append(f"{PRODUCT.name} = '{product}'")
+    if step is not None:
+        filters.append(f"{CHANGE_STEP.name} = '{step}'")
+    if status is not None:
+        filters.append(STATUS_FILTERS[status])
+    return " AND ".join(filters)
+
+
+def summary(execution: WorkflowExecution) -> ChangeSummary:
+    attributes = execution.typed_search_attributes
+    ended = ENDED_FROM_OUTSIDE.get(execution.status) if execution.status else None
+    status = cast(ChangeOutcome, ended or attributes.get(CHANGE_STATUS) or "running")
+    return ChangeSummary(
+        workflow_id=execution.id, request_id=execution.id.removeprefix("change-"),
+        org_id=attributes.get(ORG_ID), product=attributes.get(PRODUCT),
+        kind=attributes.get(CHANGE_KIND), step=attributes.get(CHANGE_STEP),
+        status=status, started_at=execution.start_time, closed_at=execution.close_time)

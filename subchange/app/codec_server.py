@@ -99,8 +99,13 @@ def build_app(codec: EncryptionCodec, *, token: str, web_ui: str | None) -> web.
         response.del_cookie(COOKIE, path="/")
         return response
 
+    async def healthz(_: web.Request) -> web.Response:
+        # For the orchestrator: serving, with its keys loaded (it reaches nothing else).
+        return web.json_response({"codec": True})
+
     app = web.Application()
-    app.add_routes([web.post("/encode", handler(True)), web.post("/decode", handler(False)),
+    app.add_routes([web.get("/healthz", healthz),
+                    web.post("/encode", handler(True)), web.post("/decode", handler(False)),
                     web.options("/encode", options), web.options("/decode", options),
                     web.get("/", page), web.post("/login", login), web.post("/logout", logout)])
     return app

@@ -74,28 +74,34 @@ def with_temporal(deps: Dependencies, client: Client, *, task_queue: str) -> Dep
 
 
 def build_worker(client: Client, deps: Dependencies, *, task_queue: str | None = None,
-                 max_concurrent_activities: int = 16, fail_workflows_on_bugs: bool = False,
+                 fail_workflows_on_bugs: bool = False,
                  activities: list[Callable] | None = None,
                  max_cached_workflows: int = 1000) -> Worker:
-    """A worker for the service. `fail_workflows_on_bugs` (tests) fails a workflow whose code
-    raises instead of retrying its task forever, the production behaviour that lets a fix be
-    deployed under a stuck change. `activities` replaces the real ones (workflow-logic tests);
-    `max_cached_workflows=0` (tests) sends every workflow task to the shared queue, not to this
-    worker's sticky one."""
-    task_queue = task_queue or deps.settings.task_queue
+    """A worker for the service, sized and drained by its settings (MAX_CONCURRENT_ACTIVITIES,
+    MAX_CONCURRENT_WORKFLOW_TASKS, GRACEFUL_SHUTDOWN_TIMEOUT). `fail_workflows_on_bugs` (tests)
+    fails a workflow whose code raises instead of retrying its task forever, the production
+    behaviour that lets a fix be deployed under a stuck change. `activities` replaces the real
+    ones (workflow-logic tests); `max_cached_workflows=0` (tests) sends every workflow task to
+    the shared queue, not to this worker's sticky one."""
+    settings = deps.settings
+    task_queue = task_queue or settings.task_queue
     deps = with_temporal(deps, client, task_queue=task_queue)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[SubscriptionChange, WebhookRelay, ChangeSweep],
         workflow_runner=workflow_runner(
-            client.data_converter, context_shortcut=deps.settings.sandbox_context_shortcut),
+            client.data_converter, context_shortcut=settings.sandbox_context_shortcut),
         activities=activities if activities is not None else all_activities(deps),
-        activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
-        max_concurrent_activities=max_concurrent_activities,
+        activity_executor=ThreadPoolExecutor(max_workers=settings.max_concurrent_activities),
+        max_concurrent_activities=settings.max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         workflow_failure_exception_types=[Exception] if fail_workflows_on_bugs else [],
         max_cached_workflows=max_cached_workflows,
         # A heartbeat of the steps that move money reaches the server within 2 s, and with its
         # answer a cancel reaches the attempt before its next gateway request.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
+        # On shutdown (SIGTERM) the worker stops polling and waits this long for the steps it
+        # runs before cancelling them: a deploy lets a charge or an email finish.
+        graceful_shutdown_timeout=settings.graceful_shutdown_timeout,
     )

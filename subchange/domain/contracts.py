@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -280,6 +280,28 @@ class StepRecord(Contract):
     finished_at: datetime | None = None
     outcome: str = "running"
     detail: str | None = None
+
+
+# How a change stands on every surface: running, how its result says it ended, or how it was
+# ended from outside without a result of its own (terminated, timed out, failed).
+ChangeOutcome = Literal["running", "completed", "rejected", "cancelled", "expired",
+                        "terminated", "timed_out", "failed"]
+CHANGE_OUTCOMES: tuple[str, ...] = get_args(ChangeOutcome)
+
+
+class ChangeSummary(BaseModel):
+    """One change in a list (the API's GET /v1/changes, `subchange list`), from Temporal
+    visibility and the change's search attributes: no query, so a list is cheap."""
+
+    workflow_id: str
+    request_id: str
+    org_id: str | None
+    product: str | None
+    kind: str | None
+    step: str | None = Field(description="the lifecycle state the change is in (ChangeStep)")
+    status: ChangeOutcome
+    started_at: datetime | None
+    closed_at: datetime | None
 
 
 class ChangeStatusView(Contract):

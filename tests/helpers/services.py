@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
@@ -183,6 +184,9 @@ def suite_settings(*, database_url: str, localstripe_url: str, smtp_port: int) -
     return Settings(_env_file=None, database_url=database_url, stripe_api_base=localstripe_url,
                     stripe_api_key=STRIPE_API_KEY, smtp_host="127.0.0.1", smtp_port=smtp_port,
                     task_queue="unused-default",
+                    # A test's worker leaves when its block ends: a step still running then (a
+                    # paused or hanging one, on purpose) is cancelled after a second, not 30.
+                    graceful_shutdown_timeout=timedelta(seconds=1),
                     **{name.lower(): value for name, value in SELLER.items()})
 
 

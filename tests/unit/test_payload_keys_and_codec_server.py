@@ -51,6 +51,8 @@ async def test_the_codec_server_opens_payloads_for_the_token_holder_only():
     body = json_format.MessageToJson(sealed)
     app = build_app(codec, token="s3cret", web_ui="http://localhost:8233")
     async with TestClient(TestServer(app)) as http:
+        health = await http.get("/healthz")  # for the orchestrator: no token, no payload
+        assert health.status == 200 and await health.json() == {"codec": True}
         refused = await http.post("/decode", data=body)
         assert refused.status == 401
         opened = await http.post("/decode", data=body, headers={

@@ -11,7 +11,6 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 
 from state_machines.lifecycle import ChangeState
 from subchange.api.auth import ApiServices, Backend, Reader, Sales, Support, SupportOrBackend
@@ -19,7 +18,6 @@ from subchange.api.models import (
     CancelBody,
     ChangeList,
     ChangeOutcome,
-    ChangeSummary,
     ChangeView,
     RetryBody,
     SalesDecisionBody,
@@ -31,38 +29,17 @@ from subchange.api.services import Services
 from subchange.app import changes
 from subchange.domain.contracts import (
     IDENTIFIER,
-    WORKFLOW_TYPE,
     CancelRequest,
     ChangeInput,
     RetryRequest,
     SalesDecision,
     workflow_id_for,
 )
-from subchange.domain.search_attributes import (
-    CHANGE_KIND,
-    CHANGE_STATUS,
-    CHANGE_STEP,
-    ORG_ID,
-    PRODUCT,
-)
 from subchange.settings import Settings
 from subchange.store.api_keys import KeyOwner
 
 router = APIRouter(prefix="/v1", tags=["changes"])
 WORKFLOW_ID = re.compile(workflow_id_for(IDENTIFIER.removeprefix("^").removesuffix("$")))
-# How the change's status maps to a visibility filter: a result's status is the ChangeStatus
-# search attribute; an end from outside is the execution's own status.
-STATUS_FILTERS = {"running": "ExecutionStatus = 'Running'",
-                  "terminated": "ExecutionStatus = 'Terminated'",
-                  "timed_out": "ExecutionStatus = 'TimedOut'",
-                  "failed": "ExecutionStatus = 'Failed'",
-                  **{s: f"ChangeStatus = '{s}'"
-                     for s in ("completed", "rejected", "cancelled", "expired")}}
-ENDED_FROM_OUTSIDE = {WorkflowExecutionStatus.TERMINATED: "terminated",
-                      WorkflowExecutionStatus.TIMED_OUT: "timed_out",
-                      WorkflowExecutionStatus.FAILED: "failed",
-                      WorkflowExecutionStatus.CANCELED: "cancelled"}
-
 CHANGE_LINK = {"GetChange": {"operationId": "getChange",
                              "parameters": {"workflow_id": "$response.body#/workflow_id"},
                              "description": "follow the change"},
@@ -179,23 +156,15 @@ async def list_changes(
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     page_token: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> ChangeList:
-    filters = [f"WorkflowType = '{WORKFLOW_TYPE}'"]
-    # The values are checked by their patterns and enums above: nothing reaches the query
-    # unquoted that could end the string.
-    if org_id is not None:
-        filters.append(f"{ORG_ID.name} = '{org_id}'")
-    if product is not None:
-        filters.append(f"{PRODUCT.name} = '{product}'")
-    if step is not None:
-        filters.append(f"{CHANGE_STEP.name} = '{step.value}'")
-    if status is not None:
-        filters.append(STATUS_FILTERS[status])
-    query, tokens = " AND ".join(filters), PageTokens(api.settings)
+    # The values are checked by their patterns and enums above (changes.list_query).
+    query = changes.list_query(org_id=org_id, product=product,
+                               step=step.value if step is not None else None, status=status)
+    tokens = PageTokens(api.settings)
     token = tokens.open(query, page_token) if page_token else None
     client = await api.client()
     pages = client.list_workflows(query, page_size=page_size, next_page_token=token)
     await pages.fetch_next_page(page_size=page_size)
-    items = [_summary(execution) for execution in pages.current_page or []]
+    items = [changes.summary(execution) for execution in pages.current_page or []]
     next_token = tokens.seal(query, pages.next_page_token) if pages.next_page_token else None
     return ChangeList(items=items, next_page_token=next_token)
 
@@ -225,18 +194,6 @@ class PageTokens:
         if not token or not hmac.compare_digest(mac, self._mac(query, token)):
             raise bad_field("page_token", "not a token this list gave for these filters")
         return token
-
-
-def _summary(execution: WorkflowExecution) -> ChangeSummary:
-    attributes = execution.typed_search_attributes
-    ended = ENDED_FROM_OUTSIDE.get(execution.status) if execution.status else None
-    status = ended or attributes.get(CHANGE_STATUS) or "running"
-    return ChangeSummary(
-        workflow_id=execution.id, request_id=execution.id.removeprefix("change-"),
-        org_id=attributes.get(ORG_ID), product=attributes.get(PRODUCT),
-        kind=attributes.get(CHANGE_KIND), step=attributes.get(CHANGE_STEP),
-        status=_outcome(status), started_at=execution.start_time,
-        closed_at=execution.close_time)
 
 
 async def _update(api: Services, workflow_id: str, name: str, argument: Any, owner: KeyOwner
