@@ -1,15 +1,8 @@
-"""Command line for people and scripts: load fixtures, quote, start and follow changes, and the
-support updates. Run `python starter.py --help`."""
+"""Command line for people and scripts, the same as the `subchange` console script: load
+fixtures, quote, start, list and follow changes, and the support updates. Run `python starter.py
+--help`."""
 
-import os
-import sys
-
-from subchange.app.cli import main
+from subchange.app.cli import run
 
 if __name__ == "__main__":
-    code = main()
-    # The Temporal client's Rust threads can abort CPython's finalisation ("PyGILState_Release",
-    # temporalio/sdk-python#300), turning a good exit into SIGABRT; leave without finalising.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    run()

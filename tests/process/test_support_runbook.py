@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from subchange.dev.devstack import binary
-from tests.helpers.documents import SUPPORT
-from tests.helpers.processes import WorkerProcess, park_a_change, run_cli
+from tests.helpers.documents import (
+    DECLINED_ON_CHARGE_CARD,
+    GOOD_CARD,
+    SUPPORT,
+    admin_email,
+    org_document,
+    write_fixture,
+)
+from tests.helpers.processes import CliResult, WorkerProcess, change_args, park_a_change, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +111,59 @@ async def test_the_web_ui_tells_the_story_of_a_stuck_change(env, worker, dev_env
                          f"price the change as of {described.start_time.date()}"]
     assert texts[4].startswith("charge ") and texts[4].endswith(" JPY to the card")
     assert run_cli(env, "cancel", workflow_id, "--by", SUPPORT).code == 0
+
+
+def subchange(env: dict[str, str], *args: str) -> CliResult:
+    """The `subchange` console script the install puts beside the interpreter."""
+    done = subprocess.run([str(Path(sys.executable).parent / "subchange"), *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def test_support_finds_a_stuck_change_by_its_step_and_retries_it(env, worker, tmp_path):
+    """The issue's words: `subchange list --step awaiting_support`, then `subchange retry`. The
+    organisation's card is declined and its payment schedule is one retry a second later, so
+    the change is soon waiting for support; once the customer has a working card on file,
+    support's retry completes it."""
+    org = f"stuck-{uuid.uuid4().hex[:6]}"
+
+    def fixture(card: str) -> str:
+        document = org_document(org, users=[{"email": admin_email(org), "role": "admin",
+                                             "products": ["one"]}],
+                                subscriptions=[{"product": "one", "plan": "enterprise",
+                                                "seats": 10, "pricing_model": "flexible_user",
+                                                "card": card}])
+        document["orgs"][0]["payment_retry_schedule"] = "PT1S"
+        return str(write_fixture(tmp_path / f"{org}-{card}.json", document))
+
+    assert subchange(env, "load", fixture(DECLINED_ON_CHARGE_CARD)).code == 0
+    started = subchange(env, *change_args(org, "one", "--seats", "12", "--wait"))
+    assert started.code == 3, started
+    workflow_id = started.json["workflow_id"]
+
+    def stuck() -> list[str]:
+        found = subchange(env, "list", "--step", "awaiting_support", "--org", org)
+        assert found.code == 0, found
+        return [item["workflow_id"] for item in found.json]
+
+    assert eventually(stuck, [workflow_id], timeout=30) == [workflow_id]
+    shown = subchange(env, "list", "--step", "awaiting_support", "--org", org,
+                      "--output", "text")
+    heading, row = shown.stdout.splitlines()
+    assert heading.split() == ["WORKFLOW_ID", "REQUEST_ID", "ORG_ID", "PRODUCT", "KIND", "STEP",
+                               "STATUS", "STARTED_AT", "CLOSED_AT"], shown
+    assert row.split()[:7] == [workflow_id, workflow_id.removeprefix("change-"), org, "one",
+                               "seats", "awaiting_support", "running"], shown
+    why = subchange(env, "status", workflow_id, "--output", "text")
+    assert why.code == 0 and "state: awaiting_support" in why.stdout, why
+    assert "CardDeclined" in why.stdout, why
+
+    assert subchange(env, "load", fixture(GOOD_CARD)).code == 0  # the customer's new card
+    retried = subchange(env, "retry", workflow_id, "--by", SUPPORT)
+    assert retried.code == 0, retried
+    done = eventually(lambda: subchange(env, "status", workflow_id).json.get("state"),
+                      "completed", timeout=30)
+    assert done == "completed"
+    assert eventually(stuck, []) == []
+    assert subchange(env, "list", "--org", org, "--status", "completed").json[0][
+        "workflow_id"] == workflow_id

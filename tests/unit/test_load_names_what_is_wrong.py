@@ -77,5 +77,5 @@ def test_an_unreachable_database_is_named_without_a_traceback(configured, capsys
 
     err = capsys.readouterr().err
     assert code == 1, err
-    assert err.startswith(f"starter.py {command[0]}: database at DATABASE_URL "), err
+    assert err.startswith(f"subchange {command[0]}: database at DATABASE_URL "), err
     assert "connection failed" in err

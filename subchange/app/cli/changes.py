@@ -12,10 +12,12 @@ from subchange.app.changes import (
     RequestIdTaken,
     UnknownChange,
     UpdateRefused,
+    list_query,
     look,
     report,
     send_update,
     start_change,
+    summary,
 )
 from subchange.app.cli.common import (
     EXIT_BAD_INPUT,
@@ -30,6 +32,7 @@ from subchange.app.cli.common import (
 from subchange.app.cli.inputs import (
     CancelOptions,
     ChangeOptions,
+    ListOptions,
     RescheduleOptions,
     RetryOptions,
     SalesDecisionOptions,
@@ -121,6 +124,20 @@ def report_ended(workflow_id: str, end: str, view: ChangeStatusView | None) -> N
           "waiting_for": None,
           "history": [r.model_dump(mode="json") for r in view.history] if view else [],
           "last_error": view.last_error if view else None, "result": None})
+
+
+async def cmd_list(options: ListOptions, settings: Settings) -> int:
+    """The changes with these search attributes, newest first (Temporal visibility: it can lag
+    a change's last step by a moment)."""
+    client = await connect(settings)
+    query = list_query(org_id=options.org, product=options.product, step=options.step,
+                       status=options.status)
+    found = [summary(execution) async for execution in client.list_workflows(
+        query, limit=options.limit, page_size=min(options.limit, 1000))]
+    if len(found) == options.limit:
+        progress(f"showing the newest {options.limit}; --limit for more")
+    emit(found)
+    return EXIT_OK
 
 
 async def cmd_status(options: StatusOptions, settings: Settings) -> int:

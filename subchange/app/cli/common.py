@@ -1,5 +1,5 @@
-"""What every command shares: exit codes, output (JSON on stdout, progress on stderr), and
-errors that name the option."""
+"""What every command shares: exit codes, output (JSON on stdout for scripts, or `--output text`
+for people; progress on stderr), and errors that name the option."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ CLI_FIELDS = {"org_id": "--org", "org": "--org", "requested_by": "--by",
               "owner": "--owner", "roles": "--role", "key_id": "ID",
               "page_size": "--page-size", "url": "--url", "events": "--events",
               "endpoint_id": "ID", "event_id": "EVENT_ID", "effective": "--at",
-              "replace_scheduled": "--replace-scheduled", "at": "--at"}
+              "replace_scheduled": "--replace-scheduled", "at": "--at", "step": "--step",
+              "status": "--status", "limit": "--limit"}
 
 
 class CommandError(Exception):
@@ -30,9 +31,65 @@ class CommandError(Exception):
         self.code = code
 
 
-def emit(value: BaseModel | dict[str, Any]) -> None:
-    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+OUTPUTS = ("json", "text")
+output = "json"  # main() sets it from --output, once per run
+
+
+def emit(value: BaseModel | dict[str, Any] | list[Any]) -> None:
+    data = jsonable(value)
+    if output == "text":
+        print(as_text(data))
+    else:
+        print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [jsonable(item) for item in value]
+    return value
+
+
+def as_text(data: Any, indent: str = "") -> str:
+    """The JSON a command prints, for people: `key: value` lines, a nested object indented under
+    its key, a list of objects as a table; `-` for nothing."""
+    if isinstance(data, list):
+        if data and all(isinstance(item, dict) for item in data):
+            return table(data, indent)
+        return "\n".join(f"{indent}{_cell(item)}" for item in data) or f"{indent}(none)"
+    if not isinstance(data, dict):
+        return f"{indent}{_cell(data)}"
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, dict | list) and value:
+            lines.append(f"{indent}{key}:")
+            lines.append(as_text(value, indent + "  "))
+        else:
+            lines.append(f"{indent}{key}: {_cell(value)}")
+    return "\n".join(lines)
+
+
+def table(rows: list[dict[str, Any]], indent: str = "") -> str:
+    """Aligned columns under upper-case headings; a nested value is shown as compact JSON."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells))
+              for i, column in enumerate(columns)]
+    lines = [[column.upper() for column in columns], *cells]
+    return "\n".join(indent + "  ".join(cell.ljust(width) for cell, width in
+                                        zip(line, widths, strict=True)).rstrip()
+                     for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return str(value)
 
 
 def progress(message: str) -> None:

@@ -22,9 +22,11 @@ from pydantic import (
 )
 from pydantic.networks import validate_email
 
+from state_machines.lifecycle import ChangeState
 from subchange.domain import webhooks as webhook_rules
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.domain.contracts import (
+    CHANGE_OUTCOMES,
     IDENTIFIER,
     CancelRequest,
     ChangeRequest,
@@ -36,6 +38,7 @@ from subchange.domain.contracts import (
 from subchange.domain.principals import KEY_ROLES
 from subchange.domain.sweep import PAGE_SIZE
 
+STATES = tuple(state.value for state in ChangeState)
 # A principal's `by` as the updates' contract bounds it (RetryRequest, CancelRequest).
 PRINCIPAL_MAX = RetryRequest.model_fields["by"].metadata[0].max_length
 # `change-<request id>`, as every change's workflow id is (ChangeRequest.workflow_id).
@@ -101,6 +104,16 @@ class ChangeOptions(Options):
             raise ValueError("--replace-scheduled replaces a scheduled change, so it needs "
                              "--at period-end")
         return self
+
+
+class ListOptions(Options):
+    """`list`: the search attributes a change is found by, each optional."""
+
+    org: Annotated[str, Field(pattern=IDENTIFIER)] | None = None
+    product: Literal[PRODUCT_IDS] | None = None  # type: ignore[valid-type]
+    step: Literal[STATES] | None = None  # type: ignore[valid-type]
+    status: Literal[CHANGE_OUTCOMES] | None = None  # type: ignore[valid-type]
+    limit: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
 class StatusOptions(Options):
@@ -227,6 +240,8 @@ OPTIONS: dict[str, tuple[type[Options], Callable[[argparse.Namespace], dict[str,
     "quote": (ChangeOptions, lambda a: _change(a, "quote-preview")),
     "change": (ChangeOptions,
                lambda a: _change(a, a.request_id or f"req-{uuid.uuid4().hex[:12]}")),
+    "list": (ListOptions, lambda a: {"org": a.org, "product": a.product, "step": a.step,
+                                     "status": a.status, "limit": a.limit}),
     "status": (StatusOptions, lambda a: {"workflow_id": a.workflow_id}),
     "retry": (RetryOptions, lambda a: {"workflow_id": a.workflow_id, "by": a.by,
                                        "update": {"by": a.by}}),
