@@ -16,6 +16,7 @@ from subchange.app.client import connect, ensure_search_attributes
 from subchange.app.logs import configure_logging
 from subchange.app.relays import start_relays
 from subchange.app.schedules import ensure_sweep_schedule
+from subchange.app.tracing import configure_tracing
 from subchange.app.wiring import build_dependencies, build_worker
 from subchange.settings import ConfigurationError, get_settings
 
@@ -25,6 +26,7 @@ log = logging.getLogger("worker")
 async def main() -> None:
     settings = get_settings()
     settings.seller()  # every invoice names its issuer: refuse to start without one
+    configure_tracing("worker")  # before the engine and the client it traces (off by default)
     deps = build_dependencies(settings)
     client = await connect(settings, metrics=True)
     added = await ensure_search_attributes(client, settings.temporal_namespace)
