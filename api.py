@@ -19,8 +19,10 @@ def main() -> int:
 
     from subchange.api.app import create_app
     from subchange.app.logs import configure_logging
+    from subchange.app.tracing import configure_tracing
 
     configure_logging(settings.log_format)
+    configure_tracing("api")  # before create_app: its engine and routes are traced
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
                 log_config=None, proxy_headers=False, server_header=False)
     return 0

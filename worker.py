@@ -25,6 +25,7 @@ from subchange.app.client import connect, ensure_search_attributes
 from subchange.app.logs import configure_logging
 from subchange.app.relays import start_relays
 from subchange.app.schedules import ensure_sweep_schedule
+from subchange.app.tracing import configure_tracing
 from subchange.app.wiring import build_dependencies, build_worker
 from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import ConfigurationError, Settings, get_settings
@@ -58,6 +59,7 @@ async def search_attributes_ready(client: Client, settings: Settings) -> None:
 async def main() -> None:
     settings = get_settings()
     settings.seller()  # every invoice names its issuer: refuse to start without one
+    configure_tracing("worker")  # before the engine and the client it traces (off by default)
     deps = build_dependencies(settings)
     client = await connect(settings, metrics=True)
     await search_attributes_ready(client, settings)

@@ -15,10 +15,12 @@ server down) is given back and named in the page's `unsettled`, for the next swe
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, timedelta
 
 from temporalio import activity
 from temporalio.exceptions import CancelledError
+from temporalio.service import RPCError
 
 from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
@@ -31,7 +33,7 @@ from subchange.domain.sweep import (
     SweepPageInput,
     UnsettledChange,
 )
-from subchange.store import audit, changes, invoices, ledger, subscriptions
+from subchange.store import audit, changes, invoices, ledger, subscriptions, webhooks
 from subchange.store.tables import ChangeRecord, utcnow
 
 ACTOR = "sweep"
@@ -53,6 +55,8 @@ class SweepActivities:
         if self.deps.workflows is None:
             raise RuntimeError("the sweep asks Temporal about each change: build its worker "
                                "with subchange.app.wiring.build_worker")
+        if not page.after:  # once a sweep, on its first page
+            self._count_what_waits()
         with self.deps.sessions() as session:
             records = changes.unsettled_records(session=session, after=page.after,
                                                 limit=page.limit,
@@ -87,6 +91,34 @@ class SweepActivities:
                 "subchange_sweep_found", "changes found ended without closing their record"
             ).add(found)
         return done
+
+    def _count_what_waits(self) -> None:
+        """Set the gauges of what waits for someone: changes waiting for support or for payment
+        (Temporal's visibility, which knows every running change's step), failing webhook
+        endpoints (the database). Counted from the source at every sweep, so the numbers
+        survive a worker's restart, which counters kept in the worker would not; and stamped
+        with `subchange_sweep_counted_at`, so that with several workers a query reads the
+        latest count (deploy/prometheus/alerts.yml), not one a worker kept since its last sweep."""
+        meter = activity.metric_meter()
+        waiting = meter.create_gauge(
+            "subchange_changes_waiting", "running changes waiting, by what for (last sweep)")
+        for step, waiting_for in (("awaiting_support", "support"),
+                                  ("awaiting_payment", "payment")):
+            assert self.deps.workflows is not None
+            try:
+                count = self.deps.workflows.running_changes_at(step)
+            except RPCError as error:  # a server without visibility counts (the test server)
+                activity.logger.warning("the sweep could not count the changes at %s: %s",
+                                        step, error.message)
+                continue
+            waiting.set(count, {"waiting_for": waiting_for})
+        with self.deps.sessions() as session:
+            failing = webhooks.failing_count(session=session)
+        meter.create_gauge("subchange_webhook_endpoints_failing",
+                           "webhook endpoints marked failing (last sweep)").set(failing)
+        meter.create_gauge("subchange_sweep_counted_at",
+                           "when this worker's sweep last counted, unix seconds", "s").set(
+            int(time.time()))
 
     def _ended(self, record: ChangeRecord) -> str | None:
         """How the change's workflow ended, or None while it runs (or is no business of ours)."""

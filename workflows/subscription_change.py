@@ -83,6 +83,9 @@ class SubscriptionChange(ChangeMessages):
         if request is None or self.state.invalid is not None:
             return await self.end.invalid(self.state.invalid or "no change request")
         self.state.publish()
+        # Once per run: the SDK does not record a workflow's metrics again on replay.
+        workflow.metric_meter().create_counter("subchange_changes_started", "changes started").add(
+            1, {"product": request.product, "kind": request.change.kind})
         try:
             try:
                 return await self._change(request)

@@ -34,6 +34,16 @@ async def cancel_requested_by(client: Client, workflow_id: str) -> str | None:
     return None
 
 
+async def running_changes_at(client: Client, step: str) -> int:
+    """How many changes run and are at `step` (the ChangeStep search attribute: awaiting_support,
+    awaiting_payment, ...), as the server's visibility store counts them (eventually
+    consistent: a change that moved a second ago may be counted where it was)."""
+    counted = await client.count_workflows(
+        f'WorkflowType="SubscriptionChange" AND ExecutionStatus="Running" '
+        f'AND ChangeStep="{step}"')
+    return counted.count
+
+
 class ChangeWorkflows:
     """For the worker's synchronous activities, on the worker's event loop."""
 
@@ -47,4 +57,8 @@ class ChangeWorkflows:
 
     def cancel_requested_by(self, workflow_id: str, *, timeout: float = 10.0) -> str | None:
         return asyncio.run_coroutine_threadsafe(cancel_requested_by(self.client, workflow_id),
+                                                self.loop).result(timeout)
+
+    def running_changes_at(self, step: str, *, timeout: float = 10.0) -> int:
+        return asyncio.run_coroutine_threadsafe(running_changes_at(self.client, step),
                                                 self.loop).result(timeout)

@@ -14,7 +14,7 @@ from temporalio.client import Client
 from subchange.api import problems
 from subchange.api.routes import changes, invoices, orgs, quotes, webhook_endpoints
 from subchange.api.services import Services
-from subchange.app import health
+from subchange.app import health, tracing
 from subchange.settings import Settings
 
 DESCRIPTION = """Seat and plan changes of subscriptions, each run as a durable Temporal workflow
@@ -34,6 +34,8 @@ def create_app(settings: Settings, *, client: Client | None = None,
                   openapi_url="/openapi.json", docs_url="/docs",
                   redoc_url=None)
     app.state.services = api
+    if (traced := tracing.current()) is not None:
+        traced.instrument_app(app)
     problems.install(app)
     for module in (quotes, changes, invoices, orgs, webhook_endpoints):
         app.include_router(module.router)

@@ -12,20 +12,25 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from subchange.adapters.codec import data_converter
+from subchange.app import tracing
 from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import Settings
 
 
 async def connect(settings: Settings, *, metrics: bool = False) -> Client:
     """A client with the pydantic converter; with `metrics`, the SDK runtime serves Prometheus
-    metrics (its own and the service's counters) on METRICS_BIND_ADDRESS."""
+    metrics (its own and the service's counters) on METRICS_BIND_ADDRESS. With tracing on
+    (subchange/app/tracing.py), the client traces what it sends, and so does every worker built
+    from it: a change's start, workflow and steps are one trace."""
     runtime = None
     if metrics and settings.metrics_bind_address:
         runtime = Runtime(telemetry=TelemetryConfig(
             metrics=PrometheusConfig(bind_address=settings.metrics_bind_address)))
+    traced = tracing.current()
+    interceptors = [traced.client_interceptor()] if traced is not None else []
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                 data_converter=data_converter(settings.payload_keys),
-                                runtime=runtime)
+                                runtime=runtime, interceptors=interceptors)
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:

@@ -50,8 +50,10 @@ CHECKED_AGAINST = "temporalio==1.35.0"
 
 # pydantic's EmailStr imports email_validator lazily: the worker's copy is shared instead of being
 # imported again inside every workflow run. The workflow's helper modules are shared too
-# (subchange/app/wiring.py).
-SHARED_LIBRARIES = ("email_validator", "idna")
+# (subchange/app/wiring.py). opentelemetry: with tracing on, the workflow part of temporalio's
+# TracingInterceptor (subchange/app/tracing.py) runs in the sandbox and needs the worker's copy,
+# whose context and tracer it shares (as temporalio.contrib.opentelemetry's plugin passes it).
+SHARED_LIBRARIES = ("email_validator", "idna", "opentelemetry")
 
 
 def sandboxed_runner(data_converter: DataConverter, *shared_modules: str,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlmodel import Session, create_engine
+from sqlmodel import Session
 
 from subchange.domain.limits import DATABASE_WAIT
 from subchange.store import tables  # noqa: F401  (registers the tables on the metadata)
@@ -28,7 +28,10 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str) -> sa.Engine:
     """`hide_parameters`: a database error's text names the statement but not its bound values
     (requested_by, emailed_to, actor are email addresses), since that text reaches the worker's
-    log through the SDK's "Completing activity as failed" line (docs/operations.md)."""
+    log through the SDK's "Completing activity as failed" line (docs/operations.md).
+
+    Made by `sa.create_engine`, looked up at each call (sqlmodel's is the same function, bound
+    at import): with tracing on, subchange/app/tracing.py wraps it to trace the engine."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
@@ -36,8 +39,8 @@ def make_engine(url: str) -> sa.Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # A transaction waits for the write lock at most DATABASE_WAIT (the steps' time budget).
         wait = DATABASE_WAIT.total_seconds()
-        engine = create_engine(url, hide_parameters=True,
-                               connect_args={"check_same_thread": False, "timeout": wait})
+        engine = sa.create_engine(url, hide_parameters=True,
+                                  connect_args={"check_same_thread": False, "timeout": wait})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
@@ -50,8 +53,8 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     # Up to one connection per concurrent activity (build_worker: 16), so no step waits for one.
     lock_timeout = f"-c lock_timeout={int(DATABASE_WAIT.total_seconds() * 1000)}"
-    return create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
-                         max_overflow=11, connect_args={"options": lock_timeout})
+    return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
+                            max_overflow=11, connect_args={"options": lock_timeout})
 
 
 def session_factory(engine: sa.Engine) -> SessionFactory:

@@ -50,6 +50,12 @@ def list_endpoints(*, session: Session) -> list[WebhookEndpoint]:
         WebhookEndpoint.created_at.desc(), WebhookEndpoint.id)))
 
 
+def failing_count(*, session: Session) -> int:
+    """How many endpoints are failing: a delivery ran out of attempts and none succeeded since."""
+    return session.exec(select(sa.func.count()).select_from(WebhookEndpoint)
+                        .where(WebhookEndpoint.status == "failing")).one()
+
+
 def endpoint_view(row: WebhookEndpoint, *, now: datetime | None = None) -> dict:
     """An endpoint as operators see it: never a secret; `events` empty means every type;
     `previous_secret_until`: while a rotation's old secret still signs, until when."""

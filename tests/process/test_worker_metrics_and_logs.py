@@ -1,6 +1,8 @@
 """What an operator's Prometheus scrapes from a worker: the SDK's own metrics and the service's
-counters (changes by status, charges, time in each step); the worker's JSON log lines, which
-carry workflow id and step and never a secret, card number or email address."""
+counters (changes by status, charges, time in each step) and the gauges its sweep sets; that
+they are every metric the Grafana dashboard and the alerting rules read (deploy/); the worker's
+JSON log lines, which carry workflow id and step and never a secret, card number or email
+address."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from subchange.dev.devstack import free_port
+from tests.helpers.dashboards import all_metric_names
 from tests.helpers.documents import GOOD_CARD, org_document, write_fixture
 from tests.helpers.processes import WorkerProcess, change_args, run_cli
 
@@ -42,6 +45,21 @@ def scrape(port: int) -> str:
         return response.read().decode()
 
 
+def exported_names(text: str) -> set[str]:
+    """The name of every sample served (a histogram's _bucket, _sum and _count among them)."""
+    return {re.split(r"[{ ]", line, maxsplit=1)[0] for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+# What the dashboard and the alerts read that this worker's run (two changes, one sweep) has
+# no occasion to record: the SDK reports a failure only once one happens; the rest need a refund,
+# a webhook delivery, or a change ended from outside for the sweep to find. The deploy room
+# checks that the code records each (tests/deploy/test_dashboard_queries_exported_metrics.py).
+NOT_IN_THIS_RUN = {"temporal_workflow_failed", "temporal_activity_execution_failed",
+                   "subchange_refunds", "subchange_webhook_deliveries", "subchange_sweep_found",
+                   "subchange_sweep_settled"}
+
+
 def sample(text: str, name: str, **labels: str) -> float:
     """The value of one Prometheus sample whose labels include `labels` (0 when absent)."""
     total = 0.0
@@ -66,6 +84,8 @@ def test_a_charged_change_shows_in_the_service_and_sdk_metrics(env, worker, metr
         run_cli(env, *change_args(org, "one", "--seats", seats, "--wait"))
 
     after = scrape(metrics_port)
+    run_cli(env, "sweep")  # its gauges: what waits (for support, for payment), what it left
+    swept = scrape(metrics_port)
     delta = lambda name, **labels: (sample(after, name, **labels)
                                     - sample(before, name, **labels))
     assert delta("subchange_changes", status="completed", product="one", kind="seats") == 1
@@ -74,6 +94,16 @@ def test_a_charged_change_shows_in_the_service_and_sdk_metrics(env, worker, metr
     assert delta("subchange_step_duration_count", step="charge", outcome="ok") == 1
     assert delta("subchange_step_duration_count", step="validate_change", outcome="ok") == 2
     assert sample(after, "temporal_workflow_completed") >= 2  # the SDK's own metrics
+    assert delta("subchange_changes_started", product="one", kind="seats") == 2
+    for waiting_for in ("support", "payment"):  # counted by the sweep, zero or more
+        assert re.search(rf'^subchange_changes_waiting{{.*waiting_for="{waiting_for}".*}} \d+$',
+                         swept, re.MULTILINE), waiting_for
+    assert sample(swept, "subchange_sweep_counted_at") > 1.7e9
+
+    # Every metric a panel or an alert reads is served (or has no occasion here).
+    unserved = {name: sorted(places) for name, places in all_metric_names().items()
+                if name not in exported_names(swept) and name not in NOT_IN_THIS_RUN}
+    assert unserved == {}
 
     log = worker.output()
     # No keys, card numbers or email addresses.

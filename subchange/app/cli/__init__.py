@@ -36,6 +36,7 @@ from subchange.app.cli.common import (
 )
 from subchange.app.cli.inputs import options_for
 from subchange.app.cli.sweep import cmd_sweep
+from subchange.app.tracing import traced_as
 from subchange.domain.catalog import PRODUCT_IDS
 from subchange.domain.contracts import CHANGE_OUTCOMES
 from subchange.domain.principals import KEY_ROLES
@@ -289,9 +290,10 @@ def main(argv: list[str] | None = None, prog: str = "subchange") -> int:
             raise bad_input(error) from None
         settings = get_settings()
         command = command_for(args.command)
-        if asyncio.iscoroutinefunction(command):
-            return asyncio.run(command(options, settings))
-        return command(options, settings)
+        with traced_as("cli"):  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+            if asyncio.iscoroutinefunction(command):
+                return asyncio.run(command(options, settings))
+            return command(options, settings)
     except ConfigurationError as error:
         print(error, file=sys.stderr)
         return EXIT_BAD_INPUT
