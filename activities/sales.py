@@ -29,7 +29,8 @@ class SalesActivities:
                    + (f", {format_money(with_tax, quote.currency)} with tax"
                       if quote.tax is not None else "")
                    + f", asked by {request.requested_by}")
-        workflow_id, timeout = activity.info().workflow_id, self.deps.settings.sales_decision_timeout
+        workflow_id = activity.info().workflow_id
+        timeout = self.deps.settings.sales_decision_timeout
 
         def awaiting_sales(row: SalesCase) -> NewEvent:
             assert row.id is not None

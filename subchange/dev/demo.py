@@ -59,7 +59,8 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
 
     return {"orgs": [
         # Zoho One, all-employee pricing: 35 → 32 (30 people work there, so 32 is fine, 28 isn't).
-        {"id": "acme", "time_zone": TOKYO, "name": "Acme KK", "currency": "JPY", "billing_email": "billing@acme.example",
+        {"id": "acme", "time_zone": TOKYO, "name": "Acme KK", "currency": "JPY",
+         "billing_email": "billing@acme.example",
          "users": [{"email": "admin@acme.example", "role": "admin", "products": ["one"]},
                    *staff("acme.example", 29, ["one"])],
          "subscriptions": [sub("one", "enterprise", 35)]},
@@ -86,7 +87,8 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
          "subscriptions": [sub("one", "enterprise", 10, payment_method="offline", card=None)]},
         # A USD customer whose card is declined at charge time: the change waits for payment
         # until the card is replaced (SPEC section 11).
-        {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD", "country": "US",
+        {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD",
+         "country": "US",
          "billing_email": "billing@globex.example",
          "users": [{"email": "admin@globex.example", "role": "admin", "products": ["one"]}],
          "subscriptions": [sub("one", "enterprise", 5, pricing_model="flexible_user",
@@ -194,7 +196,8 @@ class Demo:
                          f"{result['invoice']['emailed_to']}")
         if result.get("refund_ticket"):
             ticket = result["refund_ticket"]
-            parts.append(f"refund ticket {ticket['id']} for {ticket['amount']} {ticket['currency']}")
+            parts.append(f"refund ticket {ticket['id']} for {ticket['amount']} "
+                         f"{ticket['currency']}")
         if result.get("subscription"):
             sub = result["subscription"]
             off = sub.get("disabled_features") or []

@@ -128,7 +128,7 @@ def test_tables_made_by_create_all_before_migrations_are_adopted(fresh_url, db):
 def test_part_of_the_tables_without_history_is_refused_and_left_alone(fresh_url, db):
     SQLModel.metadata.tables["org"].create(db)
 
-    with pytest.raises(MigrationError, match="lacks applied_change.*subscription"):
+    with pytest.raises(MigrationError, match=r"lacks applied_change.*subscription"):
         upgrade(fresh_url)
 
     assert tables_of(db) == {"org"} and revision_of(db) is None

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "and take its place")
     change.add_argument("--wait", action="store_true", help="follow the change to its result")
     for name in ("status", "retry", "cancel"):
-        command = commands.add_parser(name, help=f"the {name} {'query' if name == 'status' else 'update'}")
+        command = commands.add_parser(
+            name, help=f"the {name} {'query' if name == 'status' else 'update'}")
         command.add_argument("workflow_id", metavar="WORKFLOW_ID")
         if name == "retry":
             command.add_argument("--by", required=True, metavar="EMAIL",
