@@ -325,7 +325,7 @@ def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *,
     read = sub.version
     billing_changed = any(getattr(sub, f) != getattr(sub_in, f) for f in BILLING_FIELDS)
     # quotes priced on the old values must not apply over the new ones: a new version
-    written = session.execute(
+    written = session.exec(
         update(Subscription)
         .where(col(Subscription.id) == sub.id, col(Subscription.version) == read)
         .values(**values, version=read + 1 if billing_changed else read, updated_at=utcnow()))

@@ -108,7 +108,8 @@ class Receiver:
 
         from standardwebhooks import Webhook, WebhookVerificationError
 
-        self.secret, self.got = "", []
+        self.secret = ""
+        self.got: list[tuple[str, str | None, bool]] = []  # (type, workflow id, verified)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -288,9 +289,9 @@ class Demo:
         """SPEC section 10: a downgrade that takes effect when the period ends, found by its
         ChangeStep, then fired early with the staging-only command (the period end is weeks
         away) and confirmed by a zero-amount email that names the date."""
-        for workflow_id in self.still_waiting("sakura", 'AND ChangeStep="scheduled"'):
-            print(f"  (cancelling {workflow_id}, left scheduled by an earlier demo run)")
-            self.starter("cancel", workflow_id, "--by", SUPPORT)
+        for stale in self.still_waiting("sakura", 'AND ChangeStep="scheduled"'):
+            print(f"  (cancelling {stale}, left scheduled by an earlier demo run)")
+            self.starter("cancel", stale, "--by", SUPPORT)
         self.say("Zoho Desk: professional → standard at the end of the period (nothing charged "
                  "now)")
         scheduled = self.change("sakura", "desk", "owner@sakura.example", "--plan", "standard",
@@ -396,7 +397,8 @@ class Demo:
             body = parsed.get_body(("plain",))
             print("  " + (body.get_content() if body else "").replace("\n", "\n  "))
             for attachment in parsed.iter_attachments():
-                pdf = self.stack.var / "invoices" / attachment.get_filename()
+                name = attachment.get_filename() or f"{number}.pdf"  # it is named so
+                pdf = self.stack.var / "invoices" / name
                 pdf.parent.mkdir(exist_ok=True)
                 pdf.write_bytes(attachment.get_content())
                 print(f"  PDF: {pdf}", flush=True)
