@@ -22,7 +22,7 @@ demo: $(BIN)/.installed
 up: $(BIN)/.installed
 	$(BIN)/python -m subchange.dev up
 
-# ruff first (the rules of pyproject.toml), then the suite on SQLite and, when one answers at
+# ruff, then mypy (both set in pyproject.toml), then the suite on SQLite and, when one answers at
 # 127.0.0.1:5432, on PostgreSQL: the two passes
 # side by side (TEST_JOBS=1 runs them one after the other). Each pass keeps about one core busy;
 # its output is printed whole when it ends (--output-sync), so the two don't interleave. Side by
@@ -30,6 +30,7 @@ up: $(BIN)/.installed
 TEST_JOBS ?= 2
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	@if $(BIN)/python -c "import socket, sys; h, _, p = sys.argv[1].rpartition(':'); \
 	socket.create_connection((h or '127.0.0.1', int(p or 5432)), 1)" "$(POSTGRES_HOST_PORT)" 2>/dev/null; \
 	then TEST_PASSES=both $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target test-sqlite test-postgres; \
@@ -49,6 +50,7 @@ bench: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf var .pytest_cache

@@ -7,6 +7,7 @@ from sqlmodel import Session
 from temporalio import activity
 
 from activities.claims import SubscriptionClaims
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from activities.liveness import heartbeating
 from activities.payments import LEDGER_CHARGE
@@ -40,12 +41,12 @@ class AdmissionActivities:
     def open_change(self, request: ChangeRequest) -> OpenChangeOutput:
         with self.deps.sessions() as session:
             previous = changes.open_change(
-                session=session, workflow_id=activity.info().workflow_id, request=request)
+                session=session, workflow_id=calling_workflow_id(), request=request)
         return OpenChangeOutput(previous_result=previous)
 
     @activity.defn(name="authorize_admin")
     def authorize_admin(self, request: ChangeRequest) -> Admission:
-        workflow_id = activity.info().workflow_id
+        workflow_id = calling_workflow_id()
         with self.deps.sessions() as session:
             ctx = self._context(session, request)
             rejection = rules.authorize_requester(self.deps.catalog, request, ctx)
@@ -61,7 +62,7 @@ class AdmissionActivities:
     @activity.defn(name="validate_change", no_thread_cancel_exception=True)
     def validate_change(self, step: DatedRequest) -> Admission:
         request = step.request
-        workflow_id = activity.info().workflow_id
+        workflow_id = calling_workflow_id()
         with heartbeating(), self.deps.sessions() as session:
             ctx = self._context(session, request)
             _, rejection = rules.validate_change(self.deps.catalog, request, ctx,
@@ -78,7 +79,7 @@ class AdmissionActivities:
         request = step.request
         with self.deps.sessions() as session:
             ctx = self._context(session, request)
-            charge = ledger.gateway_call(session=session, workflow_id=activity.info().workflow_id,
+            charge = ledger.gateway_call(session=session, workflow_id=calling_workflow_id(),
                                          step=LEDGER_CHARGE)
         day = step.day_for(ctx.org)
         target, rejection = rules.validate_change(self.deps.catalog, request, ctx, day)
@@ -103,6 +104,6 @@ class AdmissionActivities:
     @activity.defn(name="close_change")
     def close_change(self, close: CloseChangeInput) -> None:
         with self.deps.sessions() as session:
-            changes.close_change(session=session, workflow_id=activity.info().workflow_id,
+            changes.close_change(session=session, workflow_id=calling_workflow_id(),
                                  result=close.result)
         pause_point(self.deps.settings, "close.after_commit")

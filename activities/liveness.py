@@ -13,7 +13,7 @@ from temporalio import activity
 
 @contextmanager
 def heartbeating(every: timedelta = timedelta(seconds=2), *,
-                 also: Callable[[], None] | None = None) -> Iterator[None]:
+                 also: Callable[[], object] | None = None) -> Iterator[None]:
     """Heartbeat from a side thread while one bounded call runs that can't heartbeat itself (an
     SMTP session: several commands, each within its own timeout), so the attempt of a worker that
     died in it is still retried after the heartbeat timeout, and a live one is not. `also` runs

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from temporalio import activity
 
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from subchange.adapters.mail import send_email
 from subchange.documents.payment_failed_email import (
@@ -40,7 +41,7 @@ class PaymentRecoveryActivities:
             own = org.payment_retry_schedule if org is not None else None
             plan = self.plan(waiting, iso_durations(own) if own else None)
             method = payment_waits.record_wait(
-                session=session, workflow_id=info.workflow_id, org_id=waiting.org_id,
+                session=session, workflow_id=calling_workflow_id(), org_id=waiting.org_id,
                 product=waiting.product, declines=waiting.declines)
         if method is not None and method != waiting.decline.method_id:
             # A new card came while the charge was declined on the old one: try it at once.
@@ -52,7 +53,7 @@ class PaymentRecoveryActivities:
         with self.deps.sessions() as session:
             outbox.record_once(
                 session=session, event_id=f"evt_{hashlib.sha256(key.encode()).hexdigest()[:32]}",
-                type="change.awaiting_payment", workflow_id=info.workflow_id, data={
+                type="change.awaiting_payment", workflow_id=calling_workflow_id(), data={
                     "state": "awaiting_payment", "step": "charge",
                     "last_error": f"charge: {waiting.decline.message}",
                     "declines": waiting.declines,
@@ -83,7 +84,7 @@ class PaymentRecoveryActivities:
         contact. A worker that dies after the server accepted it and before `sent` is written
         sends it again, under the same Message-ID."""
         info = activity.info()
-        workflow_id = info.workflow_id
+        workflow_id = calling_workflow_id()
         message_id = payment_notice_message_id(workflow_id)
         with self.deps.sessions() as session:
             if payment_waits.notice_sent(session=session, workflow_id=workflow_id):

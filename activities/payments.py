@@ -26,6 +26,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from subchange.adapters.gateway import CANCELLABLE, AmountTooSmall, CardDeclined, IntentState
 from subchange.domain.contracts import PaymentRecord, Quote
@@ -55,7 +56,7 @@ class _Attempt:
             self.workflow_id, self.token = on_behalf_of, f"takeover.{uuid.uuid4().hex[:16]}"
         else:
             info = activity.info()
-            self.workflow_id = info.workflow_id
+            self.workflow_id = calling_workflow_id()
             self.token = f"{info.activity_id}.{info.attempt}.{uuid.uuid4().hex[:16]}"
 
     def take(self, **started) -> GatewayCall:

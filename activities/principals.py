@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from subchange.domain.principals import Action, principal_refusal, reschedule_refusal
 from subchange.domain.step_io import PrincipalCheck, PrincipalVerdict, TemporalCancelRecord
@@ -28,12 +29,12 @@ class PrincipalActivities:
                 session=session, org_id=check.org_id, actor=check.by[:254],
                 action=f"{action.value}:{check.update_id}"[:64],
                 outcome="denied" if refusal else "authorized", detail=refusal or "",
-                workflow_id=activity.info().workflow_id)
+                workflow_id=calling_workflow_id())
         return PrincipalVerdict(refusal=refusal)
 
     @activity.defn(name="record_temporal_cancel")
     def record_temporal_cancel(self, cancel: TemporalCancelRecord) -> None:
-        workflow_id = activity.info().workflow_id
+        workflow_id = calling_workflow_id()
         workflows = self.deps.workflows
         identity = workflows.cancel_requested_by(workflow_id) if workflows else None
         with self.deps.sessions() as session:

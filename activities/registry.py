@@ -1,5 +1,5 @@
-"""Every activity of the change pipeline, the webhook relays and the reconciliation sweep, bound to one set of
-dependencies, for a worker."""
+"""Every activity of the change pipeline, the webhook relays and the reconciliation sweep, bound
+to one set of dependencies, for a worker."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from subchange.domain.money import format_money
 from subchange.domain.step_io import CloseSalesCaseInput, SalesCaseInput, SalesCaseOutput
@@ -29,7 +30,8 @@ class SalesActivities:
                    + (f", {format_money(with_tax, quote.currency)} with tax"
                       if quote.tax is not None else "")
                    + f", asked by {request.requested_by}")
-        workflow_id, timeout = activity.info().workflow_id, self.deps.settings.sales_decision_timeout
+        workflow_id = calling_workflow_id()
+        timeout = self.deps.settings.sales_decision_timeout
 
         def awaiting_sales(row: SalesCase) -> NewEvent:
             assert row.id is not None
@@ -48,5 +50,5 @@ class SalesActivities:
     @activity.defn(name="close_sales_case")
     def close_sales_case(self, close: CloseSalesCaseInput) -> None:
         with self.deps.sessions() as session:
-            cases.close_sales_case(session=session, workflow_id=activity.info().workflow_id,
+            cases.close_sales_case(session=session, workflow_id=calling_workflow_id(),
                                    outcome=close.outcome, by=close.by, note=close.note)

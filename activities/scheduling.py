@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from temporalio import activity
 
 from activities.claims import SubscriptionClaims
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from activities.liveness import heartbeating
 from subchange.domain import rules
@@ -25,7 +26,7 @@ class SchedulingActivities:
 
     @activity.defn(name="schedule_change")
     def schedule_change(self, step: ScheduleInput) -> ScheduleOutcome:
-        request, workflow_id = step.request, activity.info().workflow_id
+        request, workflow_id = step.request, calling_workflow_id()
         with self.deps.sessions() as session:
             subscription_id = subscriptions.subscription_id_of(
                 session=session, org_id=request.org_id, product=request.product)
@@ -43,7 +44,7 @@ class SchedulingActivities:
     def fire_scheduled_change(self, step: FireInput) -> FireOutcome:
         """The claim first, then the slot: a change replacing this one takes the slot while it
         holds the claim, so once this change holds the claim its slot can't move."""
-        request, workflow_id = step.request, activity.info().workflow_id
+        request, workflow_id = step.request, calling_workflow_id()
         with heartbeating(), self.deps.sessions() as session:
             ctx = subscriptions.load_context(session=session, org_id=request.org_id,
                                              product=request.product,

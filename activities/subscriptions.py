@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from subchange.domain.contracts import ChangeRequest
 from subchange.domain.step_io import AppliedOutcome, ApplyInput, ApplyOutput
@@ -24,7 +25,7 @@ class SubscriptionActivities:
         try:
             with self.deps.sessions() as session:
                 subscription, invoice_number = subscriptions.apply_change(
-                    session=session, workflow_id=activity.info().workflow_id,
+                    session=session, workflow_id=calling_workflow_id(),
                     request=apply.request, quote=apply.quote, payment=apply.payment,
                     target_features=target_features, seller=self.deps.settings.seller())
         except subscriptions.StaleSubscription as stale:
@@ -43,7 +44,7 @@ class SubscriptionActivities:
         """Before a cancel takes effect after an apply that failed: did it commit after all? If
         not, the change is settled as withdrawn in the same step, so an attempt still running
         can no longer commit it (even when there is no charge to refund)."""
-        workflow_id = activity.info().workflow_id
+        workflow_id = calling_workflow_id()
         with self.deps.sessions() as session:
             if changes.withdraw(session=session, workflow_id=workflow_id):
                 return AppliedOutcome()

@@ -8,6 +8,7 @@ import hashlib
 
 from temporalio import activity
 
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from subchange.domain.step_io import ParkedChange
 from subchange.domain.webhooks import awaiting_support_data
@@ -27,6 +28,6 @@ class SupportActivities:
         event_id = f"evt_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
         with self.deps.sessions() as session:
             outbox.record_once(session=session, event_id=event_id,
-                               type="change.awaiting_support", workflow_id=info.workflow_id,
+                               type="change.awaiting_support", workflow_id=calling_workflow_id(),
                                data=awaiting_support_data({}, step=parked.step,
                                                           error=parked.error))

@@ -6,6 +6,7 @@ from urllib.parse import quote as url_quote
 
 from temporalio import activity
 
+from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
 from subchange.domain.contracts import RefundTicketRecord
 from subchange.domain.step_io import RefundTicketInput
@@ -24,7 +25,7 @@ class TicketActivities:
 
     @activity.defn(name="open_refund_ticket")
     def open_refund_ticket(self, ticket: RefundTicketInput) -> RefundTicketRecord:
-        workflow_id = activity.info().workflow_id
+        workflow_id = calling_workflow_id()
         with self.deps.sessions() as session:
             row = cases.open_refund_ticket(session=session, ticket=RefundTicket(
                 workflow_id=workflow_id, org_id=ticket.request.org_id,

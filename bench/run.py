@@ -571,8 +571,8 @@ def table(result: dict[str, Any]) -> str:
         p["bare_burst"]["server_cpu_ms_per_change"], " ms")
     big = p["full_single_big_org"]["worker_cpu_ms_median"]
     small = p["full_single"]["worker_cpu_ms_median"]
-    rows.append((f"worker CPU, {result['setup']['big_org_users']} vs 10 users (median)", f"{big} ms",
-                 f"{small} ms", f"{ratio(big, small)}"))
+    rows.append((f"worker CPU, {result['setup']['big_org_users']} vs 10 users (median)",
+                 f"{big} ms", f"{small} ms", f"{ratio(big, small)}"))
     rows.append(("worker peak RSS", f"{max(result['worker_peak_rss_mb'])} MB", "", ""))
     rows.append(("`starter.py change` (no --wait)", f"{result['starter_change_seconds']} s", "",
                  ""))

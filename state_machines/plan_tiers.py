@@ -46,6 +46,8 @@ class _TierPosition:
     """The model the machine drives: a subscription's tier (the machine's state) and its active
     agents, which the guards of R7 compare with each tier's limit."""
 
+    state: str  # the tier: the machine sets it
+
     def __init__(self, active_agents: int) -> None:
         self.active_agents = active_agents
 

@@ -105,7 +105,8 @@ class Endings:
             ).model_copy(update={"refund_id": refund.refund_id})
             if not charged:  # the lifecycle never saw the charge succeed: mark it, then undo it
                 state.lifecycle.fire(Trigger.CHARGE)
-            trigger, outcome = Trigger.COMPENSATE, f"cancelled; charge refunded ({refund.refund_id})"
+            trigger = Trigger.COMPENSATE
+            outcome = f"cancelled; charge refunded ({refund.refund_id})"
         else:
             trigger, outcome = Trigger.CANCEL, "cancelled; nothing was charged or changed"
         self.cancels.succeeded(outcome)

@@ -104,7 +104,7 @@ def decline_of(error: FailureError) -> Decline | None:
     """The decline the charge step reported, or None for any other failure."""
     cause: BaseException | None = error
     while cause is not None and not isinstance(cause, ApplicationError):
-        cause = cause.cause
+        cause = cause.__cause__
     if not isinstance(cause, ApplicationError) or cause.type not in DECLINES:
         return None
     details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}

@@ -73,9 +73,11 @@ class PeriodEnd:
             state.publish()
             if left <= timedelta(0):
                 break
+            def moved(at: datetime = fires_at) -> bool:  # `reschedule` moved this wait's end
+                return state.fires_at != at
+
             try:
-                await self.cancels.wait(lambda at=fires_at: state.fires_at != at, timeout=left,
-                                        timeout_summary="the period end")
+                await self.cancels.wait(moved, timeout=left, timeout_summary="the period end")
             except TimeoutError:
                 break
             state.progress.done(workflow.now(), "rescheduled",

@@ -145,9 +145,9 @@ def _judge_money(state: ChangeRun, step: Step, error: FailureError) -> None:
 def _failure(error: FailureError) -> tuple[str | None, str]:
     """The error type and message of the innermost application error (or the timeout)."""
     cause: BaseException | None = error if isinstance(error, ApplicationError) else error.cause
-    while cause is not None and cause.cause is not None and not isinstance(cause,
-                                                                          ApplicationError):
-        cause = cause.cause
+    while cause is not None and cause.__cause__ is not None and not isinstance(cause,
+                                                                              ApplicationError):
+        cause = cause.__cause__
     if isinstance(cause, ApplicationError):
         kind = f"{cause.type}: " if cause.type else ""
         return cause.type, f"{kind}{cause.message}"

@@ -138,8 +138,8 @@ OPEN_SALES_CASE: Step[SalesCaseInput, SalesCaseOutput] = Step(
                  "(offline payer)",
     advances=Trigger.ROUTE_TO_SALES)
 CLOSE_SALES_CASE: Step[CloseSalesCaseInput, None] = Step(
-    "close_sales_case", None, database(2), lambda close: f"close {close.case_id} as {close.outcome}",
-    cancellable=False)
+    "close_sales_case", None, database(2),
+    lambda close: f"close {close.case_id} as {close.outcome}", cancellable=False)
 CHARGE: Step[ChargeInput, PaymentRecord] = Step(
     "charge", PaymentRecord,
     # card attached?, attach, create the intent, read it, confirm, read back a refused confirm;

@@ -116,7 +116,8 @@ class SubscriptionChange(ChangeMessages):
             return await self.end.rejected(quoted.rejection)
         self.state.quote = quoted.quote
         if request.effective == "period_end":  # SPEC section 10: nothing charged now
-            settled = await self.period_end.wait_and_fire(request, quoted.quote)
+            settled: tuple[PaymentRecord, Quote] | ChangeResult = (
+                await self.period_end.wait_and_fire(request, quoted.quote))
         else:
             settled = await self._settle_payment(request, quoted.quote)
         if isinstance(settled, ChangeResult):  # sales rejected it, or did not decide in time

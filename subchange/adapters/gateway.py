@@ -3,8 +3,8 @@
 Charges are two-phase: a PaymentIntent is created unconfirmed, its id recorded in our database,
 and only then confirmed. A crash at any point leaves either an unconfirmed intent (no money moved)
 or a recorded one whose state the retry reads back; nothing relies on idempotency keys, which the
-local server ignores. Each method is one request (at most limits.GATEWAY_REQUEST), so an activity can
-heartbeat between them and keep its worst case inside its limits (workflows/steps.py).
+local server ignores. Each method is one request (at most limits.GATEWAY_REQUEST), so an activity
+can heartbeat between them and keep its worst case inside its limits (workflows/steps.py).
 """
 
 from __future__ import annotations

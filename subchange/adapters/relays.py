@@ -11,6 +11,7 @@ every endpoint at start-up."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Collection, Iterable
 from concurrent.futures import Future
@@ -58,8 +59,7 @@ class RelayWaker:
                     wake_relay(self.client, endpoint_id, task_queue=self.task_queue), self.loop)
             except RuntimeError:  # the worker's loop has stopped: the relays poll
                 return
-            future.add_done_callback(lambda done, endpoint_id=endpoint_id:
-                                     _report(done, endpoint_id))
+            future.add_done_callback(functools.partial(_report, endpoint_id=endpoint_id))
 
 
 def _report(done: Future, endpoint_id: str) -> None:

@@ -18,7 +18,7 @@ from subchange.domain.contracts import (
 )
 from subchange.domain.webhooks import EVENT_TYPES, URL_MAX
 
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]  # a Literal of a tuple's values
 
 
 class Body(BaseModel):
@@ -107,7 +107,7 @@ ENDPOINT_URL = rf"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:{PORT})?([/?#][!-~]*)?$"
 class WebhookEndpointBody(Body):
     url: str = Field(max_length=URL_MAX, pattern=ENDPOINT_URL,
                      description="http(s)://host[:port]/path where events are POSTed")
-    events: list[EventType] = Field(  # type: ignore[valid-type]
+    events: list[EventType] = Field(
         default_factory=list, max_length=len(EVENT_TYPES),
         description="the event types to send; empty: every type")
 

@@ -86,7 +86,8 @@ def field_name(loc: Sequence[Any]) -> str:
     source = parts[0] if parts else ""
     if source in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
-    if len(parts) >= 2 and parts[0] == "change" and parts[1] in ("seats", "plan") and len(parts) > 2:
+    if (len(parts) >= 2 and parts[0] == "change" and parts[1] in ("seats", "plan")
+            and len(parts) > 2):
         parts = [parts[0], *parts[2:]]
     if source == "header" and parts:
         return "-".join(word.capitalize() for word in parts[0].split("-"))

@@ -3,6 +3,7 @@ and the search attributes it needs registered. Light enough for starter.py: no w
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
@@ -43,7 +44,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
         if error.status != RPCStatusCode.UNIMPLEMENTED:
             raise
         known = set()
-    missing = {key.name: int(key.indexed_value_type)  # the SDK's enum mirrors the API's
+    missing = {key.name: IndexedValueType.ValueType(key.indexed_value_type)  # mirrors the API's
                for key in ALL_KEYS if key.name not in known}
     if missing:
         await client.operator_service.add_search_attributes(

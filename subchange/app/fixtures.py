@@ -226,7 +226,8 @@ BILLING_FIELDS = ("plan", "seats", "pricing_model", "billing_period", "period_st
 def load_fixture(fixture: Fixture, *, session: Session, gateway: Gateway, settings: Settings
                  ) -> dict[str, int]:
     """Create or update everything in the fixture; returns counts of what was written."""
-    if any(s.card for o in fixture.orgs for s in o.subscriptions) and not settings.gateway_test_mode:
+    if (any(s.card for o in fixture.orgs for s in o.subscriptions)
+            and not settings.gateway_test_mode):
         raise FixtureError("card: test card numbers are accepted only with a test gateway "
                            "(an sk_test_ key or a local STRIPE_API_BASE)")
     counts = {"orgs": 0, "users": 0, "subscriptions": 0, "staff": 0}
@@ -311,7 +312,7 @@ def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *,
     """Create the subscription, or update it with a compare-and-set on the version read: a
     change applied since (which bumps the version) is never overwritten, and the load refuses
     instead (FixtureConflict; the caller rolls everything back)."""
-    values = {field: getattr(sub_in, field) for field in BILLING_FIELDS + ("payment_method",)}
+    values = {field: getattr(sub_in, field) for field in (*BILLING_FIELDS, "payment_method")}
     card = _card(sub_in, None if sub is None else (sub.gateway_customer_id,
                                                    sub.gateway_payment_method_id,
                                                    sub.card_last4),
@@ -324,7 +325,7 @@ def _load_subscription(sub_in: FixtureSubscription, sub: Subscription | None, *,
     read = sub.version
     billing_changed = any(getattr(sub, f) != getattr(sub_in, f) for f in BILLING_FIELDS)
     # quotes priced on the old values must not apply over the new ones: a new version
-    written = session.execute(
+    written = session.exec(
         update(Subscription)
         .where(col(Subscription.id) == sub.id, col(Subscription.version) == read)
         .values(**values, version=read + 1 if billing_changed else read, updated_at=utcnow()))

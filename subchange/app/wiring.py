@@ -1,6 +1,6 @@
 """Wiring of a worker: its dependencies (database, gateway, catalog) and the Temporal worker that
-runs the workflows (changes, webhook relays, the reconciliation sweep) and the activities. Used by worker.py, the replayer
-and the tests."""
+runs the workflows (changes, webhook relays, the reconciliation sweep) and the activities. Used by
+worker.py, the replayer and the tests."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
 
     return {"orgs": [
         # Zoho One, all-employee pricing: 35 → 32 (30 people work there, so 32 is fine, 28 isn't).
-        {"id": "acme", "time_zone": TOKYO, "name": "Acme KK", "currency": "JPY", "billing_email": "billing@acme.example",
+        {"id": "acme", "time_zone": TOKYO, "name": "Acme KK", "currency": "JPY",
+         "billing_email": "billing@acme.example",
          "users": [{"email": "admin@acme.example", "role": "admin", "products": ["one"]},
                    *staff("acme.example", 29, ["one"])],
          "subscriptions": [sub("one", "enterprise", 35)]},
@@ -86,7 +87,8 @@ def demo_fixture(today: datetime | None = None) -> dict[str, Any]:
          "subscriptions": [sub("one", "enterprise", 10, payment_method="offline", card=None)]},
         # A USD customer whose card is declined at charge time: the change waits for payment
         # until the card is replaced (SPEC section 11).
-        {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD", "country": "US",
+        {"id": "globex", "time_zone": NEW_YORK, "name": "Globex Inc", "currency": "USD",
+         "country": "US",
          "billing_email": "billing@globex.example",
          "users": [{"email": "admin@globex.example", "role": "admin", "products": ["one"]}],
          "subscriptions": [sub("one", "enterprise", 5, pricing_model="flexible_user",
@@ -106,7 +108,8 @@ class Receiver:
 
         from standardwebhooks import Webhook, WebhookVerificationError
 
-        self.secret, self.got = "", []
+        self.secret = ""
+        self.got: list[tuple[str, str | None, bool]] = []  # (type, workflow id, verified)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -194,7 +197,8 @@ class Demo:
                          f"{result['invoice']['emailed_to']}")
         if result.get("refund_ticket"):
             ticket = result["refund_ticket"]
-            parts.append(f"refund ticket {ticket['id']} for {ticket['amount']} {ticket['currency']}")
+            parts.append(f"refund ticket {ticket['id']} for {ticket['amount']} "
+                         f"{ticket['currency']}")
         if result.get("subscription"):
             sub = result["subscription"]
             off = sub.get("disabled_features") or []
@@ -285,9 +289,9 @@ class Demo:
         """SPEC section 10: a downgrade that takes effect when the period ends, found by its
         ChangeStep, then fired early with the staging-only command (the period end is weeks
         away) and confirmed by a zero-amount email that names the date."""
-        for workflow_id in self.still_waiting("sakura", 'AND ChangeStep="scheduled"'):
-            print(f"  (cancelling {workflow_id}, left scheduled by an earlier demo run)")
-            self.starter("cancel", workflow_id, "--by", SUPPORT)
+        for stale in self.still_waiting("sakura", 'AND ChangeStep="scheduled"'):
+            print(f"  (cancelling {stale}, left scheduled by an earlier demo run)")
+            self.starter("cancel", stale, "--by", SUPPORT)
         self.say("Zoho Desk: professional → standard at the end of the period (nothing charged "
                  "now)")
         scheduled = self.change("sakura", "desk", "owner@sakura.example", "--plan", "standard",
@@ -393,7 +397,8 @@ class Demo:
             body = parsed.get_body(("plain",))
             print("  " + (body.get_content() if body else "").replace("\n", "\n  "))
             for attachment in parsed.iter_attachments():
-                pdf = self.stack.var / "invoices" / attachment.get_filename()
+                name = attachment.get_filename() or f"{number}.pdf"  # it is named so
+                pdf = self.stack.var / "invoices" / name
                 pdf.parent.mkdir(exist_ok=True)
                 pdf.write_bytes(attachment.get_content())
                 print(f"  PDF: {pdf}", flush=True)

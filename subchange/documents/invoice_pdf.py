@@ -24,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from fpdf import FPDF
+from fpdf.fonts import TTFFont
 
 from subchange.documents.fonts import font_source
 from subchange.documents.invoice_sheet import (
@@ -82,7 +83,9 @@ class _Document:
             pdf.add_font(f"f{index}", fname=path)
             # The built font's glyphs and bounding boxes are the installed font's own: saving its
             # subset can copy each glyph's bytes instead of decoding and encoding it again.
-            pdf.fonts[f"f{index}"].ttfont.recalcBBoxes = False
+            font = pdf.fonts[f"f{index}"]
+            assert isinstance(font, TTFFont)  # added from a file above, not a core font
+            font.ttfont.recalcBBoxes = False
             families.append(f"f{index}")
         self.family = families[0] if families else CORE_FONT
         if len(families) > 1:

@@ -69,7 +69,8 @@ LABELS: dict[str, dict[str, str]] = {
                                                   "{billing_period}）",
         "period": "日割期間", "period_value": "{start}〜{end}（{days}日中{remaining}日）",
         "adjustment": "調整額",
-        "effective": "適用開始日", "effective_value": "{date}（新しい契約内容の期間 {start}〜{end}）",
+        "effective": "適用開始日",
+        "effective_value": "{date}（新しい契約内容の期間 {start}〜{end}）",
         "effective_note": "今回のお支払いはありません。新しいご契約内容の料金は、{date}からの"
                           "更新時にご請求します。",
         "item": "品目", "seats": "数量", "unit_price": "単価", "per_period": "期間あたり",
@@ -85,7 +86,8 @@ LABELS: dict[str, dict[str, str]] = {
         "paid_by_card": "カード決済済み（{charge}）",
         "bank_transfer": "銀行振込（営業承認済み、案件 {case}）",
         "carried": "次回更新時のご請求へ繰越",
-        "carried_note": "今回はカードへの請求を行いません。{amount}はカード決済の最低金額に満たないため、"
+        "carried_note": "今回はカードへの請求を行いません。"
+                        "{amount}はカード決済の最低金額に満たないため、"
                         "次回の更新時の請求書に合算してご請求します。",
         "subject": "{title} {number}（{product}）",
     },

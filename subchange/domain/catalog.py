@@ -78,7 +78,8 @@ class Catalog(BaseModel):
         try:
             return self.products[product_id]
         except KeyError:
-            raise KeyError(f"unknown product {product_id!r}; known: {sorted(self.products)}") from None
+            raise KeyError(
+                f"unknown product {product_id!r}; known: {sorted(self.products)}") from None
 
     def unit_price(
         self, *, product: str, tier: str, pricing_model: str, currency: str, period: BillingPeriod

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -210,6 +210,9 @@ class Quote(Contract):
 class MoneyRecord(Contract):
     """A record with an `amount` in `currency`, kept at the currency's minor unit (JPY 4352,
     not 4352.00, however the database column stores it)."""
+
+    if TYPE_CHECKING:  # each record declares its own (its place among the fields is its own)
+        currency: str
 
     @model_validator(mode="after")
     def _minor_unit(self):

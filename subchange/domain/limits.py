@@ -6,8 +6,9 @@ limit; its heartbeat timeout exceeds the longest stretch between two heartbeats,
 request. Then a retry never starts while the attempt before it could still be inside a request
 (a dead worker's attempt is retried after the heartbeat timeout, not the whole budget), and the
 ledger's compare-and-set covers what is left (activities/payments.py). The gateway, the database
-and the mail server are configured with these limits; tests/workflow/test_steps_keep_to_their_budget.py
-counts every attempt's requests against its step's budget.
+and the mail server are configured with these limits;
+tests/workflow/test_steps_keep_to_their_budget.py counts every attempt's requests against its
+step's budget.
 """
 
 from __future__ import annotations

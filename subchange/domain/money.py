@@ -18,7 +18,8 @@ SUPPORTED_CURRENCIES = tuple(MINOR_UNIT_DIGITS)
 def minor_unit_digits(currency: str) -> int:
     """Digits after the decimal point in the currency's minor unit (JPY 0, USD 2)."""
     if currency not in MINOR_UNIT_DIGITS:
-        raise ValueError(f"unsupported currency {currency!r}; expected one of {SUPPORTED_CURRENCIES}")
+        raise ValueError(
+            f"unsupported currency {currency!r}; expected one of {SUPPORTED_CURRENCIES}")
     return MINOR_UNIT_DIGITS[currency]
 
 
@@ -66,7 +67,8 @@ def prorate(
         raise ValueError(f"billing period is empty: {period_start} .. {period_end}")
     if not period_start <= change_date < period_end:
         raise ValueError(
-            f"change date {change_date} is outside the billing period {period_start} .. {period_end}"
+            f"change date {change_date} is outside the billing period "
+            f"{period_start} .. {period_end}"
         )
     remaining_days = (period_end - change_date).days
     period_days = (period_end - period_start).days

@@ -35,7 +35,7 @@ NEEDED_ROLE = {Action.RETRY: "support", Action.CANCEL: "support",
 
 
 def same_person(one: str | None, other: str | None) -> bool:
-    return bool(one and other) and one.strip().lower() == other.strip().lower()
+    return bool(one and other and one.strip().lower() == other.strip().lower())
 
 
 def needs_directory(action: Action, by: str, requester: str | None) -> bool:

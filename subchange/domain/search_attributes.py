@@ -38,7 +38,8 @@ def initial_search_attributes(request: ChangeRequest) -> TypedSearchAttributes:
 def search_attribute_updates(*, request: ChangeRequest | None, state: str, status: str,
                              effective_at: datetime | None = None
                              ) -> list[SearchAttributeUpdate]:
-    updates = [CHANGE_STEP.value_set(state), CHANGE_STATUS.value_set(status)]
+    updates: list[SearchAttributeUpdate] = [CHANGE_STEP.value_set(state),
+                                            CHANGE_STATUS.value_set(status)]
     if effective_at is not None:
         updates.append(CHANGE_EFFECTIVE_AT.value_set(effective_at))
     if request is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from pydantic.networks import validate_email
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from subchange.domain.contracts import RetryRequest
 from subchange.domain.principals import KEY_ROLES, STAFF_ROLES
@@ -115,17 +115,17 @@ def create_key(*, session: Session, owner: str, roles: list[str]) -> tuple[ApiKe
 
 def list_keys(*, session: Session) -> list[ApiKey]:
     """Every key, newest first, the revoked ones with their revoked_at."""
-    return list(session.exec(select(ApiKey).order_by(ApiKey.created_at.desc(),
-                                                     ApiKey.id.desc())))
+    return list(session.exec(select(ApiKey).order_by(col(ApiKey.created_at).desc(),
+                                                     col(ApiKey.id).desc())))
 
 
 def revoke_key(*, session: Session, key_id: str) -> bool:
     """Revoke a key in the caller's transaction; False when it is unknown or already revoked
     (of two revocations racing, one wins)."""
-    done = session.execute(sa.update(ApiKey)
-                           .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-                           .values(revoked_at=utcnow())
-                           .execution_options(synchronize_session="evaluate"))
+    done = session.exec(sa.update(ApiKey)
+                        .where(col(ApiKey.id) == key_id, col(ApiKey.revoked_at).is_(None))
+                        .values(revoked_at=utcnow())
+                        .execution_options(synchronize_session="evaluate"))
     return done.rowcount == 1
 
 
@@ -133,7 +133,8 @@ class VerifiedSecrets:
     """The (key id, SHA-256 of the secret) pairs verified lately, least recently used out."""
 
     def __init__(self, size: int) -> None:
-        self.size, self.lock, self.pairs = size, threading.Lock(), OrderedDict()
+        self.size, self.lock = size, threading.Lock()
+        self.pairs: OrderedDict[tuple[str, bytes], str] = OrderedDict()
 
     def holds(self, pair: tuple[str, bytes], secret_hash: str) -> bool:
         with self.lock:

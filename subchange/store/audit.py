@@ -14,7 +14,8 @@ NO_ORG = "-"
 def _fit(column: str, value: str) -> str:
     """The value cut to its column's width: an entry is often written after the effect it
     records (a refund made), where a value too long for PostgreSQL must not fail it."""
-    return value[:AuditLog.__table__.c[column].type.length]
+    # SQLModel declares no __table__ (SQLAlchemy's declarative mapping sets it).
+    return value[:AuditLog.__table__.c[column].type.length]  # type: ignore[attr-defined]
 
 
 def add_audit_entry(*, session: Session, org_id: str, actor: str, action: str, outcome: str,

@@ -14,7 +14,7 @@ refuses. An apply attempt still running after the change was refunded can't give
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
@@ -25,7 +25,8 @@ from subchange.store import outbox, scheduled
 from subchange.store.once import insert_once
 from subchange.store.tables import AppliedChange, ChangeRecord, SubscriptionClaim, utcnow
 
-APPLIED, WITHDRAWN = "applied", "withdrawn"
+APPLIED: Final = "applied"
+WITHDRAWN: Final = "withdrawn"
 Settlement = Literal["applied", "withdrawn"]
 
 
@@ -44,7 +45,7 @@ def open_change(*, session: Session, workflow_id: str, request: ChangeRequest
         # A new run of a change that ended without closing and was compensated for (or closed
         # by the sweep): it starts afresh (its ledger entries were retired by that compensation)
         # and runs, so it closes its record itself.
-        values = {"status": ChangeStatus.RUNNING.value}
+        values: dict[str, str | None] = {"status": ChangeStatus.RUNNING.value}
         if record.settled_as == WITHDRAWN:
             values["settled_as"] = None
         session.execute(update(ChangeRecord).where(col(ChangeRecord.workflow_id) == workflow_id)
@@ -57,7 +58,7 @@ def close_change(*, session: Session, workflow_id: str, result: ChangeResult) ->
     """Store the result (the first one wins), with its event (change.completed, ...), and
     release the change's claim and its scheduled slot (SPEC section 10)."""
     record = session.get(ChangeRecord, workflow_id)
-    if record is not None and record.result is None and session.execute(
+    if record is not None and record.result is None and session.exec(
             update(ChangeRecord)  # compare-and-set: of two attempts at once, one stores it
             .where(col(ChangeRecord.workflow_id) == workflow_id,
                    col(ChangeRecord.status) == ChangeStatus.RUNNING.value)
@@ -99,7 +100,7 @@ def take_over_claim(*, session: Session, subscription_id: int, holder: str, work
                     ) -> bool:
     """Move the claim from `holder` (which has ended) to this change, in the caller's
     transaction; False when another change moved it first (compare-and-set on the holder)."""
-    moved = session.execute(
+    moved = session.exec(
         update(SubscriptionClaim)
         .where(col(SubscriptionClaim.subscription_id) == subscription_id,
                col(SubscriptionClaim.workflow_id) == holder)
@@ -109,7 +110,7 @@ def take_over_claim(*, session: Session, subscription_id: int, holder: str, work
 
 def release_claim(*, session: Session, subscription_id: int, holder: str) -> bool:
     """Free the subscription if `holder` still holds it; False when it no longer does."""
-    released = session.execute(
+    released = session.exec(
         delete(SubscriptionClaim)
         .where(col(SubscriptionClaim.subscription_id) == subscription_id,
                col(SubscriptionClaim.workflow_id) == holder))
@@ -121,7 +122,7 @@ def settle(*, session: Session, workflow_id: str, outcome: Settlement) -> Settle
     """Settle the change as `outcome` in the caller's transaction, unless it settled otherwise
     first; how it is settled now (None: no such change). The update locks the record, so a
     concurrent settlement waits for this transaction and then finds it."""
-    moved = session.execute(
+    moved = session.exec(
         update(ChangeRecord)
         .where(col(ChangeRecord.workflow_id) == workflow_id,
                or_(col(ChangeRecord.settled_as).is_(None),
@@ -166,7 +167,7 @@ def unsettled_records(*, session: Session, after: str, limit: int, lease_ended: 
 def lease_for_sweep(*, session: Session, workflow_id: str, lease_ended: datetime) -> bool:
     """Take the record for one sweep (compare-and-set): False when another sweep has it, or it
     was closed meanwhile."""
-    taken = session.execute(
+    taken = session.exec(
         update(ChangeRecord)
         .where(col(ChangeRecord.workflow_id) == workflow_id,
                or_(col(ChangeRecord.status) == ChangeStatus.RUNNING.value,
@@ -181,7 +182,7 @@ def lease_for_sweep(*, session: Session, workflow_id: str, lease_ended: datetime
 def end_sweep(*, session: Session, workflow_id: str, ended: str | None) -> bool:
     """Close the leased record as `ended` (how its workflow ended), in the caller's transaction;
     with None, give the lease back (to try again at the next sweep)."""
-    closed = session.execute(
+    closed = session.exec(
         update(ChangeRecord)
         .where(col(ChangeRecord.workflow_id) == workflow_id,
                col(ChangeRecord.status) == SWEEPING)

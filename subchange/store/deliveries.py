@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from subchange.store.tables import OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
 
-ERROR_MAX = WebhookDelivery.__table__.c["last_error"].type.length
+# SQLModel declares no __table__ (SQLAlchemy's declarative mapping sets it).
+ERROR_MAX = WebhookDelivery.__table__.c["last_error"].type.length  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ def pending(*, session: Session, endpoint_id: str, limit: int) -> list[str]:
     always after the change's earlier events)."""
     return list(session.execute(
         select(WebhookDelivery.event_id)
-        .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+        .join(OutboxEvent, col(OutboxEvent.id) == WebhookDelivery.event_id)
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
-        .order_by(OutboxEvent.sequence).limit(limit)).scalars())
+        .order_by(col(OutboxEvent.sequence)).limit(limit)).scalars())
 
 
 def attempt(*, session: Session, endpoint_id: str, event_id: str, now: datetime
@@ -52,8 +53,8 @@ def attempt(*, session: Session, endpoint_id: str, event_id: str, now: datetime
     """None when the endpoint or the delivery is gone (removed)."""
     row = session.execute(
         select(WebhookEndpoint, WebhookDelivery, OutboxEvent)
-        .join(WebhookDelivery, WebhookDelivery.endpoint_id == WebhookEndpoint.id)
-        .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+        .join(WebhookDelivery, col(WebhookDelivery.endpoint_id) == WebhookEndpoint.id)
+        .join(OutboxEvent, col(OutboxEvent.id) == WebhookDelivery.event_id)
         .where(WebhookEndpoint.id == endpoint_id, WebhookDelivery.event_id == event_id)
     ).one_or_none()
     if row is None:
@@ -71,19 +72,20 @@ def attempt(*, session: Session, endpoint_id: str, event_id: str, now: datetime
 
 
 def _move(session: Session, endpoint_id: str, event_id: str, **values) -> bool:
-    moved = session.execute(
+    moved = session.exec(
         sa.update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.event_id == event_id,
-               WebhookDelivery.status == "pending")
+        .where(col(WebhookDelivery.endpoint_id) == endpoint_id,
+               col(WebhookDelivery.event_id) == event_id,
+               col(WebhookDelivery.status) == "pending")
         .values(attempts=WebhookDelivery.attempts + 1, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False))
     return moved.rowcount == 1
 
 
 def _endpoint(session: Session, endpoint_id: str, expected: tuple[str, ...], to: str) -> bool:
-    moved = session.execute(
+    moved = session.exec(
         sa.update(WebhookEndpoint)
-        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.status.in_(expected))
+        .where(col(WebhookEndpoint.id) == endpoint_id, col(WebhookEndpoint.status).in_(expected))
         .values(status=to, updated_at=utcnow())
         .execution_options(synchronize_session=False))
     return moved.rowcount == 1
@@ -122,7 +124,8 @@ def gone(*, session: Session, endpoint_id: str, event_id: str, status_code: int)
           last_error=f"HTTP {status_code}: the endpoint is gone; disabled", next_attempt_at=None)
     session.execute(
         sa.update(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
+        .where(col(WebhookDelivery.endpoint_id) == endpoint_id,
+               col(WebhookDelivery.status) == "pending")
         .values(status="failed", last_error="not sent: the endpoint was disabled (410 Gone)",
                 next_attempt_at=None, updated_at=utcnow())
         .execution_options(synchronize_session=False))

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from subchange.domain.contracts import PaymentRecord, Quote
 from subchange.domain.seller import Seller
@@ -47,9 +47,9 @@ def next_invoice_number(*, session: Session, year: int) -> str:
     existed), so numbers stay unique. The sequence is the deployment issuer's; should the
     issuer change (SELLER_REGISTRATION_NUMBER), the new one continues it rather than restart
     at 1 and repeat numbers."""
-    key = (InvoiceCounter.year == year,)
+    key = (col(InvoiceCounter.year) == year,)
     bump = (sa.update(InvoiceCounter).where(*key).values(last=InvoiceCounter.last + 1)
-            .returning(InvoiceCounter.last).execution_options(synchronize_session=False))
+            .returning(col(InvoiceCounter.last)).execution_options(synchronize_session=False))
     sequence = session.execute(bump).scalar_one_or_none()
     if sequence is None:
         dialect = session.get_bind().dialect.name
@@ -61,8 +61,8 @@ def next_invoice_number(*, session: Session, year: int) -> str:
 
 
 def _highest_of(session: Session, year: int) -> int:
-    numbers = session.execute(sa.select(Invoice.number).where(
-        Invoice.number.like(f"{invoice_ref(year, 0)[:-6]}%"))).scalars()
+    numbers = session.execute(sa.select(col(Invoice.number)).where(
+        col(Invoice.number).like(f"{invoice_ref(year, 0)[:-6]}%"))).scalars()
     return max((int(number.rsplit("-", 1)[1]) for number in numbers if number), default=0)
 
 
@@ -98,12 +98,13 @@ def take_sending(*, session: Session, number: str, holder: str, until: datetime,
     """Take the lease to send the invoice to `emailed_to` (the billing address as it is now):
     when it is pending, when the lease of an earlier attempt ran out, or when `holder` has it."""
     now = utcnow()
-    taken = session.execute(_UPDATE.where(
-        Invoice.number == number,
-        sa.or_(Invoice.email_status == "pending",
-               sa.and_(Invoice.email_status == "sending",
-                       sa.or_(Invoice.sending_until.is_(None), Invoice.sending_until < now,
-                              Invoice.sending_holder == holder))),
+    taken = session.exec(_UPDATE.where(
+        col(Invoice.number) == number,
+        sa.or_(col(Invoice.email_status) == "pending",
+               sa.and_(col(Invoice.email_status) == "sending",
+                       sa.or_(col(Invoice.sending_until).is_(None),
+                              col(Invoice.sending_until) < now,
+                              col(Invoice.sending_holder) == holder))),
     ).values(email_status="sending", sending_holder=holder, sending_until=until,
              emailed_to=emailed_to, message_id=message_id))
     session.commit()
@@ -111,9 +112,9 @@ def take_sending(*, session: Session, number: str, holder: str, until: datetime,
 
 
 def renew_sending(*, session: Session, number: str, holder: str, until: datetime) -> bool:
-    renewed = session.execute(_UPDATE.where(
-        Invoice.number == number, Invoice.email_status == "sending",
-        Invoice.sending_holder == holder).values(sending_until=until))
+    renewed = session.exec(_UPDATE.where(
+        col(Invoice.number) == number, col(Invoice.email_status) == "sending",
+        col(Invoice.sending_holder) == holder).values(sending_until=until))
     session.commit()
     return renewed.rowcount == 1
 
@@ -121,15 +122,15 @@ def renew_sending(*, session: Session, number: str, holder: str, until: datetime
 def release_sending(*, session: Session, number: str, holder: str) -> None:
     """Give the lease back after a send that failed (nothing went out)."""
     session.execute(_UPDATE.where(
-        Invoice.number == number, Invoice.email_status == "sending",
-        Invoice.sending_holder == holder).values(email_status="pending", sending_holder=None,
+        col(Invoice.number) == number, col(Invoice.email_status) == "sending",
+        col(Invoice.sending_holder) == holder).values(email_status="pending", sending_holder=None,
                                                  sending_until=None))
     session.commit()
 
 
 def mark_sent(*, session: Session, number: str) -> None:
     """The message went out (by whichever attempt): sent, for good."""
-    session.execute(_UPDATE.where(Invoice.number == number).values(
+    session.execute(_UPDATE.where(col(Invoice.number) == number).values(
         email_status="sent", sent_at=utcnow(), sending_holder=None, sending_until=None))
     session.commit()
 

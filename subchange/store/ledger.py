@@ -14,7 +14,7 @@ from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from subchange.store.once import insert_once
 from subchange.store.outbox import NewEvent
@@ -42,8 +42,9 @@ def take(*, session: Session, workflow_id: str, step: str, holder: str, status: 
         session.execute(_UPDATE.where(*_key(workflow_id, step))
                         .values(holder=holder, updated_at=utcnow()))
         session.commit()
-        entry = find()
-        assert entry is not None
+        taken = find()
+        assert taken is not None
+        entry = taken
     return entry
 
 
@@ -53,11 +54,11 @@ def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
     """Move the entry from one of the `expected` states to `to` (setting `fields`), only while
     `holder` holds it (ANY_HOLDER: whoever does); False when it was elsewhere, and then nothing
     changed. `event` reports the move: recorded in its transaction, only when it moves."""
-    conditions = [*_key(workflow_id, step), GatewayCall.status.in_(list(expected))]
+    conditions = [*_key(workflow_id, step), col(GatewayCall.status).in_(list(expected))]
     if holder is not ANY_HOLDER:
-        conditions.append(GatewayCall.holder == holder)
-    moved = session.execute(_UPDATE.where(*conditions)
-                            .values(status=to, updated_at=utcnow(), **fields))
+        conditions.append(col(GatewayCall.holder) == holder)
+    moved = session.exec(_UPDATE.where(*conditions)
+                         .values(status=to, updated_at=utcnow(), **fields))
     if moved.rowcount == 1 and event is not None:
         event.record(session)
     session.commit()
@@ -65,7 +66,7 @@ def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
 
 
 def _key(workflow_id: str, step: str) -> tuple[sa.ColumnElement[bool], ...]:
-    return GatewayCall.workflow_id == workflow_id, GatewayCall.step == step
+    return col(GatewayCall.workflow_id) == workflow_id, col(GatewayCall.step) == step
 
 
 def retire(*, session: Session, workflow_id: str, generation: int) -> None:

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
@@ -185,6 +185,7 @@ def new_revision(url: str | sa.URL, message: str) -> Path:
         rev_id = "0001" if head is None else f"{int(head) + 1:04d}" if head.isdigit() else None
         written = command.revision(alembic_config(connection), message=message,
                                    autogenerate=True, rev_id=rev_id)
+    assert isinstance(written, Script)  # one head: one new script
     return Path(written.path)
 
 
@@ -233,7 +234,7 @@ def _between(older: str | None, newer: str | None) -> tuple[str, ...]:
 
 
 def _explain(error: CommandError, found: str | None) -> str:
-    if found and script_directory().get_revision_if_exists(found) is None:
+    if found and found not in {s.revision for s in script_directory().walk_revisions()}:
         return (f"the database is at revision {found}, which this version of the service does "
                 f"not know: it was migrated by a newer version; deploy that one (or downgrade "
                 f"the database with it first)")

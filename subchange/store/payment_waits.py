@@ -45,7 +45,7 @@ def waiting_changes(*, session: Session, org_id: str) -> list[str]:
     return list(session.execute(
         select(PaymentWait.workflow_id)
         .where(PaymentWait.org_id == org_id, col(PaymentWait.waiting).is_(True))
-        .order_by(PaymentWait.updated_at, PaymentWait.workflow_id)).scalars())
+        .order_by(col(PaymentWait.updated_at), PaymentWait.workflow_id)).scalars())
 
 
 def notice_sent(*, session: Session, workflow_id: str) -> bool:

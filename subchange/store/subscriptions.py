@@ -182,7 +182,7 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
         "version": sub.version + 1,
         "updated_at": utcnow(),
     }
-    result = session.execute(
+    result = session.exec(
         update(Subscription)
         .where(col(Subscription.id) == sub.id,
                col(Subscription.version) == quote.subscription_version)
@@ -199,6 +199,7 @@ def apply_change(*, session: Session, workflow_id: str, request: ChangeRequest, 
             f"the {request.product} subscription of {request.org_id} changed after it was quoted "
             f"(quoted version {quote.subscription_version}, now {sub.version})")
     session.refresh(sub)
+    assert sub.id is not None
     after = subscription_view(sub)
     session.add(AppliedChange(workflow_id=workflow_id, subscription_id=sub.id,
                               before=before.model_dump(mode="json"),

@@ -13,9 +13,10 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from subchange.domain.webhooks import EndpointRefused, endpoint_url, event_types
 from subchange.store.outbox import wake_after_commit
@@ -47,7 +48,7 @@ def add_endpoint(*, session: Session, url: str, events: list[str]
 def list_endpoints(*, session: Session) -> list[WebhookEndpoint]:
     """Every endpoint, newest first."""
     return list(session.exec(select(WebhookEndpoint).order_by(
-        WebhookEndpoint.created_at.desc(), WebhookEndpoint.id)))
+        col(WebhookEndpoint.created_at).desc(), WebhookEndpoint.id)))
 
 
 def failing_count(*, session: Session) -> int:
@@ -83,10 +84,11 @@ def rotate_secret(*, session: Session, endpoint_id: str, overlap: timedelta = SE
 
 def remove_endpoint(*, session: Session, endpoint_id: str) -> bool:
     """Remove the endpoint and what it was owed; False when there is no such endpoint."""
-    session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id))
-    removed = session.execute(sa.delete(WebhookEndpoint)
-                              .where(WebhookEndpoint.id == endpoint_id)
-                              .execution_options(synchronize_session=False))
+    session.execute(sa.delete(WebhookDelivery)
+                    .where(col(WebhookDelivery.endpoint_id) == endpoint_id))
+    removed = session.exec(sa.delete(WebhookEndpoint)
+                           .where(col(WebhookEndpoint.id) == endpoint_id)
+                           .execution_options(synchronize_session=False))
     if removed.rowcount == 1:
         wake_after_commit(session, [endpoint_id])  # its relay sees it gone and ends
     return removed.rowcount == 1
@@ -111,9 +113,9 @@ def failed_events(*, session: Session) -> list[FailedDelivery]:
     """Every delivery that failed for good, oldest event first."""
     rows = session.execute(
         select(OutboxEvent, WebhookDelivery)
-        .join(WebhookDelivery, WebhookDelivery.event_id == OutboxEvent.id)
+        .join(WebhookDelivery, col(WebhookDelivery.event_id) == OutboxEvent.id)
         .where(WebhookDelivery.status == "failed")
-        .order_by(OutboxEvent.sequence, WebhookDelivery.endpoint_id))
+        .order_by(col(OutboxEvent.sequence), WebhookDelivery.endpoint_id))
     return [FailedDelivery(event_id=event.id, type=event.type, workflow_id=event.workflow_id,
                            created_at=_iso(event.created_at), endpoint_id=delivery.endpoint_id,
                            attempts=delivery.attempts,
@@ -129,7 +131,7 @@ def replay_event(*, session: Session, event_id: str) -> bool:
     when there is no such event or nothing to send it to."""
     owed = list(session.execute(
         select(WebhookDelivery.endpoint_id, WebhookDelivery.status, WebhookEndpoint.status)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .join(WebhookEndpoint, col(WebhookEndpoint.id) == WebhookDelivery.endpoint_id)
         .where(WebhookDelivery.event_id == event_id)))
     wanted = "failed" if any(status == "failed" for _, status, _ in owed) else "delivered"
     endpoints = [endpoint_id for endpoint_id, status, endpoint_status in owed
@@ -138,8 +140,8 @@ def replay_event(*, session: Session, event_id: str) -> bool:
         return False
     session.execute(
         sa.update(WebhookDelivery)
-        .where(WebhookDelivery.event_id == event_id,
-               WebhookDelivery.endpoint_id.in_(endpoints))
+        .where(col(WebhookDelivery.event_id) == event_id,
+               col(WebhookDelivery.endpoint_id).in_(endpoints))
         .values(status="pending", attempts=0, last_status_code=None, last_error=None,
                 next_attempt_at=None, delivered_at=None, updated_at=utcnow())
         .execution_options(synchronize_session=False))
@@ -154,6 +156,10 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=utcnow().tzinfo)
 
 
+@overload
+def _iso(moment: datetime) -> str: ...
+@overload
+def _iso(moment: datetime | None) -> str | None: ...
 def _iso(moment: datetime | None) -> str | None:
     aware = _aware(moment)
     return aware.isoformat() if aware is not None else None

@@ -74,7 +74,8 @@ def test_the_openapi_document_describes_every_operation_for_a_client_generator(d
     for status in ("200", "202"):
         assert "Location" in start["responses"][status]["headers"]
         links = start["responses"][status]["links"]
-        assert links["GetChange"] == {"operationId": "getChange", "description": "follow the change",
+        assert links["GetChange"] == {"operationId": "getChange",
+                                      "description": "follow the change",
                                       "parameters": {"workflow_id": "$response.body#/workflow_id"}}
     assert document["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     assert {"Problem", "FieldProblem", "ChangeInput", "ChangeView", "Quote"} <= set(

@@ -53,10 +53,10 @@ STATEFUL_STEPS = 4
 REQUEST_TIMEOUT = 30.0
 # Which key a staff operation is sent with; every other operation goes with the backend key.
 STAFF_ROLES = {"retryChange": "support", "cancelChange": "support", "decideChange": "sales",
-               **{operation: "support" for operation in (
+               **dict.fromkeys((
                    "addWebhookEndpoint", "listWebhookEndpoints", "getWebhookEndpoint",
                    "rotateWebhookSecret", "removeWebhookEndpoint", "listFailedWebhookEvents",
-                   "replayWebhookEvent")}}
+                   "replayWebhookEvent"), "support")}
 READS = ["getChange", "listChanges", "quoteChange", "getInvoice"]
 # positive_data_acceptance's own list of answers to a schema-valid request.
 ACCEPTED = ["2xx", "401", "403", "404", "409", "5xx"]

@@ -24,7 +24,8 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 def process_env(dev_env, database_url, engine, localstripe_url, smtp):
     """The environment of worker.py / starter.py processes against the suite's services (the
     database migrated, with the suite's staff directory), on a fresh task queue:
-    process_env("cli", EXTRA_VAR="..."), or on a given one: process_env("crash", task_queue="crash-1")."""
+    process_env("cli", EXTRA_VAR="..."), or on a given one:
+    process_env("crash", task_queue="crash-1")."""
 
     def make(prefix: str, *, task_queue: str | None = None, **extra: str) -> dict[str, str]:
         return service_env(temporal_address=dev_env.client.service_client.config.target_host,

@@ -1,6 +1,7 @@
 """`starter.py` as people and scripts run it (SPEC section 7): a separate process configured by
 the environment, against the Temporal dev server and a `worker.py` process, with the real
-database, localstripe and SMTP server. Exit codes are those of subchange/app/cli/__init__.py's docstring."""
+database, localstripe and SMTP server. Exit codes are those of subchange/app/cli/__init__.py's
+docstring."""
 
 from __future__ import annotations
 

@@ -86,8 +86,10 @@ def test_a_charged_change_shows_in_the_service_and_sdk_metrics(env, worker, metr
     after = scrape(metrics_port)
     run_cli(env, "sweep")  # its gauges: what waits (for support, for payment), what it left
     swept = scrape(metrics_port)
-    delta = lambda name, **labels: (sample(after, name, **labels)
-                                    - sample(before, name, **labels))
+
+    def delta(name: str, **labels: str) -> float:
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
     assert delta("subchange_changes", status="completed", product="one", kind="seats") == 1
     assert delta("subchange_changes", status="rejected", product="one", kind="seats") == 1
     assert delta("subchange_charges", currency="JPY") == 1

@@ -1,6 +1,7 @@
 """A change whose total is below the gateway's minimum charge, through the real activities, the
-database and localstripe (which, like Stripe, refuses an intent below the minimum: `amount_too_small`,
-subchange/dev/gateway_server.py): the charge refuses such an amount for good and moves no money,
+database and localstripe (which, like Stripe, refuses an intent below the minimum:
+`amount_too_small`, subchange/dev/gateway_server.py): the charge refuses such an amount for good
+and moves no money,
 whether our table or the gateway finds it too small; the apply of a carried change records one
 pending renewal item, however often it runs.
 

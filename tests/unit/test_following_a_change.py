@@ -1,8 +1,9 @@
 """`starter.py change --wait` follows a change by polling its `status` query; a change that ends
 between a query and the next look at the workflow must still be reported by its result (exit 0
 for a completed change), with its last steps shown; one ended from outside (terminated, timed
-out) by that end and what it was doing then (exit 1), even when it was waiting for a person. The moment can't be produced on demand with
-the real server (the local steps made it common: the last steps and the end come in one workflow
+out) by that end and what it was doing then (exit 1), even when it was waiting for a person.
+The moment can't be produced on demand with the real server (the local steps made it common: the
+last steps and the end come in one workflow
 task), so a scripted handle plays it; the real command runs in
 tests/process/test_starter_commands.py."""
 

@@ -96,11 +96,11 @@ def test_no_import_circle():
         if name in done:
             return
         if name in visiting:
-            circles.append(" -> ".join(trail[trail.index(name):] + [name]))
+            circles.append(" -> ".join([*trail[trail.index(name):], name]))
             return
         visiting.add(name)
         for target in sorted(graph[name]):
-            visit(target, trail + [name])
+            visit(target, [*trail, name])
         visiting.discard(name)
         done.add(name)
 

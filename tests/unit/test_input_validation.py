@@ -288,7 +288,7 @@ def test_test_cards_are_refused_against_a_live_gateway(deps):
     live = Settings(_env_file=None, stripe_api_key="sk_live_abc",
                     stripe_api_base="https://api.stripe.com")
     document, first_id, _ = two_orgs()
-    with deps.sessions() as session, pytest.raises(FixtureError, match="^card: test card"):
+    with deps.sessions() as session, pytest.raises(FixtureError, match=r"^card: test card"):
         load_fixture(parse_fixture(json.dumps(document)), session=session,
                      gateway=deps.gateway, settings=live)
     assert rows_of(deps, first_id) == NOTHING

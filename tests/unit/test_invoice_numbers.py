@@ -1,7 +1,8 @@
 """Invoice numbers are gap-free per year for the deployment's issuer (SPEC section 14): taken in
 the transaction that issues the invoice, consecutive under concurrent issues, given back by one
-rolled back, and a year's counter continues after the numbers that year already has. The same under a killed
-worker, through real changes: tests/process/test_killed_workers_apply_each_effect_once.py."""
+rolled back, and a year's counter continues after the numbers that year already has. The same
+under a killed worker, through real changes:
+tests/process/test_killed_workers_apply_each_effect_once.py."""
 
 from __future__ import annotations
 

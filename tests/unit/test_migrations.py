@@ -128,7 +128,7 @@ def test_tables_made_by_create_all_before_migrations_are_adopted(fresh_url, db):
 def test_part_of_the_tables_without_history_is_refused_and_left_alone(fresh_url, db):
     SQLModel.metadata.tables["org"].create(db)
 
-    with pytest.raises(MigrationError, match="lacks applied_change.*subscription"):
+    with pytest.raises(MigrationError, match=r"lacks applied_change.*subscription"):
         upgrade(fresh_url)
 
     assert tables_of(db) == {"org"} and revision_of(db) is None
@@ -261,3 +261,11 @@ def test_0014_adds_webhooks_one_delivery_per_event_and_endpoint_and_its_downgrad
     downgrade(fresh_url, "0013")
     assert not {"webhook_endpoint", "outbox_event", "webhook_delivery"} & tables_of(db)
     assert org_ids(db) == ["acme"]
+
+
+def test_a_database_migrated_by_a_newer_version_is_refused_saying_so(fresh_url, db):
+    upgrade(fresh_url)
+    with db.begin() as connection:
+        connection.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    with pytest.raises(MigrationError, match="at revision 9999, which this version of the service"):
+        upgrade(fresh_url)

@@ -79,7 +79,8 @@ async def driver_with_stand_ins(request: pytest.FixtureRequest,
 
 @pytest.fixture
 async def webhook_room(time_skipping_env: WorkflowEnvironment, deps: Dependencies,
-                       task_queue: str, load) -> AsyncIterator[Callable[..., Awaitable[WebhookRoom]]]:
+                       task_queue: str,
+                       load) -> AsyncIterator[Callable[..., Awaitable[WebhookRoom]]]:
     """Makes this test's webhook room (tests/helpers/webhooks.py): a worker of the real
     workflows and activities whose settings take `**settings` (webhook retries in seconds by
     default), its change driver, and endpoints on real receivers. Everything it added is removed

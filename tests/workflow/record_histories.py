@@ -10,8 +10,8 @@ this process, on the time-skipping test server, with a fresh database (SQLite, o
 with TEST_DATABASE=postgresql), localstripe and the SMTP sink, all started here and stopped
 afterwards (the declined card and the stale subscription the scenarios provoke are logged as
 failed activities on the way). Each history is written to
-tests/workflow/histories/v<version>/<scenario>.json. Then run the replay test on the new files and commit
-them with the workflow change; read that test's docstring first (never re-record to make a
+tests/workflow/histories/v<version>/<scenario>.json. Then run the replay test on the new files and
+commit them with the workflow change; read that test's docstring first (never re-record to make a
 failing replay pass). The recorded events differ from run to run only in how workflow tasks
 are batched.
 """

@@ -15,5 +15,6 @@ from temporalio.common import RetryPolicy
 class CallsAStep:
     @workflow.run
     async def run(self, step: str, argument: dict[str, Any]) -> None:
-        await workflow.execute_activity(step, argument, start_to_close_timeout=timedelta(seconds=30),
+        await workflow.execute_activity(step, argument,
+                                        start_to_close_timeout=timedelta(seconds=30),
                                         retry_policy=RetryPolicy(maximum_attempts=1))

@@ -5,8 +5,9 @@ tests/workflow/histories/<release>/ holds one history per ending of that release
 from real runs (real activities, localstripe, SMTP): a charged seat increase, an offline change
 approved by sales, a declined card parked in awaiting_support then cancelled, a charged change
 compensated by a refund, a repeated request answered from the recorded result, and the rest of
-record_histories.RECORDERS. Replaying them needs neither a server nor a database. v1.0.0 is the release baseline
-(the git tag): every release replays the histories of each release whose changes may still be
+record_histories.RECORDERS. Replaying them needs neither a server nor a database. v1.0.0 is the
+release baseline (the git tag): every release replays the histories of each release whose changes
+may still be
 running when it is deployed (the policy: docs/architecture.md, "Versioning").
 
 A change of behaviour that running changes must not see is a patch (workflows/versions.py), and

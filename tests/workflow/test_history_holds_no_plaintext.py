@@ -82,8 +82,8 @@ async def test_history_holds_no_personal_data_in_plaintext(sealed_client, sealed
     raw = await time_skipping_env.client.get_workflow_handle(handle.id).fetch_history()
     everything = b"".join(p.SerializeToString() for event in raw.events
                           for p in payloads_in(event))
-    for secret in (admin, f"billing@{org}.example", f"{org} KK", result.payment and
-                   result.payment.intent_id or "pi_"):
+    for secret in (admin, f"billing@{org}.example", f"{org} KK", (result.payment and
+                   result.payment.intent_id) or "pi_"):
         assert secret.encode() not in everything
     # Search attributes stay readable (the server indexes them); they hold no personal data.
     # Patch markers (workflow.patched) hold only the patch id, which the SDK's core writes plain.

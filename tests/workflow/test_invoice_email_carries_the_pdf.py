@@ -5,6 +5,7 @@ in Japanese (SPEC section 14) whose total is what the card was charged, the quot
 
 from __future__ import annotations
 
+from decimal import Decimal
 from email.header import decode_header, make_header
 from typing import Any
 
@@ -45,7 +46,8 @@ async def test_invoice_email_carries_one_pdf_with_the_amount_charged(driver, mai
     text = pdf_text(pdf.get_payload(decode=True)).replace("\n", "")
     body = mail_text(mail)
     quote = result.quote
-    yen = lambda amount: f"￥{int(amount):,}"
+    def yen(amount: Decimal) -> str:
+        return f"￥{int(amount):,}"
     for shown in (text, body):
         assert f"適格請求書 {result.invoice.number}" in shown
         assert f"登録番号: {SELLER['SELLER_REGISTRATION_NUMBER']}" in shown

@@ -111,7 +111,8 @@ async def test_every_step_keeps_to_its_budget(driver, per_attempt, deps, monkeyp
     await load_suite(driver, secure, card=THREE_D_SECURE_CARD)
     handle = await driver.start(secure, seats=35)
     await wait_parked(handle)
-    await handle.execute_update(SubscriptionChange.cancel, CancelRequest(by="support@vendor.example"))
+    await handle.execute_update(SubscriptionChange.cancel,
+                                CancelRequest(by="support@vendor.example"))
     assert (await driver.result(handle)).status is ChangeStatus.CANCELLED
     # A cancellation through Temporal while sales decide: recorded in the audit log.
     dropped = unique_org("budgettcancel")

@@ -1,6 +1,6 @@
 """What support staff see when a change does not go straight through (SPEC sections 3, 7 and 11): a
 declined card waits for payment, where support's `retry` after the card is replaced charges
-once and `cancel` changes nothing; `cancel` refunds a charge whose change can't be applied or refunds a charge whose change can't be applied
+once and `cancel` changes nothing; `cancel` refunds a charge whose change can't be applied
 (compensation), and a cancellation through Temporal (the Web UI's "Request cancellation") ends
 it like the update.
 

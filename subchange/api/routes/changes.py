@@ -93,17 +93,17 @@ async def start_change(body: ChangeInput, request: Request, response: Response, 
     if re.fullmatch(IDENTIFIER, idempotency_key) is None:
         raise bad_field("Idempotency-Key", "must be 1 to 64 letters, digits and . _ : - , "
                         "starting with a letter or digit (a UUID fits)", status=400)
-    request = body.with_request_id(idempotency_key)
+    change = body.with_request_id(idempotency_key)
     try:
-        outcome = await changes.start_change(await api.client(), api.settings, request)
+        outcome = await changes.start_change(await api.client(), api.settings, change)
     except changes.RequestIdTaken as error:
         raise bad_field("Idempotency-Key", f"already used for a different request "
                         f"({error.existing.describe() if error.existing else 'unreadable'}); "
                         "send a new key for a new request") from None
-    response.headers["Location"] = path_of(request.workflow_id)
+    response.headers["Location"] = path_of(change.workflow_id)
     if not outcome.started:
         response.status_code = 200
-    return StartedChange(workflow_id=request.workflow_id, request_id=request.request_id)
+    return StartedChange(workflow_id=change.workflow_id, request_id=change.request_id)
 
 
 @router.get(

@@ -97,7 +97,7 @@ async def add_endpoint(body: WebhookEndpointBody, response: Response, _: Support
         session.flush()
         return WebhookEndpointCreated(**_view(row).model_dump(), secret=secret)
 
-    created, _ = await _committing(api, add)
+    created, _woken = await _committing(api, add)
     response.headers["Location"] = f"/v1/webhook-endpoints/{created.id}"
     return created
 
@@ -188,5 +188,5 @@ async def replay_event(endpoint_id: str, event_id: str, _: Support, api: ApiServ
             raise ProblemError(409, "update-refused", f"{event_id} has no endpoint left to "
                                "send it to: the endpoints it was for are removed or disabled")
 
-    _, woken = await _committing(api, replay)
+    _replayed, woken = await _committing(api, replay)
     return ReplayedEvent(event_id=event_id, replayed_to=sorted(woken))

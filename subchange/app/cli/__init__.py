@@ -101,7 +101,7 @@ def build_parser(prog: str = "subchange") -> argparse.ArgumentParser:
                         help="json (default, for scripts) or text (for people)")
     # --output after the command too (`subchange list --output text`); SUPPRESS keeps the one
     # given before it when this one is absent.
-    output = argparse.ArgumentParser(add_help=False)
+    output = Parser(add_help=False)
     output.add_argument("--output", choices=common.OUTPUTS, default=argparse.SUPPRESS,
                         help="json (default, for scripts) or text (for people)")
 
@@ -234,13 +234,13 @@ def add_webhook_commands(commands, add) -> None:
     rotate = add("rotate", "a new secret; the old one signs too for WEBHOOK_SECRET_OVERLAP",
                  "we_5f0c2a9d1b7e3c4a6f8d0b2e", parent=actions)
     rotate.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (webhook list)")
-    remove = add("remove", "remove an endpoint; it is sent nothing more", "we_5f0c2a9d1b7e3c4a6f8d0b2e",
-                 parent=actions)
+    remove = add("remove", "remove an endpoint; it is sent nothing more",
+                 "we_5f0c2a9d1b7e3c4a6f8d0b2e", parent=actions)
     remove.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (webhook list)")
     failed = add("failed", "the events that could not be delivered", "--output text",
                  parent=actions)
-    replay = add("replay", "deliver an event again, with the same webhook-id", "evt_3f9a0c7e5b1d2a4c6e8f0a1b3c5d7e9f",
-                 parent=actions)
+    replay = add("replay", "deliver an event again, with the same webhook-id",
+                 "evt_3f9a0c7e5b1d2a4c6e8f0a1b3c5d7e9f", parent=actions)
     replay.add_argument("event_id", metavar="EVENT_ID", help="the event's id (webhook failed)")
     for name, action in (("add", adding), ("list", listing), ("rotate", rotate),
                          ("remove", remove), ("failed", failed), ("replay", replay)):

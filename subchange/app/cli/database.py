@@ -65,7 +65,8 @@ def cmd_load(options: LoadOptions, settings: Settings) -> int:
             raise CommandError(str(error), EXIT_FAILED) from None
         except stripe.StripeError as error:
             raise CommandError(f"the payment gateway at STRIPE_API_BASE "
-                               f"({settings.stripe_api_base}) failed: {error.user_message or error}; "
+                               f"({settings.stripe_api_base}) failed: "
+                               f"{error.user_message or error}; "
                                "nothing was loaded") from None
         new_cards = replaced(before, cards_on_file(session))
     emit({"loaded": str(path), **counts,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel  # autogenerate writes sqlmodel.sql.sqltypes.AutoString for str columns
+import sqlmodel.sql.sqltypes  # autogenerate writes sqlmodel.sql.sqltypes.AutoString for str columns
 from alembic import op
 ${imports if imports else ""}
 revision: str = ${repr(up_revision)}

@@ -1,6 +1,7 @@
 """Gap-free invoice numbers per year (SPEC section 14; one issuer per deployment): a counter
-row moved in the transaction that issues the invoice. A year's counter starts after the highest number that year
-already has, so invoices numbered before (from the row id) keep theirs and no number repeats.
+row moved in the transaction that issues the invoice. A year's counter starts after the highest
+number that year already has, so invoices numbered before (from the row id) keep theirs and no
+number repeats.
 
 Revision ID: 0010
 Revises: 0009

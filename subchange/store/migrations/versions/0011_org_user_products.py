@@ -27,7 +27,7 @@ ORG_USER_PRODUCT = sa.table('org_user_product', sa.column('user_id', sa.Integer)
                             sa.column('product', sa.String), sa.column('org_id', sa.String))
 
 
-def _products(value: object) -> list[str]:
+def _products(value: str | list[str] | None) -> list[str]:
     return json.loads(value) if isinstance(value, str) else list(value or [])
 
 
