@@ -17,6 +17,7 @@ from subchange.app.logs import configure_logging
 from subchange.app.relays import start_relays
 from subchange.app.schedules import ensure_sweep_schedule
 from subchange.app.wiring import build_dependencies, build_worker
+from subchange.documents.invoice_pdf import japanese_font
 from subchange.settings import ConfigurationError, get_settings
 
 log = logging.getLogger("worker")
@@ -25,6 +26,7 @@ log = logging.getLogger("worker")
 async def main() -> None:
     settings = get_settings()
     settings.seller()  # every invoice names its issuer: refuse to start without one
+    japanese_font()  # and a Japanese one must be legible: refuse to start without the font
     deps = build_dependencies(settings)
     client = await connect(settings, metrics=True)
     added = await ensure_search_attributes(client, settings.temporal_namespace)
