@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     # host:port for the worker's Prometheus endpoint (/metrics); empty: no endpoint.
     metrics_bind_address: str = ""
+    # host:port where the worker answers /healthz (the compose health check); empty: none.
+    health_bind_address: str = ""
+    # How long a stopping worker lets its running activities finish before cancelling them.
+    graceful_shutdown_timeout: timedelta = timedelta(seconds=30)
+    # Tasks one worker runs at once: activities (threads, database connections), workflow tasks.
+    max_concurrent_activities: int = Field(16, ge=1)
+    max_concurrent_workflow_tasks: int = Field(32, ge=2)
     # The workflow sandbox skips the SDK's per-payload serialization-context lookup (about 15 ms of
     # worker CPU per change) by leaning on temporalio's private API: false runs the plain sandbox
     # (subchange/app/sandbox.py).
