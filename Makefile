@@ -5,13 +5,40 @@ BIN := $(VENV)/bin
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432
 POSTGRES_HOST_PORT = $(shell echo "$(TEST_POSTGRES_URL)" | sed -E 's#^[^@]*@##; s#/.*$$##')
 
-.PHONY: demo up test test-sqlite test-postgres bench lint clean
+.PHONY: demo up test test-sqlite test-postgres bench lint lock lock-upgrade clean
 
-$(BIN)/.installed: pyproject.toml
+# The locks (docs/operations.md, "Dependencies and the lock"): every package pinned with its
+# hashes. production.txt is what the image installs (no extras); dev.txt adds the embedded stack
+# and the test tools, and is what the venv installs. The project itself goes in without its
+# dependencies, so it is neither hash-checked nor able to pull in an unlocked package; pip check
+# then names a dependency pyproject.toml declares that the lock lacks (run make lock).
+LOCKS := requirements/production.txt requirements/dev.txt
+$(BIN)/.installed: pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $@
+
+# make lock: the locks again from pyproject.toml, keeping every pin that still fits it (after a
+# dependency is added, removed or re-pinned there). make lock-upgrade (or make lock UPGRADE=1)
+# also takes the newest release of every package pyproject.toml leaves free; make lock
+# UPGRADE_PACKAGE=name, of that one. Resolved for CPython 3.11 (the image's) on every OS
+# (--universal), so one lock serves Linux and macOS. uv rather than pip-tools: one pinned binary
+# with no dependencies of its own to install into the venv it locks, and it resolves in a second.
+UV_VERSION := 0.13.8
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+	--universal --custom-compile-command "make lock  (make lock-upgrade for newer releases: docs/operations.md)" \
+	$(if $(UPGRADE),--upgrade) $(if $(UPGRADE_PACKAGE),--upgrade-package $(UPGRADE_PACKAGE))
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(UV_COMPILE) -o requirements/production.txt
+	$(UV_COMPILE) --extra test -o requirements/dev.txt
+
+lock-upgrade:
+	$(MAKE) --no-print-directory lock UPGRADE=1
 
 # The embedded stack (Temporal dev server + Web UI, localstripe, SMTP sink, worker) and the
 # source documents' cases; the stack keeps running afterwards until Ctrl-C.

@@ -27,6 +27,7 @@ from subchange.app.relays import start_relays
 from subchange.app.schedules import ensure_sweep_schedule
 from subchange.app.tracing import configure_tracing
 from subchange.app.wiring import build_dependencies, build_worker
+from subchange.documents.invoice_pdf import japanese_font
 from subchange.domain.search_attributes import ALL_KEYS
 from subchange.settings import ConfigurationError, Settings, get_settings
 
@@ -60,6 +61,7 @@ async def main() -> None:
     settings = get_settings()
     settings.seller()  # every invoice names its issuer: refuse to start without one
     configure_tracing("worker")  # before the engine and the client it traces (off by default)
+    japanese_font()  # and a Japanese one must be legible: refuse to start without the font
     deps = build_dependencies(settings)
     client = await connect(settings, metrics=True)
     await search_attributes_ready(client, settings)

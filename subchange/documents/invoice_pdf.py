@@ -6,11 +6,12 @@ A pure function of the invoice and its organisation: the same invoice gives the 
 retried email step attaches an identical file.
 
 Fonts: fpdf2's core fonts are Latin-1 only. The first font found among FONT_CANDIDATES is used,
-the others as fallbacks for glyphs it lacks. The first is IPAexGothic from the pinned pip package
-matplotlib-fontja, so every machine that installed the project draws Japanese (kanji, kana, the
-yen sign) in a CJK font; the image's Debian fonts come after it. With none found the core
-Helvetica is used, and a character no loaded font can draw is written as its ASCII decomposition
-or "?", never an error: the PDF must not stop the email.
+the others as fallbacks for glyphs it lacks. Japanese (kanji, kana, the yen sign) is drawn in
+IPAexGothic, looked up first in the pip package matplotlib-fontja (the `stack` extra, so a
+checkout draws it with no OS font), then at Debian's fonts-ipaexfont-gothic path (the image's).
+The worker refuses to start without either (japanese_font()). With no font at all, as in a bare
+unit test, the core Helvetica is used, and a character no loaded font can draw is written as its
+ASCII decomposition or "?", never an error: the PDF must not stop the email.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from subchange.documents.invoice_sheet import (
     IssuedInvoice,
     invoice_sheet,
 )
+from subchange.settings import ConfigurationError
 
 
 def _pip_font(package: str, path: str) -> Path:
@@ -43,19 +45,34 @@ def _pip_font(package: str, path: str) -> Path:
         return Path("/nonexistent") / path
 
 
+# IPAexGothic (IPA Font License), the same file from either source.
+JAPANESE_FONTS: tuple[Path, ...] = (
+    _pip_font("matplotlib-fontja", "matplotlib_fontja/fonts/ipaexg.ttf"),
+    Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf"),  # Debian fonts-ipaexfont-gothic
+)
 FONT_CANDIDATES: tuple[Path, ...] = (
-    _pip_font("matplotlib-fontja", "matplotlib_fontja/fonts/ipaexg.ttf"),  # IPA Font License
-    *(Path(p) for p in (
-        "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf",      # Debian fonts-ipaexfont
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",            # Debian fonts-dejavu-core
-        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    )),
+    *JAPANESE_FONTS,
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),  # Debian fonts-dejavu-core
+    Path("/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"),
 )
 CORE_FONT, CORE_ENCODING = "Helvetica", "windows-1252"
 
 
 def installed_fonts() -> list[Path]:
     return [path for path in FONT_CANDIDATES if path.is_file()]
+
+
+def japanese_font() -> Path:
+    """The IPAexGothic file the invoices of Japanese organisations are drawn in; without one
+    their names and the qualified invoice's wording would come out as "?"."""
+    for path in JAPANESE_FONTS:
+        if path.is_file():
+            return path
+    raise ConfigurationError(
+        "configuration error: no Japanese font for the PDF invoices (IPAexGothic): install "
+        "Debian's fonts-ipaexfont-gothic (the image has it) or the pip package "
+        "matplotlib-fontja (pip install 'subchange[stack]'); looked in "
+        + ", ".join(str(path) for path in JAPANESE_FONTS))
 
 
 class _Document:

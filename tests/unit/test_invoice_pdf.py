@@ -11,8 +11,10 @@ from decimal import Decimal
 
 import pytest
 
+from subchange.documents import invoice_pdf
 from subchange.documents.invoice_email import render_invoice_email
-from subchange.documents.invoice_pdf import installed_fonts, render_invoice_pdf
+from subchange.documents.invoice_pdf import installed_fonts, japanese_font, render_invoice_pdf
+from subchange.settings import ConfigurationError
 from subchange.store.tables import Invoice, Org
 from tests.helpers.documents import JAPANESE_NAME
 from tests.helpers.observers import pdf_text
@@ -110,3 +112,25 @@ def test_letters_only_a_fallback_font_draws_are_drawn_by_it():
     pdf = render_invoice_pdf(invoice, acme(name))
     assert pdf.count(b"/FontFile2") == 2  # IPAexGothic, and the fallback for the four
     assert f"Billed to: {name} (acme)" in pdf_text(pdf)
+
+
+def test_the_japanese_font_is_looked_up_in_the_pip_package_then_at_debians_path(
+        tmp_path, monkeypatch):
+    """matplotlib-fontja (the stack extra) on a checkout, fonts-ipaexfont-gothic in the image:
+    either one alone is enough, the pip package first when both are there."""
+    pip_font, debian_font = tmp_path / "pip" / "ipaexg.ttf", tmp_path / "debian" / "ipaexg.ttf"
+    monkeypatch.setattr(invoice_pdf, "JAPANESE_FONTS", (pip_font, debian_font))
+    for present, expected in (([pip_font], pip_font), ([debian_font], debian_font),
+                              ([pip_font, debian_font], pip_font)):
+        for path in (pip_font, debian_font):
+            path.unlink(missing_ok=True)
+        for path in present:
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(b"")
+        assert japanese_font() == expected
+
+
+def test_without_a_japanese_font_the_error_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(invoice_pdf, "JAPANESE_FONTS", (tmp_path / "a.ttf", tmp_path / "b.ttf"))
+    with pytest.raises(ConfigurationError, match=r"fonts-ipaexfont-gothic.*matplotlib-fontja"):
+        japanese_font()
