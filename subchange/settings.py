@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     graceful_shutdown_timeout: timedelta = timedelta(seconds=30)
     # How many steps (activities) and workflow tasks one worker runs at once.
     max_concurrent_activities: int = Field(default=16, ge=1)
-    max_concurrent_workflow_tasks: int = Field(default=32, ge=2)
+    max_concurrent_workflow_tasks: int = Field(default=100, ge=2)  # the SDK's own default
     # Whether worker.py registers missing search attributes itself (the embedded stack, one
     # namespace of one's own). False where the migrate job does it (`python -m
     # subchange.app.migrate`) and the worker's credentials may not: it only checks them then.

@@ -107,7 +107,7 @@ def test_a_stopping_worker_has_time_to_finish_its_activities():
     settings = Settings(**{name.lower(): value for name, value in worker["environment"].items()
                            if name in {"MAX_CONCURRENT_ACTIVITIES",
                                        "MAX_CONCURRENT_WORKFLOW_TASKS"}})
-    assert (settings.max_concurrent_activities, settings.max_concurrent_workflow_tasks) == (16, 32)
+    assert (settings.max_concurrent_activities, settings.max_concurrent_workflow_tasks) == (16, 100)
 
 
 def test_every_long_running_service_has_a_health_check():
