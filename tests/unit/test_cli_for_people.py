@@ -59,6 +59,8 @@ def test_help_names_the_exit_codes_and_every_command_has_an_example(capsys):
     for path, parser in commands.items():
         help_text = parser.format_help()
         assert f"\n  subchange {' '.join(path)}" in help_text, (path, help_text)
+        assert "exit codes: 0 done, 1 failed or refused, 2 bad input" in help_text, path
+    assert "4 --wait: it is scheduled" in commands[("change",)].format_help()
 
 
 def complete(line: str) -> list[str]:

@@ -85,10 +85,17 @@ EXAMPLES = """examples:
   {prog} change --org acme --product one --by admin@acme.example --seats 12 --wait"""
 
 
+COMMAND_EXIT_CODES = "exit codes: 0 done, 1 failed or refused, 2 bad input"
+
+
 def examples(parser: argparse.ArgumentParser, *lines: str) -> None:
-    """The example lines at the end of a command's --help, under its own name."""
+    """The example lines at the end of a command's --help, under its own name, and its exit
+    codes (`change` adds those of --wait)."""
+    codes = COMMAND_EXIT_CODES + (",\n  3 --wait: it waits for a person or for payment, 4 "
+                                  "--wait: it is scheduled for the period end"
+                                  if parser.prog.endswith(" change") else "")
     parser.epilog = "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
-        f"  {parser.prog} {line}" for line in lines)
+        f"  {parser.prog} {line}" for line in lines) + "\n\n" + codes
 
 
 def build_parser(prog: str = "subchange") -> argparse.ArgumentParser:
