@@ -155,35 +155,34 @@ def build_parser(prog: str = "subchange") -> argparse.ArgumentParser:
     status = add("status", "a change's state, steps, last error and result (the status query)",
                  "change-req-1a2b3c --output text")
     status.add_argument("workflow_id", metavar="WORKFLOW_ID")
-    retry = add("retry", "run the failed step of a change waiting for support (or for "
-                         "payment) again (the retry update)",
-                "change-req-1a2b3c --by support@subchange.example")
-    retry.add_argument("workflow_id", metavar="WORKFLOW_ID")
-    retry.add_argument("--by", required=True, metavar="EMAIL",
-                       help="who asks: a member of support in the staff directory")
-    cancel = add("cancel", "cancel a change; money taken is refunded (the cancel update)",
-                 "change-req-1a2b3c --by support@subchange.example --reason 'duplicate'")
-    cancel.add_argument("workflow_id", metavar="WORKFLOW_ID")
-    cancel.add_argument("--by", required=True, metavar="EMAIL",
-                        help="who asks: the change's requester, or a member of support")
+    def update(name: str, help: str, example: str, who: str) -> argparse.ArgumentParser:
+        """A command that sends one of the change's updates, as the person --by names."""
+        command = add(name, help, f"change-req-1a2b3c {example}")
+        command.add_argument("workflow_id", metavar="WORKFLOW_ID")
+        command.add_argument("--by", required=True, metavar="EMAIL", help=f"who asks: {who}")
+        return command
+
+    update("retry", "run the failed step of a change waiting for support (or for payment) "
+                    "again (the retry update)",
+           "--by support@subchange.example", "a member of support in the staff directory")
+    cancel = update("cancel", "cancel a change; a charge already taken is refunded (the cancel "
+                              "update)",
+                    "--by support@subchange.example --reason 'duplicate'",
+                    "the change's requester, or a member of support")
     cancel.add_argument("--reason")
-    decision = add("sales-decision", "record the sales team's decision",
-                   "change-req-1a2b3c --approve --by sales@subchange.example")
-    decision.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    decision = update("sales-decision", "record the sales team's decision",
+                      "--approve --by sales@subchange.example",
+                      "a member of sales, never the requester")
     verdict = decision.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--approve", dest="approve", action="store_true")
     verdict.add_argument("--reject", dest="approve", action="store_false")
-    decision.add_argument("--by", required=True, metavar="EMAIL",
-                          help="who decides: a member of sales, never the requester")
     decision.add_argument("--note")
-    reschedule = add("reschedule", "staging and demos only (ALLOW_RESCHEDULE): fire a "
-                                   "scheduled change early",
-                     "change-req-1a2b3c --at now --by support@subchange.example")
-    reschedule.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    reschedule = update("reschedule", "staging and demos only (ALLOW_RESCHEDULE): fire a "
+                                      "scheduled change early",
+                        "--at now --by support@subchange.example",
+                        "a member of support (recorded in the audit log)")
     reschedule.add_argument("--at", required=True, metavar="ISO|now",
                             help="when it fires: now, or a timezone-aware ISO 8601 time")
-    reschedule.add_argument("--by", required=True, metavar="EMAIL",
-                            help="who asks: a member of support (recorded in the audit log)")
     release = add("release-claim", "free a subscription held by a change that ended without "
                                    "releasing it (terminated, timed out)",
                   "--org acme --product one --by support@subchange.example")
