@@ -20,7 +20,6 @@ from datetime import UTC, timedelta
 
 from temporalio import activity
 from temporalio.exceptions import CancelledError
-from temporalio.service import RPCError
 
 from activities.dependencies import Dependencies
 from activities.invoicing import InvoiceActivities
@@ -44,6 +43,8 @@ SWEEP_LEASE = timedelta(minutes=10)
 # left alone.
 MIN_RETENTION = timedelta(days=1)
 ERROR_MAX = 300
+# A count of visibility for the dashboard's gauges, well within the page's heartbeat timeout.
+COUNT_TIMEOUT = 3.0
 
 
 class SweepActivities:
@@ -55,8 +56,6 @@ class SweepActivities:
         if self.deps.workflows is None:
             raise RuntimeError("the sweep asks Temporal about each change: build its worker "
                                "with subchange.app.wiring.build_worker")
-        if not page.after:  # once a sweep, on its first page
-            self._count_what_waits()
         with self.deps.sessions() as session:
             records = changes.unsettled_records(session=session, after=page.after,
                                                 limit=page.limit,
@@ -90,6 +89,8 @@ class SweepActivities:
             activity.metric_meter().create_counter(
                 "subchange_sweep_found", "changes found ended without closing their record"
             ).add(found)
+        if not page.after:  # once a sweep, on its first page, after what the sweep is for
+            self._count_what_waits()
         return done
 
     def _count_what_waits(self) -> None:
@@ -97,28 +98,43 @@ class SweepActivities:
         (Temporal's visibility, which knows every running change's step), failing webhook
         endpoints (the database). Counted from the source at every sweep, so the numbers
         survive a worker's restart, which counters kept in the worker would not; and stamped
-        with `subchange_sweep_counted_at`, so that with several workers a query reads the
-        latest count (deploy/prometheus/alerts.yml), not one a worker kept since its last sweep."""
+        with `subchange_sweep_counted_at` when every count succeeded, so that with several
+        workers a query reads the latest full count (deploy/prometheus/alerts.yml), not one a
+        worker kept since its last sweep. A count that fails is logged and left out: the gauges
+        are for people, and must never stop the sweep's refunds, emails and releases."""
         meter = activity.metric_meter()
         waiting = meter.create_gauge(
             "subchange_changes_waiting", "running changes waiting, by what for (last sweep)")
+        complete = True
         for step, waiting_for in (("awaiting_support", "support"),
                                   ("awaiting_payment", "payment")):
+            activity.heartbeat()
             assert self.deps.workflows is not None
             try:
-                count = self.deps.workflows.running_changes_at(step)
-            except RPCError as error:  # a server without visibility counts (the test server)
+                count = self.deps.workflows.running_changes_at(step, timeout=COUNT_TIMEOUT)
+            except Exception as error:  # noqa: BLE001 - a count must not fail the sweep
+                # RPCError: a server without visibility counts (the test server) or down;
+                # TimeoutError: visibility slower than the page's heartbeat allows.
                 activity.logger.warning("the sweep could not count the changes at %s: %s",
-                                        step, error.message)
+                                        step, getattr(error, "message", None) or repr(error))
+                complete = False
                 continue
             waiting.set(count, {"waiting_for": waiting_for})
-        with self.deps.sessions() as session:
-            failing = webhooks.failing_count(session=session)
-        meter.create_gauge("subchange_webhook_endpoints_failing",
-                           "webhook endpoints marked failing (last sweep)").set(failing)
-        meter.create_gauge("subchange_sweep_counted_at",
-                           "when this worker's sweep last counted, unix seconds", "s").set(
-            int(time.time()))
+        activity.heartbeat()
+        try:
+            with self.deps.sessions() as session:
+                failing = webhooks.failing_count(session=session)
+        except Exception as error:  # noqa: BLE001
+            activity.logger.warning("the sweep could not count the failing webhook endpoints: "
+                                    "%s", type(error).__name__)
+            complete = False
+        else:
+            meter.create_gauge("subchange_webhook_endpoints_failing",
+                               "webhook endpoints marked failing (last sweep)").set(failing)
+        if complete:
+            meter.create_gauge("subchange_sweep_counted_at",
+                               "when this worker's sweep last counted, unix seconds", "s").set(
+                int(time.time()))
 
     def _ended(self, record: ChangeRecord) -> str | None:
         """How the change's workflow ended, or None while it runs (or is no business of ours)."""

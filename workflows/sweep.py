@@ -53,8 +53,14 @@ class ChangeSweep:
             if page.next_after is None:
                 break
             after = page.next_after
-        workflow.metric_meter().create_gauge(
+        meter = workflow.metric_meter()
+        meter.create_gauge(
             "subchange_sweep_unsettled",
             "changes ended without closing that the last sweep could not settle",
         ).set(result.unsettled_count)
+        # Stamped, because each worker keeps the value of the last sweep it finished: with
+        # several, a query reads the one of the latest sweep (deploy/prometheus/alerts.yml).
+        meter.create_gauge("subchange_sweep_finished_at",
+                           "when the sweep this worker last finished ended, unix seconds",
+                           "s").set(int(workflow.now().timestamp()))
         return result

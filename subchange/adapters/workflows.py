@@ -5,10 +5,14 @@ the server to cancel it (for the audit log)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
+
+T = TypeVar("T")
 
 
 async def ended_as(client: Client, workflow_id: str) -> str | None:
@@ -51,14 +55,21 @@ class ChangeWorkflows:
         self.client = client
         self.loop = loop
 
+    def _wait(self, call: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `call` on the worker's event loop from an activity's thread; cancelled there when
+        the wait ends first, so a slow server does not leave calls behind."""
+        future = asyncio.run_coroutine_threadsafe(call, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
     def ended_as(self, workflow_id: str, *, timeout: float = 10.0) -> str | None:
-        return asyncio.run_coroutine_threadsafe(ended_as(self.client, workflow_id),
-                                                self.loop).result(timeout)
+        return self._wait(ended_as(self.client, workflow_id), timeout)
 
     def cancel_requested_by(self, workflow_id: str, *, timeout: float = 10.0) -> str | None:
-        return asyncio.run_coroutine_threadsafe(cancel_requested_by(self.client, workflow_id),
-                                                self.loop).result(timeout)
+        return self._wait(cancel_requested_by(self.client, workflow_id), timeout)
 
     def running_changes_at(self, step: str, *, timeout: float = 10.0) -> int:
-        return asyncio.run_coroutine_threadsafe(running_changes_at(self.client, step),
-                                                self.loop).result(timeout)
+        return self._wait(running_changes_at(self.client, step), timeout)

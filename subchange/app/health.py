@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -15,6 +16,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 log = logging.getLogger("subchange.health")
+CHECK_SECONDS = 2.0  # each check's own limit; the orchestrators' probes wait 3 s or more
 
 
 async def checks(client: Callable[[], Awaitable[Client]],
@@ -22,11 +24,13 @@ async def checks(client: Callable[[], Awaitable[Client]],
     """{"temporal": ..., "database": ...}: each True when it answered just now."""
     found = {"temporal": False, "database": False}
     try:
-        found["temporal"] = await (await client()).service_client.check_health()
+        found["temporal"] = await (await client()).service_client.check_health(
+            timeout=timedelta(seconds=CHECK_SECONDS))
     except Exception as error:  # noqa: BLE001 - any failure is "not healthy"
         log.warning("health: Temporal: %s", error)
     try:
-        await asyncio.to_thread(_select_one, sessions)
+        # A probe gives up after a few seconds: answer before it does, rather than pile up.
+        await asyncio.wait_for(asyncio.to_thread(_select_one, sessions), CHECK_SECONDS)
         found["database"] = True
     except Exception as error:  # noqa: BLE001
         log.warning("health: database: %s", type(error).__name__)  # a URL may hold a password

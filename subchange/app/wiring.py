@@ -37,7 +37,10 @@ def build_dependencies(settings: Settings, *, create_schema: bool = True) -> Dep
     tables; see subchange.store.migrate)."""
     if create_schema:
         upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
+    # A connection for each step the worker runs at once, and two for its health check and
+    # its relays' wake-ups, so that none waits for the pool.
+    engine = make_engine(settings.database_url,
+                         connections=settings.max_concurrent_activities + 2)
     return Dependencies(settings=settings, sessions=session_factory(engine),
                         catalog=default_catalog(), gateway=Gateway(settings))
 

@@ -251,6 +251,8 @@ class Stack:
             "WEB_UI_URL": self.web_ui,
             # A scheduled change may be fired early (`starter.py reschedule`): staging only.
             "ALLOW_RESCHEDULE": "true",
+            # Ctrl-C drains the worker within stop_process's 10 s, not the production 30 s.
+            "GRACEFUL_SHUTDOWN_TIMEOUT": "PT5S",
             **DEMO_SELLER,
             **self.secrets,
         }

@@ -25,7 +25,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> sa.Engine:
+def make_engine(url: str, *, connections: int = 16) -> sa.Engine:
     """`hide_parameters`: a database error's text names the statement but not its bound values
     (requested_by, emailed_to, actor are email addresses), since that text reaches the worker's
     log through the SDK's "Completing activity as failed" line (docs/operations.md).
@@ -51,10 +51,12 @@ def make_engine(url: str) -> sa.Engine:
             cursor.close()
 
         return engine
-    # Up to one connection per concurrent activity (build_worker: 16), so no step waits for one.
+    # Up to `connections` (a worker: one per concurrent activity and two for its health check
+    # and relays, build_dependencies), so no step waits for one; 5 kept open between bursts.
     lock_timeout = f"-c lock_timeout={int(DATABASE_WAIT.total_seconds() * 1000)}"
-    return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
-                            max_overflow=11, connect_args={"options": lock_timeout})
+    kept = min(5, connections)
+    return sa.create_engine(url, hide_parameters=True, pool_pre_ping=True, pool_size=kept,
+                            max_overflow=connections - kept, connect_args={"options": lock_timeout})
 
 
 def session_factory(engine: sa.Engine) -> SessionFactory:

@@ -142,7 +142,7 @@ def _outcome(value: str) -> ChangeOutcome:
 
 @router.get(
     "/changes", operation_id="listChanges", response_model=ChangeList,
-    summary="List changes, newest first",
+    summary="List changes: the running ones first, then by when they ended",
     description="Through Temporal visibility and the change's search attributes; pages follow "
                 "`next_page_token`.",
     responses=problem_responses(401, 403, 422, 503))

@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import os
 import sys
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NoReturn
 
@@ -98,12 +98,18 @@ def examples(parser: argparse.ArgumentParser, *lines: str) -> None:
         f"  {parser.prog} {line}" for line in lines) + "\n\n" + codes
 
 
+def own_version() -> str:
+    try:
+        return version("subchange")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def build_parser(prog: str = "subchange") -> argparse.ArgumentParser:
     parser = Parser(prog=prog, description=__doc__.split("\n\n")[0].replace("\n", " "),
                     epilog=EXIT_CODES + "\n\n" + EXAMPLES.format(prog=prog),
                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version",
-                        version=f"%(prog)s {version('subchange')}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {own_version()}")
     parser.add_argument("--output", choices=common.OUTPUTS, default="json",
                         help="json (default, for scripts) or text (for people)")
     # --output after the command too (`subchange list --output text`); SUPPRESS keeps the one
@@ -122,8 +128,8 @@ def build_parser(prog: str = "subchange") -> argparse.ArgumentParser:
 
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
                                      metavar="COMMAND")
-    listing = add("list", "list changes by their step, organisation, product and status, "
-                          "newest first",
+    listing = add("list", "list changes by their step, organisation, product and status: the "
+                          "running ones first, then by when they ended",
                   "--step awaiting_support --output text", "--org acme --status running",
                   "--product one --step scheduled --limit 100")
     listing.add_argument("--step", choices=[state.value for state in ChangeState],
@@ -196,8 +202,8 @@ def build_parser(prog: str = "subchange") -> argparse.ArgumentParser:
                 "--page-size 100")
     sweep.add_argument("--page-size", type=positive_int, default=None,
                        help="change records per step of the sweep (default 50)")
-    completion = add("completion", "print the shell code that completes this command's "
-                                   "commands and options",
+    completion = add("completion", "print the shell code that completes the subchange "
+                                   "command's commands, options and values",
                      'bash >> ~/.bashrc   (or: eval "$(subchange completion bash)")')
     completion.add_argument("shell", choices=("bash", "zsh", "fish", "tcsh", "powershell"))
     add_api_key_commands(commands, add)

@@ -127,7 +127,8 @@ def report_ended(workflow_id: str, end: str, view: ChangeStatusView | None) -> N
 
 
 async def cmd_list(options: ListOptions, settings: Settings) -> int:
-    """The changes with these search attributes, newest first (Temporal visibility: it can lag
+    """The changes with these search attributes, the running ones first, then by when they
+    ended, newest first (Temporal visibility's order; it can lag
     a change's last step by a moment)."""
     client = await connect(settings)
     query = list_query(org_id=options.org, product=options.product, step=options.step,
