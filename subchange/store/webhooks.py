@@ -82,6 +82,21 @@ def rotate_secret(*, session: Session, endpoint_id: str, overlap: timedelta = SE
     return row.secret
 
 
+def enable_endpoint(*, session: Session, endpoint_id: str) -> WebhookEndpoint | None:
+    """An endpoint disabled by a 410 Gone made active again, once its receiver is back: it is
+    owed the events from now on, and what failed meanwhile can be replayed (failed_events,
+    replay_event). The endpoint as it now is (unchanged unless it was disabled: a failing one
+    becomes active by itself at its next delivery); None when there is no such endpoint."""
+    row = session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
+    if row is None:
+        return None
+    if row.status == "disabled":
+        row.status, row.updated_at = "active", utcnow()
+        session.add(row)
+        wake_after_commit(session, [endpoint_id])  # its relay starts again
+    return row
+
+
 def remove_endpoint(*, session: Session, endpoint_id: str) -> bool:
     """Remove the endpoint and what it was owed; False when there is no such endpoint."""
     session.execute(sa.delete(WebhookDelivery)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from standardwebhooks import Webhook
 
+from subchange.store.tables import WebhookEndpoint
 from tests.api.conftest import Keys
 from tests.api.helpers import bearer, change_body, follow, start
 from tests.helpers.documents import unique_org
@@ -75,3 +76,30 @@ async def test_only_support_manages_endpoints_and_bad_ones_are_named(http, keys:
     assert bad.json()["errors"][0]["field"] in ("url", "events")
     listed = (await http.get("/v1/webhook-endpoints", headers=bearer(keys.support))).json()
     assert all(e["url"] != "ftp://hooks.example" for e in listed["endpoints"])
+
+
+async def test_support_enables_an_endpoint_a_410_disabled(http, keys: Keys, deps):
+    added = await http.post("/v1/webhook-endpoints", headers=bearer(keys.support),
+                            json={"url": "https://hooks.example/back-soon"})
+    endpoint_id, location = added.json()["id"], added.headers["Location"]
+    try:
+        with deps.sessions() as session:  # the receiver answered 410 Gone (tests/workflow)
+            row = session.get(WebhookEndpoint, endpoint_id)
+            row.status = "disabled"
+            session.add(row)
+            session.commit()
+        assert (await http.get(location, headers=bearer(keys.support))).json()[
+            "status"] == "disabled"
+        assert (await http.post(f"{location}/enable", headers=bearer(keys.backend))
+                ).status_code == 403
+        for _ in range(2):  # the second finds it active already, and says so
+            enabled = await http.post(f"{location}/enable", headers=bearer(keys.support))
+            assert enabled.status_code == 200, enabled.text
+            assert enabled.json()["id"] == endpoint_id
+            assert enabled.json()["status"] == "active" and "secret" not in enabled.json()
+        missing = await http.post("/v1/webhook-endpoints/we_000000000000000000000000/enable",
+                                  headers=bearer(keys.support))
+        assert missing.status_code == 404
+        assert missing.headers["content-type"].startswith("application/problem+json")
+    finally:
+        await http.delete(location, headers=bearer(keys.support))

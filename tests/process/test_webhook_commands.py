@@ -159,3 +159,22 @@ def test_bad_input_exits_2_naming_the_option_and_writes_nothing(hook_env, deps, 
     assert message in result.stderr and result.stdout == ""
     with deps.sessions() as session:
         assert session.exec(select(func.count()).select_from(WebhookEndpoint)).one() == before
+
+
+def test_enable_brings_back_an_endpoint_a_410_disabled(hook_env, deps):
+    endpoint_id = run_ok(hook_env, "webhook", "add", "--url",
+                         "https://hooks.example/back-soon").json["id"]
+    try:
+        with deps.sessions() as session:  # its receiver answered 410 Gone
+            row = session.get(WebhookEndpoint, endpoint_id)
+            row.status = "disabled"
+            session.add(row)
+            session.commit()
+        enabled = run_ok(hook_env, "webhook", "enable", endpoint_id)
+        assert enabled.json["status"] == "active" and "secret" not in enabled.json
+        again = run_ok(hook_env, "webhook", "enable", endpoint_id)
+        assert again.json["status"] == "active" and "was not disabled" in again.stderr
+        unknown = run_cli(hook_env, "webhook", "enable", "we_000000000000000000000000")
+        assert unknown.code == 2 and "no endpoint" in unknown.stderr, unknown
+    finally:
+        run_ok(hook_env, "webhook", "remove", endpoint_id)

@@ -16,6 +16,7 @@ from sqlmodel import select
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from subchange.adapters.webhook_sender import signature
+from subchange.app.relays import noting_wakes, wake_relays
 from subchange.domain.contracts import ChangeStatus
 from subchange.store import webhooks
 from subchange.store.tables import WebhookDelivery
@@ -137,6 +138,25 @@ async def test_an_endpoint_answering_410_is_disabled_and_sent_nothing_more(webho
                   if f.endpoint_id == endpoint]
         assert [(f.workflow_id, f.last_status_code) for f in failed] == [(first, 410)]
         assert webhooks.replay_event(session=session, event_id=failed[0].event_id) is False
+
+    # The receiver is back: support enables the endpoint (`subchange webhook enable`), which
+    # starts its relay again, and replays what it missed.
+    gone.answer = Answer(204)
+    sessions, woken = noting_wakes(room.deps.sessions)
+    with sessions() as session:
+        enabled = webhooks.enable_endpoint(session=session, endpoint_id=endpoint)
+        assert enabled is not None and enabled.status == "active"
+        session.commit()
+    assert woken == {endpoint}
+    assert await wake_relays(room.driver.client, woken, task_queue=room.driver.task_queue) == []
+    third = await rejected_change(room)
+    await gone.wait_for_types(third, ["change.rejected"])
+    with room.deps.sessions() as session:
+        assert webhooks.replay_event(session=session, event_id=failed[0].event_id) is True
+        session.commit()
+    await gone.wait_for(lambda: [d.answered for d in gone.got(first)] == [410, 204],
+                        "the missed event, replayed")
+    assert gone.types(second) == []  # written while it was disabled: never owed to it
 
 
 async def test_a_schedule_run_out_marks_the_endpoint_failing_and_a_replay_delivers(

@@ -1,8 +1,9 @@
-"""`/v1/webhook-endpoints` (role `support`): the endpoints events are POSTed to (SPEC section
-13), as `starter.py webhook` manages them: add, list, rotate a secret, remove, the events an
-endpoint could not be delivered, and replaying one. What a route commits wakes the endpoint's
-relay workflow at once; should Temporal be out of reach, the relay starts with the next worker
-start or the endpoint's next event, and the route still succeeds (the commit is what counts)."""
+"""`/v1/webhook-endpoints` (role `support`): the endpoints events are POSTed to (SPEC section 13),
+as `subchange webhook` manages them: add, list, rotate a secret, enable one a 410 disabled,
+remove, the events an endpoint could not be delivered, and replaying one. What a route commits
+wakes the endpoint's relay workflow at once; should Temporal be out of reach, the relay starts
+with the next worker start or the endpoint's next event, and the route still succeeds (the commit
+is what counts)."""
 
 from __future__ import annotations
 
@@ -141,6 +142,23 @@ async def rotate_secret(endpoint_id: str, _: Support, api: ApiServices) -> Rotat
                              previous_secret_until=view.previous_secret_until)
 
     return (await _committing(api, rotate))[0]
+
+
+@router.post("/webhook-endpoints/{endpoint_id}/enable", operation_id="enableWebhookEndpoint",
+             response_model=WebhookEndpointView,
+             summary="Make an endpoint disabled by a 410 Gone active again (support)",
+             description="Once its receiver is back: it is sent the events from now on; replay "
+                         "what it missed from its failed events. An endpoint that is not "
+                         "disabled is answered as it is.",
+             responses=problem_responses(401, 403, 404, 503))
+async def enable_endpoint(endpoint_id: str, _: Support, api: ApiServices) -> WebhookEndpointView:
+    def enable(session: Session) -> WebhookEndpointView:
+        row = webhooks.enable_endpoint(session=session, endpoint_id=endpoint_id)
+        if row is None:
+            raise ProblemError(404, "not-found", f"no webhook endpoint {endpoint_id!r}")
+        return _view(row)
+
+    return (await _committing(api, enable))[0]
 
 
 @router.delete("/webhook-endpoints/{endpoint_id}", status_code=204,

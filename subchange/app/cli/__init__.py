@@ -233,7 +233,7 @@ def add_api_key_commands(commands, add) -> None:
 def add_webhook_commands(commands, add) -> None:
     hooks = add("webhook", "the endpoints events are POSTed to (webhooks)")
     actions = hooks.add_subparsers(dest="webhook_command", required=True, parser_class=Parser,
-                                   metavar="{add,list,rotate,remove,failed,replay}")
+                                   metavar="{add,list,rotate,enable,remove,failed,replay}")
     adding = add("add", "add an endpoint; its secret is printed",
                  "--url https://backend.example/hooks --events change.completed,change.rejected",
                  parent=actions)
@@ -246,6 +246,10 @@ def add_webhook_commands(commands, add) -> None:
     rotate = add("rotate", "a new secret; the old one signs too for WEBHOOK_SECRET_OVERLAP",
                  "we_5f0c2a9d1b7e3c4a6f8d0b2e", parent=actions)
     rotate.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (webhook list)")
+    enable = add("enable", "make an endpoint disabled by a 410 Gone active again, once its "
+                           "receiver is back (then replay what it missed: webhook failed)",
+                 "we_5f0c2a9d1b7e3c4a6f8d0b2e", parent=actions)
+    enable.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (webhook list)")
     remove = add("remove", "remove an endpoint; it is sent nothing more",
                  "we_5f0c2a9d1b7e3c4a6f8d0b2e", parent=actions)
     remove.add_argument("endpoint_id", metavar="ID", help="the endpoint's id (webhook list)")
@@ -255,7 +259,8 @@ def add_webhook_commands(commands, add) -> None:
                  "evt_3f9a0c7e5b1d2a4c6e8f0a1b3c5d7e9f", parent=actions)
     replay.add_argument("event_id", metavar="EVENT_ID", help="the event's id (webhook failed)")
     for name, action in (("add", adding), ("list", listing), ("rotate", rotate),
-                         ("remove", remove), ("failed", failed), ("replay", replay)):
+                         ("enable", enable), ("remove", remove), ("failed", failed),
+                         ("replay", replay)):
         action.set_defaults(command=f"webhook {name}")
 
 

@@ -1,5 +1,5 @@
-"""`starter.py webhook add | list | rotate | remove | failed | replay`: the endpoints events are
-POSTed to (SPEC section 13), for operators. A secret is printed when the endpoint is added or
+"""`subchange webhook add | list | rotate | enable | remove | failed | replay`: the endpoints events
+are POSTed to (SPEC section 13), for operators. A secret is printed when the endpoint is added or
 rotated, never listed. What a command commits (an endpoint added or removed, an event replayed)
 wakes the endpoint's relay workflow at once; should Temporal be out of reach, the command says so
 and the relay starts with the next worker start or the endpoint's next event."""
@@ -81,6 +81,21 @@ def cmd_webhook_rotate(options: WebhookEndpointOptions, settings: Settings) -> i
     return EXIT_OK
 
 
+async def cmd_webhook_enable(options: WebhookEndpointOptions, settings: Settings) -> int:
+    sessions, woken = _sessions(settings)
+    with sessions() as session:
+        row = webhooks.enable_endpoint(session=session, endpoint_id=options.endpoint_id)
+        if row is None:
+            raise _unknown_endpoint(options.endpoint_id)
+        session.commit()
+        view = webhooks.endpoint_view(row)
+    if not woken:
+        say(f"{options.endpoint_id} was not disabled: nothing to do")
+    await _wake(settings, woken)
+    emit(view)
+    return EXIT_OK
+
+
 async def cmd_webhook_remove(options: WebhookEndpointOptions, settings: Settings) -> int:
     sessions, woken = _sessions(settings)
     with sessions() as session:
@@ -121,4 +136,5 @@ def _unknown_endpoint(endpoint_id: str) -> CommandError:
 
 WEBHOOK_COMMANDS: dict[str, Callable] = {
     "add": cmd_webhook_add, "list": cmd_webhook_list, "rotate": cmd_webhook_rotate,
-    "remove": cmd_webhook_remove, "failed": cmd_webhook_failed, "replay": cmd_webhook_replay}
+    "enable": cmd_webhook_enable, "remove": cmd_webhook_remove, "failed": cmd_webhook_failed,
+    "replay": cmd_webhook_replay}
