@@ -32,7 +32,15 @@ from subchange.domain.sweep import (
     SweepPageInput,
     UnsettledChange,
 )
-from subchange.store import audit, changes, invoices, ledger, subscriptions, webhooks
+from subchange.store import (
+    audit,
+    changes,
+    invoices,
+    ledger,
+    outbox,
+    subscriptions,
+    webhooks,
+)
 from subchange.store.tables import ChangeRecord, utcnow
 
 ACTOR = "sweep"
@@ -91,7 +99,26 @@ class SweepActivities:
             ).add(found)
         if not page.after:  # once a sweep, on its first page, after what the sweep is for
             self._count_what_waits()
+            self._prune_the_outbox()
         return done
+
+    def _prune_the_outbox(self) -> None:
+        """Delete the events every endpoint has had for OUTBOX_RETENTION (outbox.prune), so the
+        outbox does not grow for ever; like the counts, never at the cost of the sweep."""
+        activity.heartbeat()
+        try:
+            with self.deps.sessions() as session:
+                pruned = outbox.prune(session=session,
+                                      before=utcnow() - self.deps.settings.outbox_retention)
+                session.commit()
+        except Exception as error:  # noqa: BLE001 - the outbox waits for the next sweep
+            activity.logger.warning("the sweep could not prune the outbox: %s",
+                                    type(error).__name__)
+            return
+        if pruned:
+            activity.metric_meter().create_counter(
+                "subchange_outbox_pruned", "delivered events deleted from the outbox"
+            ).add(pruned)
 
     def _count_what_waits(self) -> None:
         """Set the gauges of what waits for someone: changes waiting for support or for payment

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
         default=WEBHOOK_RETRY_SCHEDULE, validate_default=True)
     webhook_poll_every: timedelta = timedelta(seconds=30)
     webhook_secret_overlap: timedelta = timedelta(hours=24)
+    # How long an event delivered to every endpoint stays in the outbox (for `webhook replay`
+    # to a receiver that lost it) before the reconciliation sweep deletes it.
+    outbox_retention: timedelta = timedelta(days=30)
     # Payment recovery (SPEC section 11): the waits between a declined charge's attempts (ISO 8601
     # durations, comma separated); when they run out the change waits for support.
     payment_retry_schedule: Annotated[tuple[timedelta, ...], NoDecode] = Field(
@@ -169,7 +172,7 @@ class Settings(BaseSettings):
         return positive_delays(value)
 
     @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every",
-                     "graceful_shutdown_timeout", mode="before")
+                     "graceful_shutdown_timeout", "outbox_retention", mode="before")
     @classmethod
     def _iso_duration(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip().upper().lstrip("-").startswith("P"):
@@ -177,7 +180,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("webhook_poll_every", "webhook_secret_overlap", "change_sweep_every",
-                     "graceful_shutdown_timeout")
+                     "graceful_shutdown_timeout", "outbox_retention")
     @classmethod
     def _positive_duration(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -16,11 +16,12 @@ import logging
 import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from subchange.domain.webhooks import EVENT_TYPES, change_ref, scrubbed, subscribes_to
 from subchange.store.db import SessionFactory
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Wake = Callable[[Collection[str]], None]
 _TO_WAKE, _WAKE = "outbox.to_wake", "outbox.wake"  # keys of Session.info
+PRUNE_AT_MOST = 1000  # events deleted by one prune (the sweep's, every CHANGE_SWEEP_EVERY)
 
 
 @dataclass(frozen=True)
@@ -135,3 +137,24 @@ def _wake_relays(session: Session) -> None:
 @sa.event.listens_for(Session, "after_rollback")
 def _forget_wakes(session: Session) -> None:
     session.info.pop(_TO_WAKE, None)
+
+
+def prune(*, session: Session, before: datetime, limit: int = PRUNE_AT_MOST) -> int:
+    """Delete the events written before `before` that no endpoint is still owed: delivered to
+    every endpoint they were for (or for none, or for endpoints since removed), with their
+    deliveries. An event whose delivery is pending or failed stays, for its relay or for
+    `webhook failed` / `webhook replay`. At most `limit`, oldest first; how many went."""
+    owed = select(WebhookDelivery.event_id).where(WebhookDelivery.status != "delivered",
+                                                 col(WebhookDelivery.endpoint_id).in_(
+                                                     select(WebhookEndpoint.id)))
+    old = list(session.exec(
+        select(OutboxEvent.id)
+        .where(col(OutboxEvent.created_at) < before, col(OutboxEvent.id).not_in(owed))
+        .order_by(col(OutboxEvent.sequence)).limit(limit)))
+    if not old:
+        return 0
+    session.execute(sa.delete(WebhookDelivery).where(col(WebhookDelivery.event_id).in_(old))
+                    .execution_options(synchronize_session=False))
+    session.execute(sa.delete(OutboxEvent).where(col(OutboxEvent.id).in_(old))
+                    .execution_options(synchronize_session=False))
+    return len(old)

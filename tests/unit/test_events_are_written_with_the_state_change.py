@@ -7,6 +7,7 @@ numbers and secrets. What reaches an endpoint is tested through the relay
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,9 +16,15 @@ from sqlmodel import select
 
 from subchange.domain.contracts import ChangeRequest, ChangeResult, ChangeStatus
 from subchange.domain.webhooks import EndpointRefused, scrubbed
-from subchange.store import changes, ledger, outbox, webhooks
+from subchange.store import changes, deliveries, ledger, outbox, webhooks
 from subchange.store.outbox import NewEvent
-from subchange.store.tables import ChangeRecord, GatewayCall, OutboxEvent, WebhookDelivery
+from subchange.store.tables import (
+    ChangeRecord,
+    GatewayCall,
+    OutboxEvent,
+    WebhookDelivery,
+    utcnow,
+)
 
 
 @pytest.fixture
@@ -204,3 +211,48 @@ def test_an_endpoint_is_refused_naming_the_field(deps, url, events, field, probl
     with deps.sessions() as session, pytest.raises(EndpointRefused) as refused:
         webhooks.add_endpoint(session=session, url=url, events=events)
     assert refused.value.field == field and problem in refused.value.problem
+
+
+def test_the_outbox_keeps_an_event_while_an_endpoint_is_owed_it_then_prunes_it(deps, endpoints):
+    """What the sweep does every CHANGE_SWEEP_EVERY with OUTBOX_RETENTION: events delivered to
+    every endpoint they were for go once old enough, with their deliveries; one still pending or
+    failed somewhere stays (for its relay, for `webhook replay`) until that endpoint is removed."""
+    a, b = endpoints(), endpoints()
+    workflow_id = opened_change(deps)
+    now = utcnow()
+    moves = {"delivered": deliveries.delivered, "pending": None,
+             "failed": lambda **kw: deliveries.exhausted(**kw, error="HTTP 500")}
+
+    def event(age: timedelta, to_a: str, to_b: str) -> str:
+        with deps.sessions() as session:
+            row = outbox.record_event(session=session, type="change.awaiting_support",
+                                      workflow_id=workflow_id, data={"step": "charge"})
+            row.created_at = now - age
+            session.commit()
+            for endpoint_id, status in ((a, to_a), (b, to_b)):
+                if moves[status] is not None:
+                    moves[status](session=session, endpoint_id=endpoint_id, event_id=row.id,
+                                  status_code=200 if status == "delivered" else 500)
+            return row.id
+
+    old = timedelta(days=40)
+    everywhere = event(old, "delivered", "delivered")
+    pending_at_b = event(old, "delivered", "pending")
+    failed_at_b = event(old, "delivered", "failed")
+    recent = event(timedelta(days=2), "delivered", "delivered")
+
+    def kept() -> set[str]:
+        return {row.id for row in events_of(deps, workflow_id)}
+
+    with deps.sessions() as session:
+        assert outbox.prune(session=session, before=now - timedelta(days=30)) == 1
+        session.commit()
+    assert kept() == {pending_at_b, failed_at_b, recent}
+    assert owed(deps, everywhere) == set()  # its deliveries went with it
+
+    with deps.sessions() as session:
+        webhooks.remove_endpoint(session=session, endpoint_id=b)  # nobody is owed them now
+        session.commit()
+        assert outbox.prune(session=session, before=now - timedelta(days=30)) == 2
+        session.commit()
+    assert kept() == {recent}
