@@ -5,7 +5,7 @@ the server to cancel it (for the audit log)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import EventType
@@ -13,6 +13,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 T = TypeVar("T")
+UNQUOTABLE = set('"\\\'')  # what would end or escape a quoted id in a visibility query
 
 
 async def ended_as(client: Client, workflow_id: str) -> str | None:
@@ -36,6 +37,20 @@ async def cancel_requested_by(client: Client, workflow_id: str) -> str | None:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
             return event.workflow_execution_cancel_requested_event_attributes.identity or None
     return None
+
+
+async def running_among(client: Client, workflow_ids: Collection[str]) -> set[str]:
+    """Which of these workflows visibility lists as running: one query for many, instead of a
+    describe each. Eventually consistent, so a caller takes "not listed" as "ask each one" and
+    "listed" as "running a moment ago". Ids that could not be quoted safely are left out (so
+    asked about one by one)."""
+    quotable = [workflow_id for workflow_id in workflow_ids
+                if not set(workflow_id) & UNQUOTABLE]
+    if not quotable:
+        return set()
+    listed = ", ".join(f'"{workflow_id}"' for workflow_id in quotable)
+    query = f'ExecutionStatus="Running" AND WorkflowId IN ({listed})'
+    return {execution.id async for execution in client.list_workflows(query)}
 
 
 async def running_changes_at(client: Client, step: str) -> int:
@@ -70,6 +85,10 @@ class ChangeWorkflows:
 
     def cancel_requested_by(self, workflow_id: str, *, timeout: float = 10.0) -> str | None:
         return self._wait(cancel_requested_by(self.client, workflow_id), timeout)
+
+    def running_among(self, workflow_ids: Collection[str], *, timeout: float = 10.0
+                      ) -> set[str]:
+        return self._wait(running_among(self.client, workflow_ids), timeout)
 
     def running_changes_at(self, step: str, *, timeout: float = 10.0) -> int:
         return self._wait(running_changes_at(self.client, step), timeout)

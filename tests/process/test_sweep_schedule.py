@@ -14,6 +14,7 @@ from datetime import timedelta
 from temporalio.client import ScheduleActionStartWorkflow, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 
+from subchange.adapters.workflows import running_among
 from subchange.app.schedules import ensure_sweep_schedule
 from subchange.app.wiring import build_worker
 from subchange.domain.sweep import SWEEP_SCHEDULE_ID, SWEEP_WORKFLOW, SweepResult
@@ -58,3 +59,25 @@ async def test_the_worker_registers_the_sweep_schedule_and_keeps_its_interval(de
         assert result.pages >= 1 and result.unsettled_count == 0
     finally:
         await handle.delete()
+
+
+async def test_one_visibility_query_names_the_running_changes_of_a_page(dev_env):
+    """The sweep lists a page's running changes in one query and describes only the others
+    (activities/sweep.py): running ones are named, ended, unknown and unquotable ones are not."""
+    client, run = dev_env.client, uuid.uuid4().hex[:8]
+    queue = f"nobody-polls-{run}"  # no worker: a workflow started here stays running
+    running = await client.start_workflow("SubscriptionChange", id=f"change-sweep-run-{run}",
+                                          task_queue=queue)
+    ended = await client.start_workflow("SubscriptionChange", id=f"change-sweep-end-{run}",
+                                        task_queue=queue)
+    await ended.terminate("ended from outside")
+    page = [running.id, ended.id, f"change-sweep-none-{run}", f'change-"{run}']
+    try:
+        for _ in range(100):  # visibility is eventually consistent
+            found = await running_among(client, page)
+            if found == {running.id}:
+                break
+            await asyncio.sleep(0.1)
+        assert found == {running.id}
+    finally:
+        await running.terminate("the test ended")
