@@ -98,6 +98,9 @@ def test_text_output_is_a_table_for_lists_and_lines_for_one_thing():
                                 "  STEP    OUTCOME", "  charge  failed", "result:",
                                 "  status: completed", "  invoice:", "    number: INV-1"]
     assert as_text([]) == "(none)"
+    assert as_text({"started_at": "2026-12-07T06:12:40.801146Z",
+                    "effective_at": "2027-01-01T00:00:00+09:00"}).splitlines() == [
+        "started_at: 2026-12-07 06:12:40Z", "effective_at: 2027-01-01 00:00:00+09:00"]
 
 
 @pytest.mark.parametrize(("args", "named"), [

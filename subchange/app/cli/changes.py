@@ -136,7 +136,7 @@ async def cmd_list(options: ListOptions, settings: Settings) -> int:
     found = [summary(execution) async for execution in client.list_workflows(
         query, limit=options.limit, page_size=min(options.limit, 1000))]
     if len(found) == options.limit:
-        progress(f"showing the newest {options.limit}; --limit for more")
+        progress(f"showing the first {options.limit}; --limit for more")
     emit(found)
     return EXIT_OK
 

@@ -4,6 +4,7 @@ for people; progress on stderr), and errors that name the option."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -82,6 +83,10 @@ def table(rows: list[dict[str, Any]], indent: str = "") -> str:
                      for line in lines)
 
 
+# A timestamp as the JSON writes it (2026-12-07T06:12:40.801146Z), shown to the second for people.
+TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
 def _cell(value: Any) -> str:
     if value is None or value == "" or value == [] or value == {}:
         return "-"
@@ -89,6 +94,8 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    if isinstance(value, str) and (moment := TIMESTAMP.fullmatch(value)):
+        return f"{moment[1]} {moment[2]}{moment[3]}"
     return str(value)
 
 
