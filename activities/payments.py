@@ -330,13 +330,18 @@ class PaymentActivities:
         outcome = self._compensate(
             _Attempt(self.deps, LEDGER_REFUND, on_behalf_of=workflow_id),
             RefundChargeInput(intent_id=None, amount=charge.amount or 0,
-                              currency=charge.currency or "JPY", reason=reason))
+                              currency=charge.currency or "JPY", reason=reason),
+            generation=charge.generation)
         with self.deps.sessions() as session:  # the same request may be started again
             ledger.retire(session=session, workflow_id=workflow_id,
                           generation=charge.generation)
         return outcome if outcome.refund_id is not None else None
 
-    def _compensate(self, attempt: _Attempt, refund: RefundChargeInput) -> RefundChargeOutput:
+    def _compensate(self, attempt: _Attempt, refund: RefundChargeInput,
+                    generation: int | None = None) -> RefundChargeOutput:
+        """`generation`: the charge entry's as the compensation of an ended change read it; when
+        another compensation of that change retired it meanwhile (the sweep and a takeover at
+        once), this one voids nothing of the next generation's and finds nothing to refund."""
         gateway = self.deps.gateway
         entry = attempt.take(currency=refund.currency)
         if entry.status == "succeeded":
@@ -346,7 +351,7 @@ class PaymentActivities:
                 raise ApplicationError("the change is applied to the subscription: its charge "
                                        "stays (a refund would give the change away)",
                                        type="ChangeApplied", non_retryable=True)
-        intent_id = refund.intent_id or self._void_charge(attempt)
+        intent_id = refund.intent_id or self._void_charge(attempt, generation)
         state = None
         if intent_id is not None:
             attempt.checkpoint()
@@ -369,18 +374,22 @@ class PaymentActivities:
                 metadata={"workflow_id": attempt.workflow_id, "reason": refund.reason[:200]})
         return self._refunded(attempt, refund, *made)
 
-    def _void_charge(self, attempt: _Attempt) -> str | None:
-        """Void the change's charge entry unless it succeeded, so no attempt still running
-        records or confirms an intent; the intent to cancel or refund, if any."""
+    def _void_charge(self, attempt: _Attempt, generation: int | None = None) -> str | None:
+        """Void the change's charge entry unless it succeeded (and, given a `generation`, only
+        while it is that one), so no attempt still running records or confirms an intent; the
+        intent to cancel or refund, if any."""
         with self.deps.sessions() as session:
             ledger.take(session=session, workflow_id=attempt.workflow_id, step=LEDGER_CHARGE,
                         holder=attempt.token, status="voided")
             ledger.move(session=session, workflow_id=attempt.workflow_id, step=LEDGER_CHARGE,
                         holder=attempt.token, expected=("started", "created", "pending",
-                                                        "declined"), to="voided")
+                                                        "declined"), to="voided",
+                        generation=generation)
             charge = ledger.gateway_call(session=session, workflow_id=attempt.workflow_id,
                                          step=LEDGER_CHARGE)
         assert charge is not None
+        if generation is not None and charge.generation != generation:
+            return None  # retired by the other compensation: its refund is the change's
         return charge.external_id
 
     def _refunded(self, attempt: _Attempt, refund: RefundChargeInput, refund_id: str | None,

@@ -50,13 +50,16 @@ def take(*, session: Session, workflow_id: str, step: str, holder: str, status: 
 
 def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
          expected: Collection[str], to: str, event: NewEvent | None = None,
-         **fields: Any) -> bool:
+         generation: int | None = None, **fields: Any) -> bool:
     """Move the entry from one of the `expected` states to `to` (setting `fields`), only while
-    `holder` holds it (ANY_HOLDER: whoever does); False when it was elsewhere, and then nothing
-    changed. `event` reports the move: recorded in its transaction, only when it moves."""
+    `holder` holds it (ANY_HOLDER: whoever does) and, given a `generation`, while it is that
+    one; False when it was elsewhere, and then nothing changed. `event` reports the move:
+    recorded in its transaction, only when it moves."""
     conditions = [*_key(workflow_id, step), col(GatewayCall.status).in_(list(expected))]
     if holder is not ANY_HOLDER:
         conditions.append(col(GatewayCall.holder) == holder)
+    if generation is not None:
+        conditions.append(col(GatewayCall.generation) == generation)
     moved = session.exec(_UPDATE.where(*conditions)
                          .values(status=to, updated_at=utcnow(), **fields))
     if moved.rowcount == 1 and event is not None:
@@ -69,13 +72,24 @@ def _key(workflow_id: str, step: str) -> tuple[sa.ColumnElement[bool], ...]:
     return col(GatewayCall.workflow_id) == workflow_id, col(GatewayCall.step) == step
 
 
-def retire(*, session: Session, workflow_id: str, generation: int) -> None:
+def retire(*, session: Session, workflow_id: str, generation: int) -> bool:
     """After the compensation of a change that ended without closing: its charge entry starts
     afresh (a new intent generation) and its refund entry is kept aside as `refund.<generation>`,
-    so the same request started again charges and refunds on its own."""
-    session.execute(_UPDATE.where(*_key(workflow_id, "refund"))
-                    .values(step=f"refund.{generation}", updated_at=utcnow()))
-    session.execute(_UPDATE.where(*_key(workflow_id, "charge")).values(
+    so the same request started again charges and refunds on its own.
+
+    Once per generation, by compare-and-set on the charge entry's: of two compensations of one
+    change at once (the sweep and a takeover), the second finds it retired (False). A refund entry
+    it took afresh after the first put the refund aside moved no money (the charge was declined
+    with no intent by then): it is dropped, rather than renamed onto the first one's."""
+    retired = session.exec(_UPDATE.where(*_key(workflow_id, "charge"),
+                                         col(GatewayCall.generation) == generation).values(
         status="declined", external_id=None, holder=None, generation=generation + 1,
-        updated_at=utcnow()))
+        updated_at=utcnow())).rowcount == 1
+    if retired:
+        session.execute(_UPDATE.where(*_key(workflow_id, "refund"))
+                        .values(step=f"refund.{generation}", updated_at=utcnow()))
+    else:
+        session.execute(sa.delete(GatewayCall).where(*_key(workflow_id, "refund"),
+                                                     col(GatewayCall.external_id).is_(None)))
     session.commit()
+    return retired

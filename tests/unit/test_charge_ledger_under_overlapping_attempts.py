@@ -281,6 +281,49 @@ def test_an_apply_that_commits_after_the_refund_of_an_ended_change_applies_nothi
         "change_record": 1, "applied_change": 0, "invoice": 0, "refund_ticket": 0}
 
 
+def test_two_compensations_of_an_ended_change_refund_once_and_both_settle(
+        deps, change, gateway, monkeypatch):
+    """The sweep and a claim takeover compensate the same terminated change at once: the second
+    read its charge entry before the first put it aside. The money moves once, and the second
+    settles too (before, renaming its refund entry onto the first one's raised IntegrityError,
+    and the sweep listed the change as unsettled for ever); the refund the first made is kept."""
+    todo = change()
+    paid = run(deps, "charge", todo.workflow_id, 1, todo.charge)
+    with deps.sessions() as session:
+        before = ledger.gateway_call(session=session, workflow_id=todo.workflow_id,
+                                     step=LEDGER_CHARGE)
+    assert before is not None
+
+    first = PaymentActivities(deps).compensate_abandoned(todo.workflow_id, reason="sweep")
+    assert first is not None and first.refund_id is not None
+
+    read, stale = ledger.gateway_call, [before]
+
+    def first_read_stale(*, session, workflow_id: str, step: str):
+        # The second compensation's first read of the charge entry: from before the retiring.
+        if step == LEDGER_CHARGE and stale:
+            return stale.pop()
+        return read(session=session, workflow_id=workflow_id, step=step)
+
+    monkeypatch.setattr(ledger, "gateway_call", first_read_stale)
+    assert PaymentActivities(deps).compensate_abandoned(todo.workflow_id, reason="takeover"
+                                                        ) is None
+    monkeypatch.undo()
+
+    assert len(refunds_of(gateway, paid.intent_id)) == 1
+    with deps.sessions() as session:
+        kept = ledger.gateway_call(session=session, workflow_id=todo.workflow_id,
+                                   step=f"{LEDGER_REFUND}.{before.generation}")
+        assert kept is not None and kept.external_id == first.refund_id
+        assert ledger.gateway_call(session=session, workflow_id=todo.workflow_id,
+                                   step=LEDGER_REFUND) is None
+        charge = ledger.gateway_call(session=session, workflow_id=todo.workflow_id,
+                                     step=LEDGER_CHARGE)
+        # Not voided: the same request started again charges afresh.
+        assert charge is not None and charge.generation == before.generation + 1
+        assert (charge.status, charge.external_id) == ("declined", None)
+
+
 def test_a_refund_after_the_apply_committed_refunds_nothing(deps, change, gateway):
     """The other order: the apply committed first, so the change keeps its money; the takeover
     refunds nothing and a cancel's refund is refused."""
