@@ -116,3 +116,10 @@ def test_a_bad_list_option_is_refused_by_name(capsys, args, named):
         code = exited.code
     assert code == 2
     assert named in capsys.readouterr().err
+
+
+def test_a_server_that_is_not_there_is_named_by_its_variable():
+    done = run("list", "--step", "awaiting_support", TEMPORAL_ADDRESS="127.0.0.1:9")
+    assert done.returncode == 1
+    assert done.stderr.startswith("subchange list: TEMPORAL_ADDRESS: can't reach the Temporal "
+                                  "server at 127.0.0.1:9"), done.stderr

@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None, prog: str = "subchange") -> int:
               file=sys.stderr)
         return EXIT_FAILED
     except (ConnectionError, RuntimeError) as error:
+        if "Failed client connect" in str(error):  # the SDK's words for a server not there
+            error = ConnectionError(f"TEMPORAL_ADDRESS: can't reach the Temporal server at "
+                                    f"{get_settings().temporal_address} ({error})")
         print(f"{prog} {args.command}: {error}", file=sys.stderr)
         return EXIT_FAILED
 
