@@ -21,20 +21,18 @@ names no address (it reaches the worker's log); the refused one is the failure's
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.dependencies import Dependencies
-from activities.liveness import heartbeating
+from activities.liveness import heartbeating, lease_end, until
 from subchange.adapters.mail import AddressNotDeliverable, send_email
 from subchange.documents.invoice_email import invoice_message_id, render_invoice_email
 from subchange.domain.contracts import InvoiceRecord
-from subchange.domain.limits import MAIL_LEASE
 from subchange.faults import pause_point
 from subchange.store import invoices
-from subchange.store.tables import Invoice, utcnow
+from subchange.store.tables import Invoice
 
 
 class InvoiceActivities:
@@ -61,7 +59,7 @@ class InvoiceActivities:
         activity.heartbeat()
         with self.deps.sessions() as session:
             invoices.take_sending(session=session, number=invoice_number, holder=holder,
-                                  until=_lease_end(), emailed_to=invoice.emailed_to,
+                                  until=lease_end(), emailed_to=invoice.emailed_to,
                                   message_id=invoice.message_id)
             session.expire_all()
             invoice, org = invoices.invoice_to_email(session=session, number=invoice_number)
@@ -72,7 +70,7 @@ class InvoiceActivities:
             raise ApplicationError(
                 f"invoice {invoice_number} is being sent by another attempt; this one waits "
                 "for its lease to end", type="EmailInProgress",
-                next_retry_delay=_until(invoice.sending_until))
+                next_retry_delay=until(invoice.sending_until))
         try:
             with heartbeating(also=lambda: self._renew(invoice_number, holder)):
                 send_email(message, settings=settings)
@@ -106,7 +104,7 @@ class InvoiceActivities:
         """Extend this attempt's lease; False when it no longer holds it."""
         with self.deps.sessions() as session:
             return invoices.renew_sending(session=session, number=invoice_number,
-                                          holder=holder, until=_lease_end())
+                                          holder=holder, until=lease_end())
 
 
 # The heartbeat detail of an attempt whose message the server accepted. Temporal hands the last
@@ -130,18 +128,6 @@ def _accepted_in_an_earlier_attempt(info: activity.Info, invoice_number: str) ->
                for detail in info.heartbeat_details)
 
 
-def _lease_end() -> datetime:
-    """A lease outlives its last renewal by a heartbeat timeout: a worker that died while
-    sending frees it about when Temporal retries the step."""
-    return utcnow() + MAIL_LEASE
-
-
-def _until(moment: datetime | None) -> timedelta:
-    if moment is None:
-        return timedelta(seconds=1)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(moment - utcnow(), timedelta(seconds=1))
 
 
 def _record(invoice: Invoice) -> InvoiceRecord:

@@ -1,4 +1,5 @@
-"""Heartbeats for the steps that have a heartbeat timeout (workflows/steps.py)."""
+"""Heartbeats for the steps that have a heartbeat timeout (workflows/steps.py), and the leases
+of the mail steps they renew."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+
+from subchange.domain.limits import MAIL_LEASE
+from subchange.store.tables import utcnow
 
 
 @contextmanager
@@ -36,3 +40,19 @@ def heartbeating(every: timedelta = timedelta(seconds=2), *,
     finally:
         stop.set()
         beater.join()
+
+
+def lease_end() -> datetime:
+    """When a lease of a mail step (the invoice, the payment notice) taken or renewed now ends:
+    it outlives its last renewal by a heartbeat timeout, so a worker that died while sending
+    frees it about when Temporal retries the step."""
+    return utcnow() + MAIL_LEASE
+
+
+def until(moment: datetime | None) -> timedelta:
+    """How long until `moment` (a lease's end), at least a second: a retry's delay."""
+    if moment is None:
+        return timedelta(seconds=1)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(moment - utcnow(), timedelta(seconds=1))

@@ -7,12 +7,15 @@ when to try again (PAYMENT_RETRY_SCHEDULE), and send the one notice to the billi
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import timedelta
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.context import calling_workflow_id
 from activities.dependencies import Dependencies
+from activities.liveness import heartbeating, lease_end, until
 from subchange.adapters.mail import send_email
 from subchange.documents.payment_failed_email import (
     payment_notice_message_id,
@@ -81,11 +84,14 @@ class PaymentRecoveryActivities:
     @activity.defn(name="email_payment_failed")
     def email_payment_failed(self, notice: PaymentFailedNotice) -> None:
         """The one notice of the change's declined payment to its organisation's billing
-        contact. A worker that dies after the server accepted it and before `sent` is written
-        sends it again, under the same Message-ID."""
+        contact, sent under a lease as the invoice is (activities/invoicing.py): of two attempts
+        that overlap, one sends and the other waits for its lease to end. A worker that dies
+        after the server accepted it and before `sent` is written sends it again, under the
+        same Message-ID."""
         info = activity.info()
         workflow_id = calling_workflow_id()
         message_id = payment_notice_message_id(workflow_id)
+        holder = f"{info.activity_id}.{info.attempt}.{uuid.uuid4().hex[:16]}"
         with self.deps.sessions() as session:
             if payment_waits.notice_sent(session=session, workflow_id=workflow_id):
                 return
@@ -94,14 +100,37 @@ class PaymentRecoveryActivities:
             to, name, locale = org.billing_email, org.name, org.locale
         if not any(isinstance(detail, dict) and detail.get(ACCEPTED) == workflow_id
                    for detail in info.heartbeat_details):
-            send_email(render_payment_failed_email(notice, org_name=name, locale=locale, to=to,
-                                                   workflow_id=workflow_id),
-                       settings=self.deps.settings)
+            with self.deps.sessions() as session:
+                held_until = payment_waits.take_notice(session=session, workflow_id=workflow_id,
+                                                       holder=holder, until=lease_end())
+                if held_until is not None:
+                    if payment_waits.notice_sent(session=session, workflow_id=workflow_id):
+                        return
+                    raise ApplicationError(
+                        f"the payment notice of {workflow_id} is being sent by another "
+                        "attempt; this one waits for its lease to end", type="EmailInProgress",
+                        next_retry_delay=until(held_until))
+            try:
+                with heartbeating(also=lambda: self._renew_notice(workflow_id, holder)):
+                    send_email(render_payment_failed_email(notice, org_name=name,
+                                                           locale=locale, to=to,
+                                                           workflow_id=workflow_id),
+                               settings=self.deps.settings)
+            except BaseException:
+                with self.deps.sessions() as session:  # nothing went out: another may send
+                    payment_waits.release_notice(session=session, workflow_id=workflow_id,
+                                                 holder=holder)
+                raise
             activity.heartbeat({ACCEPTED: workflow_id})
         with self.deps.sessions() as session:
             payment_waits.mark_notice_sent(session=session, workflow_id=workflow_id,
                                            message_id=message_id)
         activity.logger.info("payment failure notice sent for %s", workflow_id)
+
+    def _renew_notice(self, workflow_id: str, holder: str) -> bool:
+        with self.deps.sessions() as session:
+            return payment_waits.renew_notice(session=session, workflow_id=workflow_id,
+                                              holder=holder, until=lease_end())
 
 
 def _at(now, delay: timedelta | None) -> str | None:

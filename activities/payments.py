@@ -384,7 +384,7 @@ class PaymentActivities:
             ledger.move(session=session, workflow_id=attempt.workflow_id, step=LEDGER_CHARGE,
                         holder=attempt.token, expected=("started", "created", "pending",
                                                         "declined"), to="voided",
-                        generation=generation)
+                        at_generation=generation)
             charge = ledger.gateway_call(session=session, workflow_id=attempt.workflow_id,
                                          step=LEDGER_CHARGE)
         assert charge is not None

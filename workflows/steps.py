@@ -202,8 +202,9 @@ RECORD_AWAITING_PAYMENT: Step[AwaitingPayment, PaymentPlan] = Step(
     cancellable=False, local=True)
 EMAIL_PAYMENT_FAILED: Step[PaymentFailedNotice, None] = Step(
     "email_payment_failed", None,
-    # is it sent?, read the organisation, mark it sent; the SMTP session.
-    policy(limits.Budget(transactions=2, mail_commands=8), 8, 60, heartbeats=True),
+    # is it sent? and read the organisation, take the lease (and read it back), renew it while
+    # sending, mark it sent; the SMTP session.
+    policy(limits.Budget(transactions=5, mail_commands=8), 8, 60, heartbeats=True),
     lambda notice: f"tell the billing contact that {notice.quote.total_due} "
                    f"{notice.quote.currency} was declined")
 

@@ -50,16 +50,16 @@ def take(*, session: Session, workflow_id: str, step: str, holder: str, status: 
 
 def move(*, session: Session, workflow_id: str, step: str, holder: str | None,
          expected: Collection[str], to: str, event: NewEvent | None = None,
-         generation: int | None = None, **fields: Any) -> bool:
+         at_generation: int | None = None, **fields: Any) -> bool:
     """Move the entry from one of the `expected` states to `to` (setting `fields`), only while
-    `holder` holds it (ANY_HOLDER: whoever does) and, given a `generation`, while it is that
-    one; False when it was elsewhere, and then nothing changed. `event` reports the move:
+    `holder` holds it (ANY_HOLDER: whoever does) and, given `at_generation`, while it is that
+    generation; False when it was elsewhere, and then nothing changed. `event` reports the move:
     recorded in its transaction, only when it moves."""
     conditions = [*_key(workflow_id, step), col(GatewayCall.status).in_(list(expected))]
     if holder is not ANY_HOLDER:
         conditions.append(col(GatewayCall.holder) == holder)
-    if generation is not None:
-        conditions.append(col(GatewayCall.generation) == generation)
+    if at_generation is not None:
+        conditions.append(col(GatewayCall.generation) == at_generation)
     moved = session.exec(_UPDATE.where(*conditions)
                          .values(status=to, updated_at=utcnow(), **fields))
     if moved.rowcount == 1 and event is not None:

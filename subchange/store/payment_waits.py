@@ -10,10 +10,14 @@ the change retries at once because its card changed, or the update wakes it.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from subchange.store.tables import PaymentWait, Subscription, utcnow
+
+_UPDATE = sa.update(PaymentWait).execution_options(synchronize_session=False)
 
 
 def record_wait(*, session: Session, workflow_id: str, org_id: str, product: str,
@@ -53,8 +57,47 @@ def notice_sent(*, session: Session, workflow_id: str) -> bool:
     return row is not None and row.notice_status == "sent"
 
 
+def take_notice(*, session: Session, workflow_id: str, holder: str, until: datetime
+                ) -> datetime | None:
+    """Take the lease to send the change's notice: when none was sent or is being sent, when the
+    lease of an earlier attempt ran out, or when `holder` has it. None when taken; otherwise
+    until when another attempt holds it (or now, when the notice is sent already)."""
+    now = utcnow()
+    taken = session.exec(_UPDATE.where(
+        col(PaymentWait.workflow_id) == workflow_id,
+        sa.or_(col(PaymentWait.notice_status).is_(None),
+               sa.and_(col(PaymentWait.notice_status) == "sending",
+                       sa.or_(col(PaymentWait.notice_until).is_(None),
+                              col(PaymentWait.notice_until) < now,
+                              col(PaymentWait.notice_holder) == holder))),
+    ).values(notice_status="sending", notice_holder=holder, notice_until=until))
+    session.commit()
+    if taken.rowcount == 1:
+        return None
+    row = session.get(PaymentWait, workflow_id, populate_existing=True)
+    return now if row is None or row.notice_until is None else row.notice_until
+
+
+def renew_notice(*, session: Session, workflow_id: str, holder: str, until: datetime) -> bool:
+    renewed = session.exec(_UPDATE.where(
+        col(PaymentWait.workflow_id) == workflow_id, col(PaymentWait.notice_status) == "sending",
+        col(PaymentWait.notice_holder) == holder).values(notice_until=until))
+    session.commit()
+    return renewed.rowcount == 1
+
+
+def release_notice(*, session: Session, workflow_id: str, holder: str) -> None:
+    """Give the lease back after a send that failed (nothing went out)."""
+    session.execute(_UPDATE.where(
+        col(PaymentWait.workflow_id) == workflow_id, col(PaymentWait.notice_status) == "sending",
+        col(PaymentWait.notice_holder) == holder).values(notice_status=None, notice_holder=None,
+                                                         notice_until=None))
+    session.commit()
+
+
 def mark_notice_sent(*, session: Session, workflow_id: str, message_id: str) -> None:
-    session.execute(sa.update(PaymentWait).where(col(PaymentWait.workflow_id) == workflow_id)
+    """The notice went out (by whichever attempt): sent, for good."""
+    session.execute(_UPDATE.where(col(PaymentWait.workflow_id) == workflow_id)
                     .values(notice_status="sent", notice_message_id=message_id,
-                            updated_at=utcnow()).execution_options(synchronize_session=False))
+                            notice_holder=None, notice_until=None, updated_at=utcnow()))
     session.commit()

@@ -261,7 +261,7 @@ class RenewalItem(SQLModel, table=True):
 class PaymentWait(SQLModel, table=True):
     """A change whose charge was declined (SPEC section 11): while `waiting`, a new card of its
     organisation wakes it (subchange/app/payments.py); the notice to the billing contact is
-    sent once (`notice_status`: pending, then sent)."""
+    sent once (`notice_status`: none yet, `sending` under one attempt's lease, then `sent`)."""
 
     __tablename__ = "payment_wait"
     __table_args__ = (sa.Index("ix_payment_wait_org_waiting", "org_id", "waiting"),)
@@ -273,6 +273,8 @@ class PaymentWait(SQLModel, table=True):
     declines: int = 0
     notice_status: str | None = Field(default=None, max_length=16)
     notice_message_id: str | None = Field(default=None, max_length=200)
+    notice_holder: str | None = Field(default=None, max_length=64)
+    notice_until: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 

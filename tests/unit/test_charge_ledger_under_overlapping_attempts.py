@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -23,16 +23,24 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+import activities.payment_recovery
 from activities.admission import AdmissionActivities
 from activities.dependencies import Dependencies
+from activities.payment_recovery import PaymentRecoveryActivities
 from activities.payments import LEDGER_CHARGE, LEDGER_REFUND, PaymentActivities
 from activities.subscriptions import SubscriptionActivities
 from subchange.adapters.gateway import Gateway, IntentState
 from subchange.domain import limits
 from subchange.domain.contracts import ChangeRequest, PaymentRecord
 from subchange.domain.money import to_minor_units
-from subchange.domain.step_io import ApplyInput, ChargeInput, DatedRequest, RefundChargeInput
-from subchange.store import changes, ledger
+from subchange.domain.step_io import (
+    ApplyInput,
+    ChargeInput,
+    DatedRequest,
+    PaymentFailedNotice,
+    RefundChargeInput,
+)
+from subchange.store import changes, ledger, payment_waits
 from tests.helpers.documents import (
     THREE_D_SECURE_CARD,
     admin,
@@ -499,3 +507,46 @@ def test_the_budget_covers_an_overtaken_attempt_and_a_voided_intent(deps, change
     held.release.set()
     assert failure(late.result).type == "ChargeVoided"
     assert counted.requests <= 3, counted  # read the entry's holder, cancel its own intent
+
+
+# --- the one notice of a declined payment ------------------------------------------------------
+
+def test_an_attempt_beside_one_that_sends_the_payment_notice_waits_and_it_goes_once(
+        deps, change, mailbox, monkeypatch, background):
+    """Two attempts of email_payment_failed overlap (Temporal retried the step after a heartbeat
+    timeout while the first still sends): the notice is sent under a lease, as the invoice is,
+    so the second waits for it instead of sending a copy, and a third finds it sent."""
+    todo = change()
+    request = todo.charge.request
+    with deps.sessions() as session:
+        payment_waits.record_wait(session=session, workflow_id=todo.workflow_id,
+                                  org_id=request.org_id, product=request.product, declines=1)
+    notice = PaymentFailedNotice(request=request, quote=todo.charge.quote,
+                                 decline_code="card_declined")
+    inside, release = threading.Event(), threading.Event()
+    send = activities.payment_recovery.send_email
+
+    def held_send(message, *, settings):
+        inside.set()
+        assert release.wait(HOLD_LIMIT), "the test never let the send finish"
+        send(message, settings=settings)
+
+    def attempt(n: int) -> None:
+        return environment(todo.workflow_id, n).run(
+            PaymentRecoveryActivities(deps).email_payment_failed, notice)
+
+    monkeypatch.setattr(activities.payment_recovery, "send_email", held_send)
+    first = background(attempt, 1)
+    assert inside.wait(HOLD_LIMIT)
+    monkeypatch.setattr(activities.payment_recovery, "send_email", send)
+    waiting = failure(lambda: attempt(2))
+    release.set()
+    first.result(timeout=HOLD_LIMIT)
+
+    assert waiting.type == "EmailInProgress" and not waiting.non_retryable
+    assert waiting.next_retry_delay is not None and waiting.next_retry_delay > timedelta(0)
+    attempt(3)  # sent: nothing goes out again
+    billing = f"billing@{request.org_id}.example"
+    assert len(mailbox.messages(to=billing)) == 1
+    with deps.sessions() as session:
+        assert payment_waits.notice_sent(session=session, workflow_id=todo.workflow_id)
