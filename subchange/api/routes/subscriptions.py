@@ -4,18 +4,20 @@ change of it may ask for, so a page or a backend explains a change before it is 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from subchange.api.auth import ApiServices, SupportOrBackend
 from subchange.api.problems import ProblemError, problem_responses
 from subchange.app.subscriptions import UnknownSubscription, describe_subscription
-from subchange.domain.catalog import default_catalog
+from subchange.domain.catalog import PRODUCT_IDS, default_catalog
 from subchange.domain.contracts import IDENTIFIER
 from subchange.domain.subscription_details import SubscriptionDetails
 
 router = APIRouter(prefix="/v1", tags=["subscriptions"])
+PRODUCT_IDS_TEXT = ", ".join(PRODUCT_IDS)
 
 
 @router.get("/orgs/{org_id}/subscriptions/{product}", operation_id="getSubscription",
@@ -27,12 +29,14 @@ router = APIRouter(prefix="/v1", tags=["subscriptions"])
                         "quote gives), the card on file as the gateway shows it (brand and last "
                         "four digits; `card_status` `unavailable`, not a failure, when the "
                         "gateway does not answer), and the change scheduled for the period end "
-                        "or in progress, if any. `product` is a product of the catalog (`one`, "
-                        "`desk`); any other, an unknown organisation or one without that "
-                        "product is a 404.",
+                        "or in progress, if any. `product` is a product of the catalog; any "
+                        "other, an unknown organisation or one without that product is a 404.",
             responses=problem_responses(401, 403, 404, 503))
-async def get_subscription(org_id: str, product: str, _: SupportOrBackend, api: ApiServices
-                           ) -> SubscriptionDetails:
+async def get_subscription(
+    org_id: Annotated[str, Path(description="the organisation's id")],
+    product: Annotated[str, Path(description=f"a product of the catalog: {PRODUCT_IDS_TEXT}")],
+    _: SupportOrBackend, api: ApiServices,
+) -> SubscriptionDetails:
     def describe() -> SubscriptionDetails:
         from subchange.adapters.gateway import Gateway  # loaded by the first read, not at start
 
