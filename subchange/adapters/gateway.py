@@ -32,6 +32,14 @@ class IntentState:
     method_id: str | None = None  # the payment method it was confirmed with
 
 
+@dataclass(frozen=True)
+class CardDetails:
+    brand: str  # visa, mastercard, ...
+    last4: str
+    exp_month: int | None
+    exp_year: int | None
+
+
 def _decline_code(error: object) -> str | None:
     """A decline's most precise code: Stripe's `decline_code` (insufficient_funds, ...) when it
     gives one, else the error's `code` (card_declined, expired_card, ...)."""
@@ -95,11 +103,22 @@ class Gateway:
         self.client.v1.customers.delete(customer_id)
 
     def payment_method_last4(self, method_id: str) -> str | None:
+        card = self.card_details(method_id)
+        return card.last4 if card is not None else None
+
+    def card_details(self, method_id: str) -> CardDetails | None:
+        """What the gateway shows of a payment method's card (never its number); None when the
+        gateway has no such method or it is not a card. Other gateway errors pass through."""
         try:
             method = self.client.v1.payment_methods.retrieve(method_id)
         except stripe.InvalidRequestError:
             return None
-        return method.card.last4 if method.card else None
+        card = method.card
+        if not card:
+            return None
+        return CardDetails(brand=card.brand, last4=card.last4,
+                           exp_month=getattr(card, "exp_month", None),
+                           exp_year=getattr(card, "exp_year", None))
 
     def use_card(self, *, customer_id: str, method_id: str) -> str:
         """Attach a payment method the vendor's card form created (HTTP API, SPEC 12) to the

@@ -12,7 +12,14 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from subchange.api import problems
-from subchange.api.routes import changes, invoices, orgs, quotes, webhook_endpoints
+from subchange.api.routes import (
+    changes,
+    invoices,
+    orgs,
+    quotes,
+    subscriptions,
+    webhook_endpoints,
+)
 from subchange.api.services import Services
 from subchange.app import health, tracing
 from subchange.settings import Settings
@@ -37,7 +44,7 @@ def create_app(settings: Settings, *, client: Client | None = None,
     if (traced := tracing.current()) is not None:
         traced.instrument_app(app)
     problems.install(app)
-    for module in (quotes, changes, invoices, orgs, webhook_endpoints):
+    for module in (quotes, changes, invoices, orgs, subscriptions, webhook_endpoints):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

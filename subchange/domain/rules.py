@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from state_machines.plan_tiers import MoveVerdict, PlanTierMachine
-from subchange.domain.catalog import Catalog, Product
+from subchange.domain.catalog import Catalog, Product, Tier
 from subchange.domain.contracts import ChangeRequest, Rejection, SeatChange
 from subchange.domain.facts import ChangeContext, SubscriptionTerms
 
@@ -87,13 +87,18 @@ def check_scheduled_period(terms: SubscriptionTerms, scheduled_for: date) -> Rej
         "schedule it again")
 
 
+def fewest_seats(tier: Tier) -> int:
+    """R3: a paid plan has at least 1 seat; a free plan may have none."""
+    return 0 if tier.is_free else 1
+
+
 def check_seat_bounds(product: Product, terms: SubscriptionTerms, seats: int) -> Rejection | None:
     """R3: at least 1 seat on a paid plan, at most the plan's maximum; the current count is a
     no-op, refused rather than charged."""
     tier, unit = product.tier(terms.plan), product.seat_unit
     if seats == terms.seats:
         return reject("no_change", f"the subscription already has {seats} {unit}s")
-    if seats < 1 and not tier.is_free:
+    if seats < fewest_seats(tier):
         return reject("seat_bounds", f"a paid plan needs at least 1 {unit}")
     if seats > tier.max_seats:
         return reject("seat_bounds",
@@ -141,9 +146,7 @@ def check_plan_move(product: Product, terms: SubscriptionTerms, target_plan: str
             "agent_limit",
             f"{target_plan} allows {target_tier.agent_limit} active {unit}s and "
             f"{active} are active: deactivate {answer.agents_to_deactivate} {unit}(s) first")
-    seats = min(terms.seats, target_tier.max_seats)
-    if seats < 1 and not target_tier.is_free:  # R3: a paid plan has at least 1 seat
-        seats = 1
+    seats = max(min(terms.seats, target_tier.max_seats), fewest_seats(target_tier))
     if seats < active:
         return None, reject("seat_floor",
                             f"{target_plan} allows at most {target_tier.max_seats} {unit}s and "

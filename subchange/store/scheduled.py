@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import delete, update
 from sqlmodel import Session, col
@@ -65,8 +66,20 @@ def schedule(*, session: Session, subscription_id: int, workflow_id: str, quote:
     return Scheduled(replaced=replaced)
 
 
-def holder_of(*, session: Session, subscription_id: int) -> str | None:
+@dataclass(frozen=True)
+class Slot:
+    workflow_id: str
+    effective_date: date
+
+
+def slot_of(*, session: Session, subscription_id: int) -> Slot | None:
+    """The change holding the subscription's slot and the date it takes effect, if any."""
     slot = session.get(ScheduledChange, subscription_id)
+    return Slot(slot.workflow_id, slot.effective_date) if slot is not None else None
+
+
+def holder_of(*, session: Session, subscription_id: int) -> str | None:
+    slot = slot_of(session=session, subscription_id=subscription_id)
     return slot.workflow_id if slot is not None else None
 
 

@@ -53,15 +53,46 @@ def load_context(*, session: Session, org_id: str, product: str, requested_by: s
     user = session.exec(select(OrgUser).where(OrgUser.org_id == org_id,
                                               OrgUser.email == requested_by.lower())).first()
     return ChangeContext(
-        org=(Organisation(id=org.id, currency=org.currency, time_zone=org.time_zone,
-                          country=org.country, tax_exempt=org.tax_exempt)
-             if org is not None else None),
+        org=_organisation(org) if org is not None else None,
         requester=(Requester(email=user.email, role=user.role,
                              primary_contact=user.primary_contact, active=user.active)
                    if user is not None else None),
         subscription=_terms(sub) if sub is not None else None,
         active_seat_holders=_active_seat_holders(session, org_id, product, sub.pricing_model)
         if sub is not None else 0)
+
+
+@dataclass(frozen=True)
+class SubscriptionOnFile:
+    """A subscription as it stands, with what the rules judge a change of it by."""
+
+    org: Organisation
+    terms: SubscriptionTerms
+    active_seat_holders: int  # counted as R4 says, as load_context counts them
+    disabled_features: tuple[str, ...]  # R6: what earlier downgrades switched off
+    card: CardOnFile | None
+
+
+def read_subscription(*, session: Session, org_id: str, product: str
+                      ) -> SubscriptionOnFile | None:
+    """The organisation's subscription of the product, None when it has none."""
+    sub = session.exec(_subscription_of(org_id, product)).first()
+    org = session.get(Org, org_id) if sub is not None else None
+    if sub is None or org is None:
+        return None
+    return SubscriptionOnFile(
+        org=_organisation(org), terms=_terms(sub),
+        active_seat_holders=_active_seat_holders(session, org_id, product, sub.pricing_model),
+        disabled_features=tuple(sub.disabled_features), card=_card(sub))
+
+
+def org_exists(*, session: Session, org_id: str) -> bool:
+    return session.get(Org, org_id) is not None
+
+
+def _organisation(org: Org) -> Organisation:
+    return Organisation(id=org.id, currency=org.currency, time_zone=org.time_zone,
+                        country=org.country, tax_exempt=org.tax_exempt)
 
 
 def _active_seat_holders(session: Session, org_id: str, product: str, pricing_model: str
@@ -88,7 +119,10 @@ def _terms(sub: Subscription) -> SubscriptionTerms:
 
 def card_on_file(*, session: Session, org_id: str, product: str) -> CardOnFile | None:
     """The gateway customer and payment method the subscription is charged to, if it has both."""
-    sub = session.exec(_subscription_of(org_id, product)).one()
+    return _card(session.exec(_subscription_of(org_id, product)).one())
+
+
+def _card(sub: Subscription) -> CardOnFile | None:
     if not (sub.gateway_customer_id and sub.gateway_payment_method_id):
         return None
     return CardOnFile(customer_id=sub.gateway_customer_id,

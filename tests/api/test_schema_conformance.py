@@ -178,6 +178,7 @@ def schema_config(fixtures: Fixtures) -> schemathesis.Config:
             "path.workflow_id": {"dictionary": "changes", "probability": half},
             "path.number": {"dictionary": "invoices", "probability": half},
             "path.org_id": {"dictionary": "orgs", "probability": half},
+            "path.product": {"dictionary": "products", "probability": half},
             "query.org_id": {"dictionary": "orgs", "probability": half},
         },
     })

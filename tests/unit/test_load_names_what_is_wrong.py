@@ -62,7 +62,8 @@ def test_an_org_billed_in_a_currency_the_catalog_does_not_price_is_refused(confi
     ["load", "FILE"],
     ["quote", "--org", "acme", "--product", "one", "--by", "admin@acme.example", "--seats", "3"],
     ["release-claim", "--org", "acme", "--product", "one", "--by", "support@vendor.example"],
-], ids=["load", "quote", "release-claim"])
+    ["subscription", "--org", "acme", "--product", "one"],
+], ids=["load", "quote", "release-claim", "subscription"])
 def test_an_unreachable_database_is_named_without_a_traceback(configured, capsys, tmp_path,
                                                               command):
     """A database server that is down (nothing listens at DATABASE_URL): every command that

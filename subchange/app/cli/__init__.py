@@ -189,6 +189,12 @@ def build_parser(prog: str = "subchange") -> argparse.ArgumentParser:
                         "a member of support (recorded in the audit log)")
     reschedule.add_argument("--at", required=True, metavar="ISO|now",
                             help="when it fires: now, or a timezone-aware ISO 8601 time")
+    subscription = add("subscription", "a subscription as it stands: plan, seats, active "
+                                       "users, seat limits, plan moves allowed now, card, and "
+                                       "the change scheduled or in progress",
+                       "--org acme --product desk --output text")
+    subscription.add_argument("--org", required=True, help="organisation id")
+    subscription.add_argument("--product", required=True, choices=PRODUCT_IDS)
     release = add("release-claim", "free a subscription held by a change that ended without "
                                    "releasing it (terminated, timed out)",
                   "--org acme --product one --by support@subchange.example")
@@ -278,6 +284,7 @@ def command_for(name: str):
     from subchange.app.cli import claims, database, keys, webhooks
 
     return {"load": database.cmd_load, "quote": database.cmd_quote,
+            "subscription": database.cmd_subscription,
             "release-claim": claims.cmd_release_claim,
             "api-key create": keys.cmd_api_key_create, "api-key list": keys.cmd_api_key_list,
             "api-key revoke": keys.cmd_api_key_revoke,

@@ -1,5 +1,5 @@
-"""The commands that read or write the service's database directly: `load` and `quote`, and the
-opening of that database every such command shares."""
+"""The commands that read or write the service's database directly: `load`, `quote` and
+`subscription`, and the opening of that database every such command shares."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from subchange.app.cli.common import (
     emit,
     progress,
 )
-from subchange.app.cli.inputs import ChangeOptions, LoadOptions
+from subchange.app.cli.inputs import ChangeOptions, LoadOptions, SubscriptionOptions
 from subchange.app.fixtures import FixtureConflict, FixtureError, load_fixture, parse_fixture
 from subchange.app.payments import cards_on_file, replaced, wake_changes_waiting_for_payment
 from subchange.app.quotes import preview
+from subchange.app.subscriptions import UnknownSubscription, describe_subscription
 from subchange.domain.catalog import default_catalog
 from subchange.domain.contracts import Rejection
 from subchange.settings import Settings
@@ -101,4 +102,16 @@ def cmd_quote(options: ChangeOptions, settings: Settings) -> int:
         emit({"rejected": answer.model_dump()})
         return EXIT_FAILED
     emit(answer)
+    return EXIT_OK
+
+
+def cmd_subscription(options: SubscriptionOptions, settings: Settings) -> int:
+    """The subscription as `GET /v1/orgs/{org_id}/subscriptions/{product}` answers it."""
+    try:
+        details = describe_subscription(sessions=open_database(settings),
+                                        catalog=default_catalog(), gateway=Gateway(settings),
+                                        org_id=options.org, product=options.product)
+    except UnknownSubscription as error:
+        raise CommandError(f"--org/--product: {error}", EXIT_BAD_INPUT) from None
+    emit(details)
     return EXIT_OK

@@ -146,6 +146,11 @@ class ReleaseClaimOptions(Options):
     by: Principal
 
 
+class SubscriptionOptions(Options):
+    org: Annotated[str, Field(pattern=IDENTIFIER)]
+    product: Literal[PRODUCT_IDS]  # type: ignore[valid-type]
+
+
 class SweepOptions(Options):
     page_size: Annotated[int, Field(ge=1, le=500)] = PAGE_SIZE
 
@@ -255,6 +260,7 @@ OPTIONS: dict[str, tuple[type[Options], Callable[[argparse.Namespace], dict[str,
         "update": {"by": a.by, "at": None if a.at.strip().lower() == "now" else a.at}}),
     "release-claim": (ReleaseClaimOptions, lambda a: {"org": a.org, "product": a.product,
                                                       "by": a.by}),
+    "subscription": (SubscriptionOptions, lambda a: {"org": a.org, "product": a.product}),
     "sweep": (SweepOptions, lambda a: {} if a.page_size is None else {"page_size": a.page_size}),
     "api-key create": (ApiKeyCreateOptions, lambda a: {"owner": a.owner, "roles": a.role}),
     "api-key list": (ApiKeyListOptions, lambda a: {}),
