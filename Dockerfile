@@ -10,15 +10,20 @@ RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-co
         fonts-ipaexfont-gothic && rm -rf /var/lib/apt/lists/*
 # The dependencies first, from the hash-checked production lock, in a layer of their own: a
 # change to the sources rebuilds only the layers below, not the downloads and wheels.
-COPY requirements/production.txt ./requirements/
-RUN pip install --no-cache-dir --require-hashes -r requirements/production.txt
+# The build backend (setuptools) comes from its own lock, so building the project below fetches
+# nothing either.
+COPY requirements/production.txt requirements/build.txt ./requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/production.txt \
+        -r requirements/build.txt
 COPY pyproject.toml README.md ./
 COPY subchange ./subchange
 COPY workflows ./workflows
 COPY activities ./activities
 COPY state_machines ./state_machines
 COPY worker.py starter.py api.py ./
-# --no-deps: everything it needs came from the lock above; nothing unlocked comes in here.
-RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 subchange
+# --no-deps: everything it needs came from the lock above; --no-build-isolation: built with the
+# locked setuptools, not one fetched for the build. Nothing unlocked comes in here.
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
+        && useradd --system --uid 10001 subchange
 USER subchange
 CMD ["python", "worker.py"]

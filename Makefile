@@ -12,12 +12,14 @@ POSTGRES_HOST_PORT = $(shell echo "$(TEST_POSTGRES_URL)" | sed -E 's#^[^@]*@##; 
 # and the test tools, and is what the venv installs. The project itself goes in without its
 # dependencies, so it is neither hash-checked nor able to pull in an unlocked package; pip check
 # then names a dependency pyproject.toml declares that the lock lacks (run make lock).
-LOCKS := requirements/production.txt requirements/dev.txt
+# build.txt is the build backend (setuptools), locked too: the project is built with it, without
+# build isolation, so not even the build fetches an unlocked package.
+LOCKS := requirements/production.txt requirements/dev.txt requirements/build.txt
 $(BIN)/.installed: pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt -r requirements/build.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $@
 
@@ -36,6 +38,7 @@ lock:
 	$(BIN)/pip install --quiet uv==$(UV_VERSION)
 	$(UV_COMPILE) -o requirements/production.txt
 	$(UV_COMPILE) --extra test -o requirements/dev.txt
+	$(subst pyproject.toml,requirements/build.in,$(UV_COMPILE)) -o requirements/build.txt
 
 lock-upgrade:
 	$(MAKE) --no-print-directory lock UPGRADE=1

@@ -18,10 +18,14 @@ def index(fragment: str) -> int:
 def test_the_locked_dependencies_are_installed_before_the_sources_are_copied():
     lock = index("-r requirements/production.txt")
     assert "--require-hashes" in LINES[lock]
-    assert index("COPY requirements/production.txt") < lock < index("COPY subchange")
-    project = index("pip install --no-cache-dir --no-deps .")
+    assert "-r requirements/build.txt" in LINES[lock + 1]  # the build backend, locked too
+    copied = index("COPY requirements/production.txt")
+    assert "requirements/build.txt" in LINES[copied]
+    assert copied < lock < index("COPY subchange")
+    project = index("pip install --no-cache-dir --no-deps --no-build-isolation .")
     assert project > index("COPY subchange")
-    # The lock, then the project without its dependencies: no other install, nothing unlocked.
+    # The locks, then the project without its dependencies, built with the locked setuptools:
+    # no other install, nothing unlocked, not even for the build.
     assert [i for i, line in enumerate(LINES) if "pip install" in line] == [lock, project]
 
 
