@@ -22,7 +22,7 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -90,19 +90,24 @@ async def start_change(client: Client, task_queue: str, request: ChangeRequest,
 # --- waiting for a state -----------------------------------------------------------------------
 
 TRANSIENT_QUERY_SECONDS = 30  # a workflow task's timeout (10 s) and its retry, with room
+QUERY_SECONDS = 10  # one ask of the query; the server may hold one while a task is stuck
 
 
 async def status_of(handle: WorkflowHandle) -> ChangeStatusView:
     """The `status` query. While a workflow task of the change has failed and waits to be tried
     again (timed out on a machine too busy to answer within its 10 s, say), the server answers
-    no query; a person asks again, and so does this, for at most a few seconds."""
+    no query, or holds it unanswered; a person asks again, and so does this, for at most a few
+    seconds (each ask waits QUERY_SECONDS, so a query held by the server can't hang a test)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + TRANSIENT_QUERY_SECONDS
     while True:
         try:
-            return await handle.query(SubscriptionChange.status)
+            return await handle.query(SubscriptionChange.status,
+                                      rpc_timeout=timedelta(seconds=QUERY_SECONDS))
         except RPCError as error:
-            if "Workflow Task in failed state" not in error.message or loop.time() > deadline:
+            held = error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+            failed_task = "Workflow Task in failed state" in error.message
+            if not (held or failed_task) or loop.time() > deadline:
                 raise
         await asyncio.sleep(0.2)
 
